@@ -1,0 +1,380 @@
+//! Reads a config document (JSON with comments) and lowers it into the
+//! behaviour model, checking every value on the way.
+//!
+//! The format is the original Thespian's, unchanged, so configs written for
+//! it keep working. Every error names where the document came from and the
+//! JSON path of the offending value, so a typo deep in a nested function is
+//! found at once.
+
+use std::{fmt, io::Read, path::Path, sync::Arc, time::Duration};
+
+use serde::Deserialize;
+
+use crate::behaviour::{
+    Behaviour, Call, Concurrently, Director, Fault, Fixed, Function, Latency, MethodName, Sleep,
+    Step, Target,
+};
+
+/// A config document, checked and lowered.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// What each method acts out.
+    pub behaviour: Behaviour,
+    /// The original format's top-level `service_name`. It is ignored, since
+    /// `SERVICE_NAME` names the instance, but kept so the caller can warn.
+    pub legacy_service_name: Option<String>,
+}
+
+/// A config that cannot be used, with enough context to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where the document came from: a file path or `CONFIG_JSON`.
+    pub origin: String,
+    /// The JSON path of the bad value, when there is one.
+    pub path: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) if !path.is_empty() => {
+                write!(f, "{}: at `{}`: {}", self.origin, path, self.message)
+            }
+            _ => write!(f, "{}: {}", self.origin, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and checks the config file at `path`.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            path: None,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Config::from_reader(file, &origin)
+    }
+
+    /// Reads and checks a document held in memory, such as `CONFIG_JSON`.
+    /// `origin` names it in errors.
+    pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        Config::from_reader(text.as_bytes(), origin)
+    }
+
+    fn from_reader(reader: impl Read, origin: &str) -> Result<Config, ConfigError> {
+        let stripped = json_comments::CommentSettings::c_style().strip_comments(reader);
+        let mut deserializer = serde_json::Deserializer::from_reader(stripped);
+        let document: DocumentSpec =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                let message = e.inner().to_string();
+                let mut path = e.path().to_string();
+                // An unknown key is reported at the object that holds it.
+                if message.starts_with("unknown field")
+                    && let Some((parent, _)) = path.rsplit_once('.')
+                {
+                    path = parent.to_owned();
+                }
+                ConfigError {
+                    origin: origin.to_owned(),
+                    path: Some(path).filter(|p| p != "."),
+                    message,
+                }
+            })?;
+        deserializer.end().map_err(|e| ConfigError {
+            origin: origin.to_owned(),
+            path: None,
+            message: e.to_string(),
+        })?;
+        document.lower().map_err(|(path, message)| ConfigError {
+            origin: origin.to_owned(),
+            path: Some(path),
+            message,
+        })
+    }
+}
+
+/// A problem found while lowering: the JSON path and what is wrong there.
+type Invalid = (String, String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentSpec {
+    #[serde(default)]
+    service_name: Option<String>,
+    #[serde(default)]
+    grpc_method_a: Option<MethodSpec>,
+    #[serde(default)]
+    grpc_method_b: Option<MethodSpec>,
+    #[serde(default)]
+    grpc_method_c: Option<MethodSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MethodSpec {
+    tracing_name: String,
+    operations: Vec<OperationSpec>,
+}
+
+#[derive(Deserialize)]
+enum OperationSpec {
+    Action(ActionSpec),
+    ConcurrentActions(Vec<ActionSpec>),
+}
+
+#[derive(Deserialize)]
+enum ActionSpec {
+    Function(FunctionSpec),
+    Sleep(SleepSpec),
+    CallService(CallServiceSpec),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunctionSpec {
+    tracing_name: String,
+    operations: Vec<OperationSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SleepSpec {
+    tracing_name: String,
+    duration_ms: u64,
+    #[serde(default)]
+    failure_chance: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallServiceSpec {
+    #[serde(default)]
+    tracing_name: Option<String>,
+    service_address: String,
+    service_port: PortSpec,
+    grpc_method: String,
+}
+
+/// The original wrote ports as strings; numbers are accepted too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortSpec {
+    Number(i64),
+    Text(String),
+}
+
+impl DocumentSpec {
+    fn lower(self) -> Result<Config, Invalid> {
+        let mut config = Config {
+            legacy_service_name: self.service_name,
+            ..Config::default()
+        };
+        let specs = [self.grpc_method_a, self.grpc_method_b, self.grpc_method_c];
+        for (method, spec) in MethodName::ALL.into_iter().zip(specs) {
+            if let Some(spec) = spec {
+                let path = format!("grpc_method_{}", method.as_str().to_lowercase());
+                config.behaviour.set(method, spec.lower(&path)?);
+            }
+        }
+        Ok(config)
+    }
+}
+
+impl MethodSpec {
+    fn lower(self, path: &str) -> Result<Arc<dyn Director>, Invalid> {
+        let steps = lower_operations(self.operations, &format!("{path}.operations"))?;
+        Ok(Arc::new(Fixed(Arc::new(Step::Function(Function {
+            name: self.tracing_name,
+            steps,
+        })))))
+    }
+}
+
+fn lower_operations(operations: Vec<OperationSpec>, path: &str) -> Result<Vec<Step>, Invalid> {
+    operations
+        .into_iter()
+        .enumerate()
+        .map(|(i, operation)| match operation {
+            OperationSpec::Action(action) => action.lower(&format!("{path}[{i}].Action")),
+            OperationSpec::ConcurrentActions(actions) => {
+                let branches = actions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, action)| action.lower(&format!("{path}[{i}].ConcurrentActions[{j}]")))
+                    .collect::<Result<_, _>>()?;
+                Ok(Step::Concurrently(Concurrently {
+                    name: None,
+                    branches,
+                }))
+            }
+        })
+        .collect()
+}
+
+impl ActionSpec {
+    fn lower(self, path: &str) -> Result<Step, Invalid> {
+        match self {
+            ActionSpec::Function(function) => {
+                let path = format!("{path}.Function");
+                Ok(Step::Function(Function {
+                    name: function.tracing_name,
+                    steps: lower_operations(function.operations, &format!("{path}.operations"))?,
+                }))
+            }
+            ActionSpec::Sleep(sleep) => {
+                let path = format!("{path}.Sleep");
+                let fault = match sleep.failure_chance {
+                    None => None,
+                    Some(chance) if (0.0..=1.0).contains(&chance) => Some(Fault::internal(chance)),
+                    Some(chance) => {
+                        return Err((
+                            format!("{path}.failure_chance"),
+                            format!("must be between 0 and 1, got {chance}"),
+                        ));
+                    }
+                };
+                Ok(Step::Sleep(Sleep {
+                    name: sleep.tracing_name,
+                    latency: Latency::Fixed(Duration::from_millis(sleep.duration_ms)),
+                    fault,
+                }))
+            }
+            ActionSpec::CallService(call) => {
+                let path = format!("{path}.CallService");
+                let port = match call.service_port {
+                    PortSpec::Number(n) => u16::try_from(n).ok(),
+                    PortSpec::Text(text) => text.trim().parse::<u16>().ok(),
+                }
+                .filter(|port| *port != 0)
+                .ok_or_else(|| {
+                    (
+                        format!("{path}.service_port"),
+                        "must be a port number from 1 to 65535".to_owned(),
+                    )
+                })?;
+                let target = Target::from_parts(&call.service_address, port)
+                    .map_err(|e| (format!("{path}.service_address"), e))?;
+                let method = call
+                    .grpc_method
+                    .parse()
+                    .map_err(|e| (format!("{path}.grpc_method"), e))?;
+                Ok(Step::Call(Call {
+                    name: call.tracing_name.unwrap_or_else(|| "call".to_owned()),
+                    target,
+                    method,
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> ConfigError {
+        Config::from_str(text, "test.jsonc").expect_err("the config should be refused")
+    }
+
+    #[test]
+    fn a_typo_is_reported_at_its_json_path() {
+        let error = error_of(
+            r#"{"grpc_method_a": {"tracing_name": "t", "operations": [
+                {"Action": {"Sleep": {"tracing_name": "s", "duration_ms": 1}}},
+                {"ConcurrentActions": [{"Sleep": {"tracing_name": "s", "duraton_ms": 1}}]}
+            ]}}"#,
+        );
+        assert_eq!(
+            error.path.as_deref(),
+            Some("grpc_method_a.operations[1].ConcurrentActions[0].Sleep")
+        );
+        assert!(
+            error.message.contains("unknown field `duraton_ms`"),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("test.jsonc: at `grpc_method_a")
+        );
+    }
+
+    #[test]
+    fn values_out_of_range_are_reported_at_their_path() {
+        let error = error_of(
+            r#"{"grpc_method_b": {"tracing_name": "t", "operations": [
+                {"Action": {"Function": {"tracing_name": "f", "operations": [
+                    {"Action": {"Sleep": {"tracing_name": "s", "duration_ms": 1, "failure_chance": 1.5}}}
+                ]}}}
+            ]}}"#,
+        );
+        assert_eq!(
+            error.path.as_deref(),
+            Some(
+                "grpc_method_b.operations[0].Action.Function.operations[0].Action.Sleep.failure_chance"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_ports_and_methods_are_refused() {
+        let call = |port: &str, method: &str| {
+            format!(
+                r#"{{"grpc_method_a": {{"tracing_name": "t", "operations": [{{"Action": {{"CallService":
+                {{"service_address": "http://localhost", "service_port": {port}, "grpc_method": "{method}"}}}}}}]}}}}"#
+            )
+        };
+        assert!(
+            error_of(&call("\"70000\"", "A"))
+                .path
+                .unwrap()
+                .ends_with("service_port")
+        );
+        assert!(
+            error_of(&call("0", "A"))
+                .path
+                .unwrap()
+                .ends_with("service_port")
+        );
+        assert!(
+            error_of(&call("6379", "D"))
+                .path
+                .unwrap()
+                .ends_with("grpc_method")
+        );
+        assert!(Config::from_str(&call("\"6379\"", "B"), "x").is_ok());
+        assert!(Config::from_str(&call("6379", "C"), "x").is_ok());
+    }
+
+    #[test]
+    fn comments_and_legacy_service_name_are_accepted() {
+        let config = Config::from_str(
+            "// leading\n{\"service_name\": \"old\", /* inline */ \"grpc_method_c\": null}",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(config.legacy_service_name.as_deref(), Some("old"));
+        assert!(
+            MethodName::ALL
+                .iter()
+                .all(|m| config.behaviour.get(*m).is_none())
+        );
+    }
+
+    #[test]
+    fn syntax_errors_give_a_line_and_column() {
+        let error = error_of("{\n  \"grpc_method_a\": {,\n}");
+        assert!(error.message.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn trailing_garbage_is_refused() {
+        error_of("{} {}");
+    }
+}

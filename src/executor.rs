@@ -1,0 +1,248 @@
+//! The one interpreter of the behaviour model: acts out a step tree, one span
+//! per step, without ever blocking a thread.
+//!
+//! A failure is reported once, by an error event on the span where it
+//! starts; every span it then passes through on its way up is marked as an
+//! error without logging it again.
+
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use opentelemetry::trace::Status as OtelStatus;
+use tracing::{Instrument, Span, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    behaviour::{Call, Concurrently, Fail, Raise, Sleep, Step},
+    client::Clients,
+    failure::{DownstreamStatus, Failure},
+    propagation,
+};
+
+/// How spans are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SpanNames {
+    /// By the configured `tracing_name`, so a trace reads as the story.
+    #[default]
+    Descriptive,
+    /// By the kind of step (`Function.enact`, `sleep`, ...), as the original
+    /// did, for dashboards that match on fixed names.
+    Generic,
+}
+
+/// Acts out step trees. Cheap to clone; clones share the channel cache.
+#[derive(Debug, Clone, Default)]
+pub struct Executor {
+    /// Channels to the Thespians this one calls.
+    clients: Clients,
+    /// Whether spans take the user's names.
+    names: SpanNames,
+}
+
+impl Executor {
+    /// An executor whose spans are named as `names` says.
+    pub fn new(names: SpanNames) -> Executor {
+        Executor {
+            clients: Clients::default(),
+            names,
+        }
+    }
+
+    /// Acts out `step` under the current span.
+    pub async fn perform(&self, step: Arc<Step>) -> Result<(), Failure> {
+        self.act(&step).await
+    }
+
+    /// Makes the step's span now, while the caller's span is current, then
+    /// runs the step inside it.
+    fn act<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), Failure>> {
+        match step {
+            Step::Sleep(sleep) => {
+                let span = self.sleep_span(sleep);
+                self.sleep(sleep).instrument(span).boxed()
+            }
+            Step::Call(call) => {
+                let span = self.call_span(call);
+                self.call(call).instrument(span).boxed()
+            }
+            Step::Function(function) => {
+                let span = self.named_span(
+                    tracing::info_span!(
+                        "Function.enact",
+                        otel.name = Empty,
+                        _tracing_name = %function.name,
+                        thespian.action = "function",
+                    ),
+                    &function.name,
+                );
+                self.sequence(&function.steps).instrument(span).boxed()
+            }
+            Step::Concurrently(group) => match &group.name {
+                Some(name) => {
+                    let span = self.named_span(
+                        tracing::info_span!(
+                            "concurrently",
+                            otel.name = Empty,
+                            _tracing_name = %name,
+                            thespian.action = "concurrently",
+                            thespian.branches = group.branches.len(),
+                        ),
+                        name,
+                    );
+                    self.concurrently(group).instrument(span).boxed()
+                }
+                None => self.concurrently(group).boxed(),
+            },
+            Step::Fail(fail) => {
+                let span = self.named_span(
+                    tracing::info_span!(
+                        "fail_with_chance",
+                        otel.name = Empty,
+                        _tracing_name = %fail.name,
+                        thespian.action = "fail_with_chance",
+                        failure_chance = fail.fault.chance,
+                    ),
+                    &fail.name,
+                );
+                async move { self.roll(fail) }.instrument(span).boxed()
+            }
+            Step::Raise(raise) => async move { Err(raise_failure(raise)) }.boxed(),
+        }
+    }
+
+    async fn sequence(&self, steps: &[Step]) -> Result<(), Failure> {
+        for step in steps {
+            self.act(step).await.inspect_err(mark_failed)?;
+        }
+        Ok(())
+    }
+
+    async fn concurrently(&self, group: &Concurrently) -> Result<(), Failure> {
+        let mut branches: FuturesUnordered<_> =
+            group.branches.iter().map(|step| self.act(step)).collect();
+        let mut first_failure = None;
+        while let Some(outcome) = branches.next().await {
+            if let Err(failure) = outcome {
+                first_failure.get_or_insert(failure);
+            }
+        }
+        match first_failure {
+            Some(failure) => {
+                if group.name.is_some() {
+                    mark_failed(&failure);
+                }
+                Err(failure)
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn sleep(&self, sleep: &Sleep) -> Result<(), Failure> {
+        tokio::time::sleep(sleep.latency.sample()).await;
+        match sleep.fault {
+            Some(fault) if fault.strikes() => Err(originate(Failure::Chance {
+                action: sleep.name.clone(),
+                code: fault.code,
+            })),
+            _ => Ok(()),
+        }
+    }
+
+    fn roll(&self, fail: &Fail) -> Result<(), Failure> {
+        if fail.fault.strikes() {
+            Err(originate(Failure::Chance {
+                action: fail.name.clone(),
+                code: fail.fault.code,
+            }))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn call(&self, call: &Call) -> Result<(), Failure> {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        propagation::inject(&Span::current().context(), &mut metadata);
+        let outcome = self.clients.call(&call.target, call.method, metadata).await;
+        let code = match &outcome {
+            Ok(()) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        Span::current().record("rpc.grpc.status_code", code as i32);
+        outcome.map_err(|status| {
+            originate(Failure::Downstream {
+                target: call.target.clone(),
+                method: call.method,
+                status: DownstreamStatus {
+                    code: status.code(),
+                    message: status.message().to_owned(),
+                },
+            })
+        })
+    }
+
+    fn sleep_span(&self, sleep: &Sleep) -> Span {
+        let span = tracing::info_span!(
+            "sleep",
+            otel.name = Empty,
+            _tracing_name = %sleep.name,
+            thespian.action = "sleep",
+            duration_ms = Empty,
+            failure_chance = Empty,
+        );
+        let crate::behaviour::Latency::Fixed(duration) = sleep.latency;
+        span.record("duration_ms", duration.as_millis() as u64);
+        if let Some(fault) = sleep.fault {
+            span.record("failure_chance", fault.chance);
+        }
+        self.named_span(span, &sleep.name)
+    }
+
+    fn call_span(&self, call: &Call) -> Span {
+        let span = tracing::info_span!(
+            "call_service",
+            otel.name = Empty,
+            otel.kind = "client",
+            _tracing_name = %call.name,
+            thespian.action = "call",
+            thespian.target = %call.target,
+            rpc.system = "grpc",
+            rpc.service = "thespian.Thespian",
+            rpc.method = call.method.as_str(),
+            rpc.grpc.status_code = Empty,
+            server.address = call.target.host(),
+            server.port = call.target.port(),
+        );
+        self.named_span(span, &call.name)
+    }
+
+    fn named_span(&self, span: Span, name: &str) -> Span {
+        if self.names == SpanNames::Descriptive {
+            span.record("otel.name", name);
+        }
+        span
+    }
+}
+
+/// Reports a failure where it starts: one error event on the current span,
+/// which also marks that span as failed.
+fn originate(failure: Failure) -> Failure {
+    tracing::error!(
+        failure.cause = failure.cause(),
+        rpc.grpc.status_code = failure.code() as i32,
+        "{failure}"
+    );
+    mark_failed(&failure);
+    failure
+}
+
+fn raise_failure(raise: &Raise) -> Failure {
+    originate(Failure::Script {
+        code: raise.code,
+        message: raise.message.clone(),
+    })
+}
+
+/// Marks the current span as failed without logging again.
+fn mark_failed(failure: &Failure) {
+    Span::current().set_status(OtelStatus::error(failure.to_string()));
+}

@@ -1,0 +1,37 @@
+//! Thespian: a gRPC service that acts out configured pretend work and reports
+//! it as OpenTelemetry telemetry. A handful of instances, each with its own
+//! `SERVICE_NAME` and config, make a pretend microservice ecosystem of any
+//! shape to point an observability stack at.
+//!
+//! How the crate is laid out, from the wire inwards:
+//!
+//! - [`cli`]: the command line and environment, and the subcommands.
+//! - [`server`]: the gRPC server (the three methods, reflection, health) and
+//!   graceful shutdown.
+//! - [`config`]: reads a config document and lowers it into the behaviour
+//!   model, with errors that name the JSON path.
+//! - [`behaviour`]: the behaviour model, a tree of steps per method.
+//! - [`executor`]: the one interpreter of that model, one span per step.
+//! - [`client`]: outbound calls, one cached channel per target.
+//! - [`propagation`]: W3C trace context in gRPC metadata.
+//! - [`failure`]: why a request failed, and the one place that becomes a
+//!   gRPC status.
+//! - [`telemetry`]: the tracing subscriber, OpenTelemetry providers and flush.
+//! - [`health`]: a health-check client for container probes.
+//! - [`proto`]: the generated gRPC code.
+
+pub mod behaviour;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod executor;
+pub mod failure;
+pub mod health;
+pub mod propagation;
+pub mod proto;
+pub mod server;
+pub mod telemetry;
+
+/// The error type at the edges of the crate, where the only thing left to do
+/// with an error is to show it.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,179 @@
+//! The gRPC server: Thespian's three methods, reflection and health, on a
+//! listener the caller provides, until a shutdown future the caller provides
+//! completes.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use opentelemetry::trace::{TraceContextExt, TraceId};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Server};
+use tracing::{Instrument, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    behaviour::{Behaviour, MethodName},
+    executor::Executor,
+    propagation,
+    proto::{
+        self, Empty as EmptyMessage,
+        thespian_server::{Thespian, ThespianServer},
+    },
+};
+
+/// The response header that names the request's trace, so `grpcurl -v`
+/// shows which trace to open.
+pub const TRACE_ID_HEADER: &str = "x-trace-id";
+
+/// How the server runs, apart from what it acts out.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// How long in-flight requests may run on after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes, then stops accepting,
+/// lets in-flight requests finish for up to the grace period, and returns.
+pub async fn run(
+    listener: TcpListener,
+    behaviour: Behaviour,
+    executor: Executor,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), crate::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ThespianServer<Service>>().await;
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    // grpcurl before 1.9 and many other tools still speak only v1alpha.
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let service = Service {
+        behaviour: Arc::new(behaviour),
+        executor,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serve = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ThespianServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stopped.await;
+        });
+    tokio::pin!(serve);
+
+    tokio::select! {
+        served = &mut serve => return Ok(served?),
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: no new requests, waiting for those in flight");
+    health.set_not_serving::<ThespianServer<Service>>().await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let _ = stop.send(());
+    match tokio::time::timeout(options.shutdown_grace, serve).await {
+        Ok(served) => Ok(served?),
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = options.shutdown_grace.as_millis() as u64,
+                "requests still in flight after the shutdown grace period were cut off"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The `thespian.Thespian` service.
+#[derive(Debug, Clone)]
+struct Service {
+    /// What each method acts out.
+    behaviour: Arc<Behaviour>,
+    /// Acts it out.
+    executor: Executor,
+}
+
+#[tonic::async_trait]
+impl Thespian for Service {
+    async fn a(&self, request: Request<EmptyMessage>) -> Result<Response<EmptyMessage>, Status> {
+        self.answer(MethodName::A, request).await
+    }
+
+    async fn b(&self, request: Request<EmptyMessage>) -> Result<Response<EmptyMessage>, Status> {
+        self.answer(MethodName::B, request).await
+    }
+
+    async fn c(&self, request: Request<EmptyMessage>) -> Result<Response<EmptyMessage>, Status> {
+        self.answer(MethodName::C, request).await
+    }
+}
+
+impl Service {
+    /// Acts out `method` inside a server span that continues the caller's
+    /// trace, and answers with the trace id attached.
+    async fn answer(
+        &self,
+        method: MethodName,
+        request: Request<EmptyMessage>,
+    ) -> Result<Response<EmptyMessage>, Status> {
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = &method.path()[1..],
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = "thespian.Thespian",
+            rpc.method = method.as_str(),
+            rpc.grpc.status_code = Empty,
+        );
+        // Fails only once the span has started, which it has not.
+        let _ = span.set_parent(propagation::extract(request.metadata()));
+        let trace_id = span.context().span().span_context().trace_id();
+
+        let outcome = match self.behaviour.get(method) {
+            None => Ok(()),
+            Some(director) => {
+                let step = span.in_scope(|| director.direct());
+                self.executor.perform(step).instrument(span.clone()).await
+            }
+        };
+
+        let code = match &outcome {
+            Ok(()) => tonic::Code::Ok,
+            Err(failure) => failure.code(),
+        };
+        span.record("rpc.grpc.status_code", code as i32);
+        let trace_id = (trace_id != TraceId::INVALID)
+            .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
+            .flatten();
+        match outcome {
+            Ok(()) => {
+                let mut response = Response::new(EmptyMessage {});
+                if let Some(trace_id) = trace_id {
+                    response.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
+                }
+                Ok(response)
+            }
+            Err(failure) => {
+                let mut status = Status::from(failure);
+                if let Some(trace_id) = trace_id {
+                    status.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
+                }
+                Err(status)
+            }
+        }
+    }
+}
