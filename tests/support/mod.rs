@@ -8,5 +8,6 @@
 // Every test binary compiles this module but uses only a subset of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod instance;
 pub mod loki;
 pub mod otlp;

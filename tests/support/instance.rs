@@ -1,0 +1,263 @@
+//! Runs the real `thespian` binary as a child process, configured only by
+//! environment variables as users run it, on a port the OS picks.
+//!
+//! Each instance is its own process, so each has its own `service.name` and
+//! its own telemetry pipeline, exactly as in a real ecosystem. The port is
+//! read from the instance's "serving" log line.
+
+use std::{
+    collections::BTreeMap,
+    process::{ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use thespian::proto::thespian_client::ThespianClient;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::Notify,
+};
+use tonic::transport::Channel;
+
+/// How long an instance may take to start serving.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The variables a test may set; everything else from the test's own
+/// environment that would change Thespian's behaviour is removed, so tests
+/// are hermetic.
+const CLEARED: [&str; 16] = [
+    "PORT",
+    "SERVICE_NAME",
+    "CONFIG_JSON",
+    "CONFIG_FILE",
+    "OTEL_BACKEND_ADDRESS",
+    "LOKI_ADDRESS",
+    "LOG_FORMAT",
+    "RUST_LOG",
+    "SPAN_NAMES",
+    "SCRIPTS_DIR",
+    "OTEL_SERVICE_NAME",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_LOGS_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+];
+
+/// Builds an instance's environment.
+#[derive(Debug, Clone)]
+pub struct InstanceBuilder {
+    env: BTreeMap<String, String>,
+    args: Vec<String>,
+}
+
+/// A running `thespian` process.
+#[derive(Debug)]
+pub struct Instance {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The port it serves on.
+    pub port: u16,
+    /// Its service name.
+    pub service_name: String,
+    output: Arc<Output>,
+}
+
+#[derive(Debug, Default)]
+struct Output {
+    lines: Mutex<Vec<String>>,
+    changed: Notify,
+}
+
+impl Instance {
+    /// An instance named `service_name` with no config and no telemetry export.
+    pub fn builder(service_name: &str) -> InstanceBuilder {
+        let mut env = BTreeMap::new();
+        env.insert("SERVICE_NAME".into(), service_name.into());
+        env.insert("PORT".into(), "0".into());
+        env.insert("OTEL_BACKEND_ADDRESS".into(), String::new());
+        env.insert("LOG_FORMAT".into(), "json".into());
+        env.insert("RUST_LOG".into(), "info".into());
+        env.insert("OTEL_BSP_SCHEDULE_DELAY".into(), "50".into());
+        InstanceBuilder {
+            env,
+            args: Vec::new(),
+        }
+    }
+
+    /// A gRPC client connected to this instance.
+    pub async fn client(&self) -> ThespianClient<Channel> {
+        ThespianClient::connect(self.address.clone())
+            .await
+            .expect("connect to the instance")
+    }
+
+    /// Every stdout and stderr line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lines.lock().unwrap().clone()
+    }
+
+    /// stdout lines parsed as JSON (lines that are not JSON are skipped).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Waits until some output line satisfies `predicate`, and returns it.
+    pub async fn wait_for_line(
+        &self,
+        mut predicate: impl FnMut(&str) -> bool,
+        timeout: Duration,
+    ) -> String {
+        wait_for_line(&self.output, &mut predicate, timeout)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no matching line from {} within {timeout:?}; output:\n{}",
+                    self.service_name,
+                    self.lines().join("\n")
+                )
+            })
+    }
+
+    /// Sends SIGTERM, as a container runtime does on stop.
+    pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        self.signal("-INT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the instance is still running");
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} did not exit within {timeout:?}; output:\n{}",
+                    self.service_name,
+                    self.lines().join("\n")
+                )
+            })
+            .expect("wait for the instance")
+    }
+}
+
+impl InstanceBuilder {
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets `CONFIG_JSON`.
+    pub fn config(self, json: &str) -> Self {
+        self.env("CONFIG_JSON", json)
+    }
+
+    /// Exports telemetry to `endpoint` (an OTLP/gRPC receiver).
+    pub fn otlp(self, endpoint: &str) -> Self {
+        self.env("OTEL_BACKEND_ADDRESS", endpoint)
+    }
+
+    /// Adds a command-line argument.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Starts the process and waits until it serves.
+    pub async fn start(self) -> Instance {
+        let service_name = self.env["SERVICE_NAME"].clone();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_thespian"));
+        for key in CLEARED {
+            command.env_remove(key);
+        }
+        command
+            .args(&self.args)
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("start the thespian binary");
+        let output = Arc::new(Output::default());
+        collect(child.stdout.take().unwrap(), &output);
+        collect(child.stderr.take().unwrap(), &output);
+
+        let serving = wait_for_line(
+            &output,
+            &mut |line| line.contains("Thespian is serving"),
+            START_TIMEOUT,
+        )
+        .await;
+        let Some(serving) = serving else {
+            let status = child.try_wait().ok().flatten();
+            panic!(
+                "{service_name} did not start (exit: {status:?}); output:\n{}",
+                output.lines.lock().unwrap().join("\n")
+            );
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&serving).expect("the serving line is JSON");
+        let port = line["address"]
+            .as_str()
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("the serving line has an address with a port");
+        Instance {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            service_name,
+            output,
+        }
+    }
+}
+
+fn collect(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, output: &Arc<Output>) {
+    let output = Arc::clone(output);
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            output.lines.lock().unwrap().push(line);
+            output.changed.notify_waiters();
+        }
+        // Wake waiters once more so they notice the stream ended.
+        output.changed.notify_waiters();
+    });
+}
+
+async fn wait_for_line(
+    output: &Output,
+    predicate: &mut dyn FnMut(&str) -> bool,
+    timeout: Duration,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let changed = output.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if let Some(line) = output.lines.lock().unwrap().iter().find(|l| predicate(l)) {
+            return Some(line.clone());
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return None;
+        }
+    }
+}
