@@ -85,6 +85,12 @@ pub enum Step {
     /// Fail for certain with a given status: how a script's error or
     /// thrown value takes its place in the story.
     Raise(Raise),
+    /// Steps run in order with no span of their own: a script's branch
+    /// of several steps inside a group of concurrent branches.
+    Sequence(Vec<Step>),
+    /// A step tried again when it fails, as a client's retry policy or a
+    /// transaction's retry loop would.
+    Retry(Retry),
 }
 
 impl Step {
@@ -97,6 +103,8 @@ impl Step {
             Step::Concurrently(c) => c.name.as_deref().unwrap_or("concurrently"),
             Step::Fail(f) => &f.name,
             Step::Raise(r) => &r.name,
+            Step::Sequence(_) => "sequence",
+            Step::Retry(r) => r.step.name(),
         }
     }
 }
@@ -267,6 +275,17 @@ pub struct Raise {
     pub code: tonic::Code,
     /// What went wrong, as the caller will read it.
     pub message: String,
+}
+
+/// A step tried again after a failure, up to a number of times. Each try
+/// has its own spans, so a trace shows the failed tries before the one that
+/// worked; the step fails only if the last try does.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// How many times the step is tried again after failing.
+    pub retries: u32,
+    /// What is tried.
+    pub step: Box<Step>,
 }
 
 /// Builds the step tree one request acts out. A JSON config hands out the

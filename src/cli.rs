@@ -11,8 +11,10 @@ use crate::{
     config::Config,
     executor::{Executor, SpanNames},
     health,
+    poke::{self, PokeArgs},
+    script::{self, ScriptSettings, Scripting},
     server::{self, ServerOptions},
-    telemetry::{LogFormat, Telemetry, TelemetrySettings},
+    telemetry::{Exporter, LogFormat, MetricsTemporality, Telemetry, TelemetrySettings},
 };
 
 /// The default OTLP/gRPC endpoint, where a local collector or Tempo listens.
@@ -49,6 +51,9 @@ pub enum Command {
         /// The instance to ask; defaults to this machine's PORT.
         address: Option<String>,
     },
+    /// Call a Thespian's method at a steady rate, then sum up latency and
+    /// status codes: 0 when it ran, whatever the answers; 1 when it could not.
+    Poke(PokeArgs),
 }
 
 /// Settings shared by the subcommands.
@@ -110,6 +115,51 @@ pub struct Settings {
     #[arg(long, env = "LOKI_ADDRESS", global = true)]
     pub loki_address: Option<String>,
 
+    /// Where log records go: `otlp` or `none` [default: otlp when an OTLP endpoint is set
+    /// and LOKI_ADDRESS is not].
+    #[arg(
+        long,
+        env = "OTEL_LOGS_EXPORTER",
+        value_enum,
+        ignore_case = true,
+        global = true,
+        hide_short_help = true
+    )]
+    pub otel_logs_exporter: Option<Exporter>,
+
+    /// Where request metrics go: `otlp` or `none` [default: otlp when an OTLP endpoint is set].
+    #[arg(
+        long,
+        env = "OTEL_METRICS_EXPORTER",
+        value_enum,
+        ignore_case = true,
+        global = true,
+        hide_short_help = true
+    )]
+    pub otel_metrics_exporter: Option<Exporter>,
+
+    /// How often metrics are exported, in milliseconds [default: 15000].
+    #[arg(
+        long,
+        env = "OTEL_METRIC_EXPORT_INTERVAL",
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true,
+        hide_short_help = true
+    )]
+    pub otel_metric_export_interval: Option<u64>,
+
+    /// Whether metrics are exported as running totals or per interval.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+        value_enum,
+        ignore_case = true,
+        default_value_t = MetricsTemporality::Cumulative,
+        global = true,
+        hide_short_help = true
+    )]
+    pub otel_exporter_otlp_metrics_temporality_preference: MetricsTemporality,
+
     /// How log lines on stdout look.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
     pub log_format: LogFormat,
@@ -131,6 +181,10 @@ pub struct Settings {
         global = true
     )]
     pub shutdown_grace_ms: u64,
+
+    /// Where scripts are found, and what one evaluation of a script may do.
+    #[command(flatten)]
+    pub scripts: ScriptSettings,
 }
 
 impl Settings {
@@ -149,6 +203,11 @@ impl Settings {
         if self.otel_traces_exporter.as_deref() == Some("none") {
             return None;
         }
+        self.otlp_base_endpoint()
+    }
+
+    /// The OTLP endpoint every signal shares, whichever of them are on.
+    fn otlp_base_endpoint(&self) -> Option<String> {
         let endpoint = self
             .otel_backend_address
             .clone()
@@ -157,11 +216,39 @@ impl Settings {
         Some(endpoint).filter(|e| !e.trim().is_empty())
     }
 
+    /// Where log records go over OTLP, or `None`. Unless OTEL_LOGS_EXPORTER
+    /// says otherwise, they go there only when Loki is not configured, so a
+    /// collector that forwards to the same Loki never gets each line twice.
+    pub fn otlp_logs_endpoint(&self) -> Option<String> {
+        match self.otel_logs_exporter {
+            Some(Exporter::Off) => None,
+            Some(Exporter::Otlp) => self.otlp_base_endpoint(),
+            None if self.loki_address().is_some() => None,
+            None => self.otlp_base_endpoint(),
+        }
+    }
+
+    /// Where request metrics go over OTLP, or `None` when they are off.
+    pub fn otlp_metrics_endpoint(&self) -> Option<String> {
+        match self.otel_metrics_exporter {
+            Some(Exporter::Off) => None,
+            Some(Exporter::Otlp) | None => self.otlp_base_endpoint(),
+        }
+    }
+
+    /// The Loki to push log lines to, or `None`; an empty value is none.
+    pub fn loki_address(&self) -> Option<String> {
+        self.loki_address
+            .clone()
+            .filter(|address| !address.trim().is_empty())
+    }
+
     /// Reads the config: `file` if given, else CONFIG_FILE, else CONFIG_JSON,
     /// else an empty config whose methods do nothing.
     pub fn config(&self, file: Option<&std::path::Path>) -> Result<Config, crate::Error> {
+        let scripting = Scripting::new(&self.scripts);
         if let Some(file) = file {
-            return Ok(Config::from_file(file)?);
+            return Ok(Config::from_file(file, &scripting)?);
         }
         let config_file = self
             .config_file
@@ -172,8 +259,8 @@ impl Settings {
             (Some(_), Some(_)) => {
                 Err("both CONFIG_FILE (--config) and CONFIG_JSON are set; set only one".into())
             }
-            (Some(file), None) => Ok(Config::from_file(file)?),
-            (None, Some(json)) => Ok(Config::from_str(json, "CONFIG_JSON")?),
+            (Some(file), None) => Ok(Config::from_file(file, &scripting)?),
+            (None, Some(json)) => Ok(Config::from_str(json, "CONFIG_JSON", &scripting)?),
             (None, None) => Ok(Config::default()),
         }
     }
@@ -185,6 +272,11 @@ impl Settings {
             otlp_endpoint: self.otlp_endpoint(),
             log_format: self.log_format,
             verbosity: self.verbosity.clone(),
+            otlp_logs_endpoint: self.otlp_logs_endpoint(),
+            otlp_metrics_endpoint: self.otlp_metrics_endpoint(),
+            metric_export_interval: self.otel_metric_export_interval.map(Duration::from_millis),
+            metrics_temporality: self.otel_exporter_otlp_metrics_temporality_preference,
+            loki_address: self.loki_address(),
         }
     }
 }
@@ -201,6 +293,7 @@ impl Cli {
                     address.unwrap_or_else(|| format!("http://127.0.0.1:{}", self.settings.port));
                 health::check(&address).await
             }
+            Command::Poke(args) => poke::run(args, shutdown_signal()).await,
         };
         match outcome {
             Ok(()) => ExitCode::SUCCESS,
@@ -245,6 +338,11 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
             "the config's top-level `service_name` (\"{legacy}\") is ignored; SERVICE_NAME names this instance"
         );
     }
+    // Held until the server stops; dropping it ends the watch.
+    let _watch = script::watch(&config.scripts);
+    // Listening starts before "serving" is announced: a SIGTERM sent as
+    // soon as the instance looks ready must still drain it gracefully.
+    let shutdown = shutdown_signal();
     let address = listener.local_addr()?;
     tracing::info!(
         %address,
@@ -255,35 +353,44 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     let served = server::run(
         listener,
         config.behaviour,
-        Executor::new(settings.span_names),
+        Executor::new(settings.span_names).with_metrics(telemetry.metrics()),
         ServerOptions {
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
+            metrics: telemetry.metrics(),
         },
-        shutdown_signal(),
+        shutdown,
     )
     .await;
     telemetry.shutdown().await;
     served
 }
 
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Listens for SIGINT (Ctrl-C) and, on Unix, SIGTERM from the moment it is
+/// called, not from the first poll, so no signal slips past between
+/// startup and serving; the future completes on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        let received = |signal: std::io::Result<Signal>| async move {
+            match signal {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
+        };
+        async move {
+            tokio::select! {
+                () = received(interrupt) => {}
+                () = received(terminate) => {}
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

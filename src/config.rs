@@ -10,9 +10,12 @@ use std::{fmt, io::Read, path::Path, sync::Arc, time::Duration};
 
 use serde::Deserialize;
 
-use crate::behaviour::{
-    Behaviour, Call, Concurrently, Director, Fault, Fixed, Function, Latency, MethodName, Sleep,
-    Step, Target,
+use crate::{
+    behaviour::{
+        Behaviour, Call, Concurrently, Director, Fault, Fixed, Function, Latency, MethodName,
+        Sleep, Step, Target,
+    },
+    script::{Script, Scripting},
 };
 
 /// A config document, checked and lowered.
@@ -23,6 +26,8 @@ pub struct Config {
     /// The original format's top-level `service_name`. It is ignored, since
     /// `SERVICE_NAME` names the instance, but kept so the caller can warn.
     pub legacy_service_name: Option<String>,
+    /// The scripts the methods run, so they can be reloaded when they change.
+    pub scripts: Vec<Arc<Script>>,
 }
 
 /// A config that cannot be used, with enough context to fix it.
@@ -50,24 +55,33 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Reads and checks the config file at `path`.
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and checks the config file at `path`, compiling the scripts it
+    /// names with `scripting`.
+    pub fn from_file(path: &Path, scripting: &Scripting) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
         let file = std::fs::File::open(path).map_err(|e| ConfigError {
             origin: origin.clone(),
             path: None,
             message: format!("cannot read the file: {e}"),
         })?;
-        Config::from_reader(file, &origin)
+        Config::from_reader(file, &origin, scripting)
     }
 
     /// Reads and checks a document held in memory, such as `CONFIG_JSON`.
     /// `origin` names it in errors.
-    pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        Config::from_reader(text.as_bytes(), origin)
+    pub fn from_str(
+        text: &str,
+        origin: &str,
+        scripting: &Scripting,
+    ) -> Result<Config, ConfigError> {
+        Config::from_reader(text.as_bytes(), origin, scripting)
     }
 
-    fn from_reader(reader: impl Read, origin: &str) -> Result<Config, ConfigError> {
+    fn from_reader(
+        reader: impl Read,
+        origin: &str,
+        scripting: &Scripting,
+    ) -> Result<Config, ConfigError> {
         let stripped = json_comments::CommentSettings::c_style().strip_comments(reader);
         let mut deserializer = serde_json::Deserializer::from_reader(stripped);
         let document: DocumentSpec =
@@ -91,11 +105,13 @@ impl Config {
             path: None,
             message: e.to_string(),
         })?;
-        document.lower().map_err(|(path, message)| ConfigError {
-            origin: origin.to_owned(),
-            path: Some(path),
-            message,
-        })
+        document
+            .lower(scripting)
+            .map_err(|(path, message)| ConfigError {
+                origin: origin.to_owned(),
+                path: Some(path),
+                message,
+            })
     }
 }
 
@@ -119,7 +135,17 @@ struct DocumentSpec {
 #[serde(deny_unknown_fields)]
 struct MethodSpec {
     tracing_name: String,
-    operations: Vec<OperationSpec>,
+    #[serde(default)]
+    operations: Option<Vec<OperationSpec>>,
+    /// A Rhai script file, relative to `SCRIPTS_DIR`.
+    #[serde(default)]
+    script: Option<String>,
+    /// A Rhai script written inline.
+    #[serde(default)]
+    script_source: Option<String>,
+    /// What a script sees as `params`.
+    #[serde(default)]
+    params: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -170,7 +196,7 @@ enum PortSpec {
 }
 
 impl DocumentSpec {
-    fn lower(self) -> Result<Config, Invalid> {
+    fn lower(self, scripting: &Scripting) -> Result<Config, Invalid> {
         let mut config = Config {
             legacy_service_name: self.service_name,
             ..Config::default()
@@ -179,20 +205,63 @@ impl DocumentSpec {
         for (method, spec) in MethodName::ALL.into_iter().zip(specs) {
             if let Some(spec) = spec {
                 let path = format!("grpc_method_{}", method.as_str().to_lowercase());
-                config.behaviour.set(method, spec.lower(&path)?);
+                let director: Arc<dyn Director> = match spec.lower(&path, scripting)? {
+                    Lowered::Fixed(step) => Arc::new(Fixed(step)),
+                    Lowered::Script(script) => {
+                        config.scripts.push(Arc::clone(&script));
+                        script
+                    }
+                };
+                config.behaviour.set(method, director);
             }
         }
         Ok(config)
     }
 }
 
+/// A method lowered: a tree fixed at startup, or a script that builds one
+/// per request.
+enum Lowered {
+    Fixed(Arc<Step>),
+    Script(Arc<Script>),
+}
+
 impl MethodSpec {
-    fn lower(self, path: &str) -> Result<Arc<dyn Director>, Invalid> {
-        let steps = lower_operations(self.operations, &format!("{path}.operations"))?;
-        Ok(Arc::new(Fixed(Arc::new(Step::Function(Function {
-            name: self.tracing_name,
-            steps,
-        })))))
+    fn lower(self, path: &str, scripting: &Scripting) -> Result<Lowered, Invalid> {
+        let params = self.params.unwrap_or_default();
+        match (self.operations, self.script, self.script_source) {
+            (Some(operations), None, None) => {
+                if !params.is_empty() {
+                    return Err((
+                        format!("{path}.params"),
+                        "`params` are for scripts; this method has `operations`".to_owned(),
+                    ));
+                }
+                let steps = lower_operations(operations, &format!("{path}.operations"))?;
+                Ok(Lowered::Fixed(Arc::new(Step::Function(Function {
+                    name: self.tracing_name,
+                    steps,
+                }))))
+            }
+            (None, Some(file), None) => scripting
+                .load_file(&file, self.tracing_name, &params)
+                .map(Lowered::Script)
+                .map_err(|e| (format!("{path}.script"), e.to_string())),
+            (None, None, Some(source)) => scripting
+                .load_source(
+                    &format!("{path}.script_source"),
+                    &source,
+                    self.tracing_name,
+                    &params,
+                )
+                .map(Lowered::Script)
+                .map_err(|e| (format!("{path}.script_source"), e.to_string())),
+            _ => Err((
+                path.to_owned(),
+                "give exactly one of `operations`, `script` (a file) or `script_source` (inline)"
+                    .to_owned(),
+            )),
+        }
     }
 }
 
@@ -279,7 +348,8 @@ mod tests {
     use super::*;
 
     fn error_of(text: &str) -> ConfigError {
-        Config::from_str(text, "test.jsonc").expect_err("the config should be refused")
+        Config::from_str(text, "test.jsonc", &Scripting::default())
+            .expect_err("the config should be refused")
     }
 
     #[test]
@@ -348,8 +418,8 @@ mod tests {
                 .unwrap()
                 .ends_with("grpc_method")
         );
-        assert!(Config::from_str(&call("\"6379\"", "B"), "x").is_ok());
-        assert!(Config::from_str(&call("6379", "C"), "x").is_ok());
+        assert!(Config::from_str(&call("\"6379\"", "B"), "x", &Scripting::default()).is_ok());
+        assert!(Config::from_str(&call("6379", "C"), "x", &Scripting::default()).is_ok());
     }
 
     #[test]
@@ -357,6 +427,7 @@ mod tests {
         let config = Config::from_str(
             "// leading\n{\"service_name\": \"old\", /* inline */ \"grpc_method_c\": null}",
             "x",
+            &Scripting::default(),
         )
         .unwrap();
         assert_eq!(config.legacy_service_name.as_deref(), Some("old"));

@@ -17,6 +17,7 @@ use crate::{
     client::Clients,
     failure::{DownstreamStatus, Failure},
     propagation,
+    telemetry::{Metrics, status_name},
 };
 
 /// How spans are named.
@@ -37,6 +38,8 @@ pub struct Executor {
     clients: Clients,
     /// Whether spans take the user's names.
     names: SpanNames,
+    /// Times each call to another Thespian.
+    metrics: Metrics,
 }
 
 impl Executor {
@@ -45,7 +48,13 @@ impl Executor {
         Executor {
             clients: Clients::default(),
             names,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// The same executor, recording its calls in `metrics`.
+    pub fn with_metrics(self, metrics: Metrics) -> Executor {
+        Executor { metrics, ..self }
     }
 
     /// Acts out `step` under the current span.
@@ -85,7 +94,7 @@ impl Executor {
                             otel.name = Empty,
                             _tracing_name = %name,
                             thespian.action = "concurrently",
-                            thespian.branches = group.branches.len(),
+                            thespian.branches = group.branches.len() as i64,
                         ),
                         name,
                     );
@@ -107,6 +116,18 @@ impl Executor {
                 async move { self.roll(fail) }.instrument(span).boxed()
             }
             Step::Raise(raise) => async move { Err(raise_failure(raise)) }.boxed(),
+            Step::Sequence(steps) => self.sequence(steps).boxed(),
+            Step::Retry(retry) => async move {
+                let mut outcome = self.act(&retry.step).await;
+                for _ in 0..retry.retries {
+                    if outcome.is_ok() {
+                        break;
+                    }
+                    outcome = self.act(&retry.step).await;
+                }
+                outcome
+            }
+            .boxed(),
         }
     }
 
@@ -138,13 +159,18 @@ impl Executor {
     }
 
     async fn sleep(&self, sleep: &Sleep) -> Result<(), Failure> {
-        tokio::time::sleep(sleep.latency.sample()).await;
+        let duration = sleep.latency.sample();
+        tracing::info!("sleeping {} ms for `{}`", duration.as_millis(), sleep.name);
+        tokio::time::sleep(duration).await;
         match sleep.fault {
             Some(fault) if fault.strikes() => Err(originate(Failure::Chance {
                 action: sleep.name.clone(),
                 code: fault.code,
             })),
-            _ => Ok(()),
+            _ => {
+                tracing::info!("`{}` finished", sleep.name);
+                Ok(())
+            }
         }
     }
 
@@ -162,11 +188,29 @@ impl Executor {
     async fn call(&self, call: &Call) -> Result<(), Failure> {
         let mut metadata = tonic::metadata::MetadataMap::new();
         propagation::inject(&Span::current().context(), &mut metadata);
+        tracing::info!(
+            "calling {} at {} for `{}`",
+            call.method,
+            call.target,
+            call.name
+        );
+        let started = tokio::time::Instant::now();
         let outcome = self.clients.call(&call.target, call.method, metadata).await;
+        let elapsed = started.elapsed();
         let code = match &outcome {
             Ok(()) => tonic::Code::Ok,
             Err(status) => status.code(),
         };
+        self.metrics
+            .call_finished(&call.target, call.method, code, elapsed);
+        tracing::info!(
+            "{} at {} answered {} in {} ms for `{}`",
+            call.method,
+            call.target,
+            status_name(code),
+            elapsed.as_millis(),
+            call.name
+        );
         Span::current().record("rpc.grpc.status_code", code as i32);
         outcome.map_err(|status| {
             originate(Failure::Downstream {
@@ -190,7 +234,12 @@ impl Executor {
             failure_chance = Empty,
         );
         let crate::behaviour::Latency::Fixed(duration) = sleep.latency;
-        span.record("duration_ms", duration.as_millis() as u64);
+        // Integers go in as i64: the OpenTelemetry layer exports unsigned
+        // ones as strings, which backends cannot compare or sum.
+        span.record(
+            "duration_ms",
+            i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+        );
         if let Some(fault) = sleep.fault {
             span.record("failure_chance", fault.chance);
         }
@@ -210,7 +259,7 @@ impl Executor {
             rpc.method = call.method.as_str(),
             rpc.grpc.status_code = Empty,
             server.address = call.target.host(),
-            server.port = call.target.port(),
+            server.port = i64::from(call.target.port()),
         );
         self.named_span(span, &call.name)
     }

@@ -76,3 +76,42 @@ impl From<Failure> for tonic::Status {
         tonic::Status::new(failure.code(), failure.to_string())
     }
 }
+
+/// The error code a user names, as gRPC spells it (`NOT_FOUND`), in lower
+/// case (`not_found`) or in tonic's style (`NotFound`). `OK` is refused:
+/// a failure cannot answer with success.
+pub fn code_from_name(name: &str) -> Option<tonic::Code> {
+    let folded: String = name
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let code = match folded.as_str() {
+        "CANCELLED" | "CANCELED" => tonic::Code::Cancelled,
+        "UNKNOWN" => tonic::Code::Unknown,
+        "INVALIDARGUMENT" => tonic::Code::InvalidArgument,
+        "DEADLINEEXCEEDED" => tonic::Code::DeadlineExceeded,
+        "NOTFOUND" => tonic::Code::NotFound,
+        "ALREADYEXISTS" => tonic::Code::AlreadyExists,
+        "PERMISSIONDENIED" => tonic::Code::PermissionDenied,
+        "RESOURCEEXHAUSTED" => tonic::Code::ResourceExhausted,
+        "FAILEDPRECONDITION" => tonic::Code::FailedPrecondition,
+        "ABORTED" => tonic::Code::Aborted,
+        "OUTOFRANGE" => tonic::Code::OutOfRange,
+        "UNIMPLEMENTED" => tonic::Code::Unimplemented,
+        "INTERNAL" => tonic::Code::Internal,
+        "UNAVAILABLE" => tonic::Code::Unavailable,
+        "DATALOSS" => tonic::Code::DataLoss,
+        "UNAUTHENTICATED" => tonic::Code::Unauthenticated,
+        _ => return None,
+    };
+    Some(code)
+}
+
+/// The error code with this number (1 to 16); 0, `OK`, is refused.
+pub fn code_from_number(number: i64) -> Option<tonic::Code> {
+    i32::try_from(number)
+        .ok()
+        .filter(|n| (1..=16).contains(n))
+        .map(tonic::Code::from_i32)
+}

@@ -11,6 +11,8 @@
 //! - [`config`]: reads a config document and lowers it into the behaviour
 //!   model, with errors that name the JSON path.
 //! - [`behaviour`]: the behaviour model, a tree of steps per method.
+//! - [`script`]: Rhai scripts that build that tree afresh on every request,
+//!   sandboxed, limited and reloaded when they change.
 //! - [`executor`]: the one interpreter of that model, one span per step.
 //! - [`client`]: outbound calls, one cached channel per target.
 //! - [`propagation`]: W3C trace context in gRPC metadata.
@@ -18,6 +20,7 @@
 //!   gRPC status.
 //! - [`telemetry`]: the tracing subscriber, OpenTelemetry providers and flush.
 //! - [`health`]: a health-check client for container probes.
+//! - [`poke`]: a load generator that calls one method at a steady rate.
 //! - [`proto`]: the generated gRPC code.
 
 pub mod behaviour;
@@ -27,8 +30,10 @@ pub mod config;
 pub mod executor;
 pub mod failure;
 pub mod health;
+pub mod poke;
 pub mod propagation;
 pub mod proto;
+pub mod script;
 pub mod server;
 pub mod telemetry;
 

@@ -14,11 +14,13 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::{
     behaviour::{Behaviour, MethodName},
     executor::Executor,
+    failure::Failure,
     propagation,
     proto::{
         self, Empty as EmptyMessage,
         thespian_server::{Thespian, ThespianServer},
     },
+    telemetry::Metrics,
 };
 
 /// The response header that names the request's trace, so `grpcurl -v`
@@ -30,12 +32,15 @@ pub const TRACE_ID_HEADER: &str = "x-trace-id";
 pub struct ServerOptions {
     /// How long in-flight requests may run on after shutdown begins.
     pub shutdown_grace: Duration,
+    /// Records each request's duration, status and failure cause.
+    pub metrics: Metrics,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             shutdown_grace: Duration::from_secs(10),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -64,6 +69,7 @@ pub async fn run(
     let service = Service {
         behaviour: Arc::new(behaviour),
         executor,
+        metrics: options.metrics.clone(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serve = Server::builder()
@@ -105,6 +111,8 @@ struct Service {
     behaviour: Arc<Behaviour>,
     /// Acts it out.
     executor: Executor,
+    /// Times and counts the requests.
+    metrics: Metrics,
 }
 
 #[tonic::async_trait]
@@ -130,6 +138,7 @@ impl Service {
         method: MethodName,
         request: Request<EmptyMessage>,
     ) -> Result<Response<EmptyMessage>, Status> {
+        let served = self.metrics.request_started(method);
         let span = tracing::info_span!(
             "rpc",
             otel.name = &method.path()[1..],
@@ -156,6 +165,12 @@ impl Service {
             Err(failure) => failure.code(),
         };
         span.record("rpc.grpc.status_code", code as i32);
+        served.finish(code, outcome.as_ref().err().map(Failure::cause));
+        if let Err(failure) = &outcome {
+            // Logged once where it started; here the request is only marked
+            // as failed, so a backend's error filter finds the whole trace.
+            span.set_status(opentelemetry::trace::Status::error(failure.to_string()));
+        }
         let trace_id = (trace_id != TraceId::INVALID)
             .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
             .flatten();

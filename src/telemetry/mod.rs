@@ -1,21 +1,29 @@
 //! Telemetry: the tracing subscriber, the OpenTelemetry providers behind it,
 //! and the flush that runs at shutdown.
 //!
-//! Spans go to the OTLP endpoint through a batch processor whose queue is
-//! bounded: a slow or missing collector costs dropped spans, which are
-//! counted and reported, never memory. Log lines go to stdout.
+//! Spans, log records and request metrics go to the OTLP endpoint, and log
+//! lines to stdout and, when `LOKI_ADDRESS` is set, to Loki; every log line
+//! and record names its trace and span. Every queue on the way out is
+//! bounded: a slow or missing collector or Loki costs dropped telemetry,
+//! which is counted and reported once, never memory.
 //! Thespian's own exporter, HTTP/2 and gRPC internals are kept out of
 //! everything that is exported, so telemetry never feeds on itself.
 
+mod backlog;
 mod delivery;
 mod log_line;
+mod loki;
+mod metrics;
 
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{metrics::MeterProvider as _, trace::TracerProvider as _};
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
     Resource,
+    logs::{BatchLogProcessor, SdkLoggerProvider},
+    metrics::{PeriodicReader, SdkMeterProvider},
     trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
 };
 use tracing_subscriber::{
@@ -23,7 +31,9 @@ use tracing_subscriber::{
     util::SubscriberInitExt,
 };
 
-pub use delivery::Delivery;
+pub use delivery::{Delivery, Exporter, Signal};
+pub use loki::{Loki, LokiLayer};
+pub use metrics::{Metrics, MetricsTemporality, ServedRequest, status_name};
 
 /// How log lines on stdout look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -47,6 +57,17 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// The `RUST_LOG` directives for events; spans are exported regardless.
     pub verbosity: String,
+    /// Where log records go over OTLP/gRPC; `None` sends none.
+    pub otlp_logs_endpoint: Option<String>,
+    /// Where request metrics go over OTLP/gRPC; `None` records none.
+    pub otlp_metrics_endpoint: Option<String>,
+    /// How often metrics are exported; `None` takes
+    /// [`DEFAULT_METRIC_INTERVAL`].
+    pub metric_export_interval: Option<Duration>,
+    /// Whether metrics are reported as running totals or per interval.
+    pub metrics_temporality: MetricsTemporality,
+    /// A Loki to push log lines to, such as `http://localhost:3100`.
+    pub loki_address: Option<String>,
 }
 
 /// A layer of the subscriber, boxed so layers of different types stack.
@@ -57,13 +78,29 @@ pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync>;
 pub struct Telemetry {
     /// Makes and exports spans.
     tracer_provider: SdkTracerProvider,
+    /// Makes and exports log records, when they go over OTLP.
+    logger_provider: Option<SdkLoggerProvider>,
+    /// Aggregates and exports request metrics, when they are on.
+    meter_provider: Option<SdkMeterProvider>,
+    /// Pushes log lines to Loki, when it is configured.
+    loki: Option<Loki>,
+    /// The request instruments, handed to the server and the executor.
+    metrics: Metrics,
     /// Counts what was delivered, to report what was not.
     delivery: Delivery,
 }
 
 /// Targets whose events would describe the exporter's own work: exporting
 /// them would make one export cause the next.
-const INTERNAL_TARGETS: [&str; 6] = ["h2", "hyper", "tonic", "tower", "opentelemetry", "reqwest"];
+const INTERNAL_TARGETS: [&str; 7] = [
+    "h2",
+    "hyper",
+    "tonic",
+    "tower",
+    "opentelemetry",
+    "reqwest",
+    "tracing_loki",
+];
 
 /// The batch queue when `OTEL_BSP_MAX_QUEUE_SIZE` is not set: deep enough
 /// to ride out a burst of tens of thousands of requests, bounded so a dead
@@ -73,6 +110,13 @@ const DEFAULT_QUEUE: usize = 65_536;
 const DEFAULT_BATCH: usize = 2_048;
 /// The batch delay when `OTEL_BSP_SCHEDULE_DELAY` is not set.
 const DEFAULT_DELAY: Duration = Duration::from_millis(200);
+/// The log record queue when `OTEL_BLRP_MAX_QUEUE_SIZE` is not set: records
+/// are bigger than spans, so the queue is shallower.
+const DEFAULT_LOG_QUEUE: usize = 16_384;
+/// How often metrics are exported when `OTEL_METRIC_EXPORT_INTERVAL` is not
+/// set: shorter than the standard minute, so a dashboard follows a test
+/// while it runs.
+pub const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(15);
 
 impl Telemetry {
     /// Builds the providers and installs the global subscriber. Must run
@@ -85,7 +129,9 @@ impl Telemetry {
     }
 
     /// Builds the providers and the layers without installing them, so
-    /// tests can scope a subscriber to one server.
+    /// tests can scope a subscriber to one server. Like
+    /// [`Telemetry::install`], must run inside a tokio runtime: pushing to
+    /// Loki runs as tasks.
     pub fn build<S>(
         settings: &TelemetrySettings,
     ) -> Result<(Telemetry, Vec<BoxedLayer<S>>), crate::Error>
@@ -96,16 +142,18 @@ impl Telemetry {
             .with_service_name(settings.service_name.clone())
             .build();
         let delivery = Delivery::default();
-        let mut tracer_provider = SdkTracerProvider::builder().with_resource(resource);
+        let mut tracer_provider = SdkTracerProvider::builder().with_resource(resource.clone());
         if let Some(endpoint) = &settings.otlp_endpoint {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint)
                 .with_timeout(Duration::from_secs(10))
                 .build()?;
-            let processor = BatchSpanProcessor::builder(delivery.wrap(exporter))
+            let processor = BatchSpanProcessor::builder(delivery.spans(exporter))
                 .with_batch_config(batch_config())
                 .build();
+            let (queue, batch) = batch_sizes();
+            let processor = backlog::Backlog::new(processor, queue, batch, delivery.clone());
             tracer_provider = tracer_provider.with_span_processor(processor);
         }
         let tracer_provider = tracer_provider.build();
@@ -120,17 +168,98 @@ impl Telemetry {
 
         let stdout = match settings.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
+                // JSON lines never print span fields, so spans are not
+                // formatted into text that nobody reads: that cost a few
+                // percent of the CPU and ~200 bytes per live span.
+                .fmt_fields(tracing_subscriber::fmt::format::debug_fn(|_, _, _| Ok(())))
                 .event_format(log_line::JsonLines::new(&settings.service_name))
                 .boxed(),
             LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
         }
-        .with_filter(EnvFilter::try_new(&settings.verbosity)?);
+        .with_filter(EnvFilter::try_new(&settings.verbosity)?.and(plumbing(&settings.verbosity)));
+        let mut layers = vec![spans.boxed(), stdout.boxed()];
+
+        let logger_provider = match &settings.otlp_logs_endpoint {
+            Some(endpoint) => {
+                let exporter = opentelemetry_otlp::LogExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint)
+                    .with_timeout(Duration::from_secs(10))
+                    .build()?;
+                let processor = BatchLogProcessor::builder(delivery.logs(exporter))
+                    .with_batch_config(log_batch_config())
+                    .build();
+                let provider = SdkLoggerProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_log_processor(processor)
+                    .build();
+                layers.push(
+                    OpenTelemetryTracingBridge::new(&provider)
+                        .with_filter(events(&settings.verbosity)?)
+                        .boxed(),
+                );
+                Some(provider)
+            }
+            None => None,
+        };
+
+        let meter_provider = match &settings.otlp_metrics_endpoint {
+            Some(endpoint) => {
+                let exporter = opentelemetry_otlp::MetricExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint)
+                    .with_timeout(Duration::from_secs(10))
+                    .with_temporality(settings.metrics_temporality.into())
+                    .build()?;
+                let reader = PeriodicReader::builder(delivery.metrics(exporter))
+                    .with_interval(
+                        settings
+                            .metric_export_interval
+                            .unwrap_or(DEFAULT_METRIC_INTERVAL),
+                    )
+                    .build();
+                Some(
+                    SdkMeterProvider::builder()
+                        .with_resource(resource)
+                        .with_reader(reader)
+                        .build(),
+                )
+            }
+            None => None,
+        };
+        let metrics = meter_provider
+            .as_ref()
+            .map(|provider| Metrics::new(&provider.meter("thespian")))
+            .unwrap_or_default();
+
+        let loki = match &settings.loki_address {
+            Some(address) => {
+                let (loki, layer) = Loki::start(address, &settings.service_name)?;
+                layers.push(
+                    layer
+                        .with_filter(thespian_spans().or(events(&settings.verbosity)?))
+                        .boxed(),
+                );
+                Some(loki)
+            }
+            None => None,
+        };
 
         let telemetry = Telemetry {
             tracer_provider,
+            logger_provider,
+            meter_provider,
+            loki,
+            metrics,
             delivery,
         };
-        Ok((telemetry, vec![spans.boxed(), stdout.boxed()]))
+        Ok((telemetry, layers))
+    }
+
+    /// The request instruments, to hand to the server and the executor;
+    /// they record nothing when metrics are off.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Exports what is still queued, then stops the providers. Runs the
@@ -139,13 +268,31 @@ impl Telemetry {
     pub async fn shutdown(self) {
         let Telemetry {
             tracer_provider,
+            logger_provider,
+            meter_provider,
+            loki,
+            metrics: _,
             delivery,
         } = self;
         let flushed = tokio::task::spawn_blocking(move || {
             let _ = tracer_provider.force_flush();
-            tracer_provider.shutdown()
-        })
-        .await;
+            let mut outcome = tracer_provider.shutdown();
+            // Metrics first: their last export is the last word on requests.
+            if let Some(meter_provider) = meter_provider {
+                outcome = outcome.and(meter_provider.shutdown());
+            }
+            if let Some(logger_provider) = logger_provider {
+                let _ = logger_provider.force_flush();
+                outcome = outcome.and(logger_provider.shutdown());
+            }
+            outcome
+        });
+        // Loki pushes from the async threads, meanwhile.
+        let (flushed, ()) = tokio::join!(flushed, async {
+            if let Some(loki) = loki {
+                loki.shutdown().await;
+            }
+        });
         if let Ok(Err(e)) = flushed {
             tracing::warn!("telemetry did not shut down cleanly: {e}");
         }
@@ -176,6 +323,38 @@ where
     })))
 }
 
+/// Lets Thespian's plumbing (exporters, HTTP/2, gRPC internals) reach
+/// stdout only when `RUST_LOG` names it: a failing exporter logs every
+/// batch, and Thespian already reports each outage once.
+fn plumbing<S>(verbosity: &str) -> impl tracing_subscriber::layer::Filter<S> + use<S> {
+    let named = INTERNAL_TARGETS
+        .iter()
+        .any(|internal| verbosity.contains(internal));
+    tracing_subscriber::filter::filter_fn(move |metadata| {
+        named
+            || !INTERNAL_TARGETS
+                .iter()
+                .any(|internal| metadata.target().starts_with(internal))
+    })
+}
+
+/// The log batch settings: the standard `OTEL_BLRP_*` variables where set,
+/// otherwise the span batch defaults, with a shallower queue.
+fn log_batch_config() -> opentelemetry_sdk::logs::BatchConfig {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| v.parse::<u64>().is_ok());
+    let mut builder = opentelemetry_sdk::logs::BatchConfigBuilder::default();
+    if !set("OTEL_BLRP_MAX_QUEUE_SIZE") {
+        builder = builder.with_max_queue_size(DEFAULT_LOG_QUEUE);
+    }
+    if !set("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") {
+        builder = builder.with_max_export_batch_size(DEFAULT_BATCH);
+    }
+    if !set("OTEL_BLRP_SCHEDULE_DELAY") {
+        builder = builder.with_scheduled_delay(DEFAULT_DELAY);
+    }
+    builder.build()
+}
+
 /// The batch settings: the standard `OTEL_BSP_*` variables where set,
 /// otherwise defaults sized for bursts.
 fn batch_config() -> opentelemetry_sdk::trace::BatchConfig {
@@ -191,4 +370,18 @@ fn batch_config() -> opentelemetry_sdk::trace::BatchConfig {
         builder = builder.with_scheduled_delay(DEFAULT_DELAY);
     }
     builder.build()
+}
+
+/// The span queue and batch sizes [`batch_config`] sets, which the SDK
+/// does not tell, so that dropped spans can be counted.
+fn batch_sizes() -> (usize, usize) {
+    let from_env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    (
+        from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_QUEUE),
+        from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_BATCH),
+    )
 }

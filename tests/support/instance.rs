@@ -26,7 +26,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The variables a test may set; everything else from the test's own
 /// environment that would change Thespian's behaviour is removed, so tests
 /// are hermetic.
-const CLEARED: [&str; 16] = [
+const CLEARED: &[&str] = &[
     "PORT",
     "SERVICE_NAME",
     "CONFIG_JSON",
@@ -36,13 +36,28 @@ const CLEARED: [&str; 16] = [
     "LOG_FORMAT",
     "RUST_LOG",
     "SPAN_NAMES",
+    "SHUTDOWN_GRACE_MS",
     "SCRIPTS_DIR",
+    "SCRIPT_MAX_ARRAY_LEN",
+    "SCRIPT_MAX_CALL_DEPTH",
+    "SCRIPT_MAX_EXPR_DEPTH",
+    "SCRIPT_MAX_MAP_LEN",
+    "SCRIPT_MAX_OPERATIONS",
+    "SCRIPT_MAX_STEPS",
+    "SCRIPT_MAX_STRING_BYTES",
+    "SCRIPT_TIMEOUT_MS",
     "OTEL_SERVICE_NAME",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_RESOURCE_ATTRIBUTES",
     "OTEL_TRACES_EXPORTER",
     "OTEL_LOGS_EXPORTER",
     "OTEL_METRICS_EXPORTER",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_EXPORT_TIMEOUT",
 ];
 
 /// Builds an instance's environment.
@@ -165,6 +180,14 @@ impl InstanceBuilder {
         self
     }
 
+    /// Leaves an environment variable unset, even one the builder sets by
+    /// default (`SERVICE_NAME`, `OTEL_BACKEND_ADDRESS`, ...), to test what
+    /// Thespian falls back on.
+    pub fn unset(mut self, key: &str) -> Self {
+        self.env.remove(key);
+        self
+    }
+
     /// Sets `CONFIG_JSON`.
     pub fn config(self, json: &str) -> Self {
         self.env("CONFIG_JSON", json)
@@ -183,7 +206,11 @@ impl InstanceBuilder {
 
     /// Starts the process and waits until it serves.
     pub async fn start(self) -> Instance {
-        let service_name = self.env["SERVICE_NAME"].clone();
+        let service_name = self
+            .env
+            .get("SERVICE_NAME")
+            .cloned()
+            .unwrap_or_else(|| "(SERVICE_NAME unset)".to_owned());
         let mut command = Command::new(env!("CARGO_BIN_EXE_thespian"));
         for key in CLEARED {
             command.env_remove(key);

@@ -1,0 +1,284 @@
+//! Request metrics: the call-duration histograms, in-flight requests and
+//! failures by cause, named after the OpenTelemetry RPC conventions so
+//! dashboards built for real gRPC services work on Thespians unchanged.
+//!
+//! The names and unit follow the current conventions
+//! (`rpc.server.call.duration` and `rpc.client.call.duration`, in seconds);
+//! the attributes keep the names Thespian's spans carry (`rpc.system`,
+//! `rpc.service`, `rpc.method`, `rpc.grpc.status_code`), so a metric series
+//! and the spans behind it are filtered the same way.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Histogram, Meter, UpDownCounter},
+};
+use tokio::time::Instant;
+
+use crate::behaviour::{MethodName, Target};
+
+/// How metric sums and histograms are reported: the standard
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum MetricsTemporality {
+    /// Totals since the instance started: what Prometheus and Mimir expect.
+    #[default]
+    Cumulative,
+    /// Only what happened since the last export.
+    Delta,
+    /// Delta for counters and histograms, cumulative for up-down counters.
+    #[value(name = "lowmemory")]
+    LowMemory,
+}
+
+impl From<MetricsTemporality> for opentelemetry_sdk::metrics::Temporality {
+    fn from(temporality: MetricsTemporality) -> Self {
+        match temporality {
+            MetricsTemporality::Cumulative => Self::Cumulative,
+            MetricsTemporality::Delta => Self::Delta,
+            MetricsTemporality::LowMemory => Self::LowMemory,
+        }
+    }
+}
+
+/// The bucket boundaries, in seconds, the RPC conventions advise for call
+/// durations.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The `rpc.system` of every call Thespian serves or makes. Built from
+/// static strings, so it costs no allocation.
+fn rpc_system() -> KeyValue {
+    KeyValue::new("rpc.system", "grpc")
+}
+
+/// The `rpc.service` of every call Thespian serves or makes.
+fn rpc_service() -> KeyValue {
+    KeyValue::new("rpc.service", "thespian.Thespian")
+}
+
+/// The request instruments. Cheap to clone: clones share the instruments.
+/// The default records nothing, for instances that export no metrics and
+/// for tests that do not look at them.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    /// `None` when metrics are off, so a request then costs one branch.
+    instruments: Option<Arc<Instruments>>,
+}
+
+struct Instruments {
+    /// `rpc.server.call.duration`: how long each served request took.
+    server_duration: Histogram<f64>,
+    /// `rpc.client.call.duration`: how long each call to another Thespian took.
+    client_duration: Histogram<f64>,
+    /// `rpc.server.active_requests`: requests being served right now.
+    active: UpDownCounter<i64>,
+    /// `thespian.failures`: failed requests, by where the failure started.
+    failures: Counter<u64>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("enabled", &self.instruments.is_some())
+            .finish()
+    }
+}
+
+impl Metrics {
+    /// Makes the instruments once, at startup, from `meter`.
+    pub fn new(meter: &Meter) -> Metrics {
+        let instruments = Instruments {
+            server_duration: meter
+                .f64_histogram("rpc.server.call.duration")
+                .with_description("How long each request to this Thespian took to answer.")
+                .with_unit("s")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            client_duration: meter
+                .f64_histogram("rpc.client.call.duration")
+                .with_description("How long each call this Thespian made took to be answered.")
+                .with_unit("s")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            active: meter
+                .i64_up_down_counter("rpc.server.active_requests")
+                .with_description("Requests this Thespian is serving right now.")
+                .with_unit("{request}")
+                .build(),
+            failures: meter
+                .u64_counter("thespian.failures")
+                .with_description(
+                    "Requests that failed, by where the failure started: `failure_chance`, \
+                     `downstream` or `script`.",
+                )
+                .with_unit("{request}")
+                .build(),
+        };
+        Metrics {
+            instruments: Some(Arc::new(instruments)),
+        }
+    }
+
+    /// Counts a request to `method` as in flight until the returned guard
+    /// is finished or dropped.
+    pub fn request_started(&self, method: MethodName) -> ServedRequest {
+        if let Some(instruments) = &self.instruments {
+            instruments.active.add(1, &active_attributes(method));
+        }
+        ServedRequest {
+            instruments: self.instruments.clone(),
+            method,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Records one call to `method` at `target` that answered `code` after
+    /// `elapsed`.
+    pub fn call_finished(
+        &self,
+        target: &Target,
+        method: MethodName,
+        code: tonic::Code,
+        elapsed: Duration,
+    ) {
+        let Some(instruments) = &self.instruments else {
+            return;
+        };
+        instruments.client_duration.record(
+            elapsed.as_secs_f64(),
+            &[
+                rpc_system(),
+                rpc_service(),
+                KeyValue::new("rpc.method", method.as_str()),
+                KeyValue::new("rpc.grpc.status_code", code as i64),
+                KeyValue::new("server.address", target.host().to_owned()),
+                KeyValue::new("server.port", i64::from(target.port())),
+            ],
+        );
+    }
+}
+
+/// A request being served: counted as in flight until it is finished or
+/// dropped, so a request its caller gave up on still leaves the count.
+#[derive(Debug)]
+#[must_use = "a request left unfinished is recorded as cancelled"]
+pub struct ServedRequest {
+    instruments: Option<Arc<Instruments>>,
+    method: MethodName,
+    started: Instant,
+    finished: bool,
+}
+
+impl fmt::Debug for Instruments {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Instruments")
+    }
+}
+
+impl ServedRequest {
+    /// Records the request's duration and status, and its failure cause if
+    /// it failed (see [`Failure::cause`](crate::failure::Failure::cause)).
+    pub fn finish(mut self, code: tonic::Code, cause: Option<&'static str>) {
+        self.record(code, cause);
+    }
+
+    fn record(&mut self, code: tonic::Code, cause: Option<&'static str>) {
+        self.finished = true;
+        let Some(instruments) = &self.instruments else {
+            return;
+        };
+        let method = KeyValue::new("rpc.method", self.method.as_str());
+        instruments.server_duration.record(
+            self.started.elapsed().as_secs_f64(),
+            &[
+                rpc_system(),
+                rpc_service(),
+                method.clone(),
+                KeyValue::new("rpc.grpc.status_code", code as i64),
+            ],
+        );
+        if let Some(cause) = cause {
+            instruments
+                .failures
+                .add(1, &[method, KeyValue::new("failure.cause", cause)]);
+        }
+    }
+}
+
+impl Drop for ServedRequest {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.record(tonic::Code::Cancelled, None);
+        }
+        if let Some(instruments) = &self.instruments {
+            instruments.active.add(-1, &active_attributes(self.method));
+        }
+    }
+}
+
+fn active_attributes(method: MethodName) -> [KeyValue; 3] {
+    [
+        rpc_system(),
+        rpc_service(),
+        KeyValue::new("rpc.method", method.as_str()),
+    ]
+}
+
+/// The canonical name of a gRPC status code (`OK`, `UNAVAILABLE`, ...), as
+/// grpcurl and the gRPC docs spell it.
+pub fn status_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_the_canonical_grpc_spellings() {
+        assert_eq!(status_name(tonic::Code::Ok), "OK");
+        assert_eq!(
+            status_name(tonic::Code::DeadlineExceeded),
+            "DEADLINE_EXCEEDED"
+        );
+        assert_eq!(status_name(tonic::Code::Unavailable), "UNAVAILABLE");
+    }
+
+    #[test]
+    fn disabled_metrics_record_nothing_and_do_not_panic() {
+        let metrics = Metrics::default();
+        metrics
+            .request_started(MethodName::A)
+            .finish(tonic::Code::Ok, None);
+        drop(metrics.request_started(MethodName::B));
+        metrics.call_finished(
+            &Target::parse("localhost:1").unwrap(),
+            MethodName::C,
+            tonic::Code::Unavailable,
+            Duration::from_millis(3),
+        );
+    }
+}
