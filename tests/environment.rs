@@ -1,0 +1,165 @@
+//! Configuration by environment: Thespian's own variables, the standard
+//! `OTEL_*` ones as fallbacks, and `--help` listing what can be set.
+
+mod support;
+
+use std::{process::Command, time::Duration};
+
+use support::instance::Instance;
+use support::otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _};
+use thespian::proto::Empty;
+
+/// Makes one call to method A and returns the trace id of the answer.
+async fn call_a(instance: &Instance) -> String {
+    let response = instance
+        .client()
+        .await
+        .a(Empty {})
+        .await
+        .expect("A answers");
+    response
+        .metadata()
+        .get("x-trace-id")
+        .expect("x-trace-id")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `service` of the "serving" log line.
+fn logged_service(instance: &Instance) -> String {
+    instance
+        .json_lines()
+        .into_iter()
+        .find(|l| l["message"] == "Thespian is serving")
+        .and_then(|l| l["service"].as_str().map(str::to_owned))
+        .expect("a serving line with a service")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otel_service_name_names_the_instance_when_service_name_is_unset() {
+    let receiver = OtlpReceiver::start().await;
+    let instance = Instance::builder("unused")
+        .unset("SERVICE_NAME")
+        .env("OTEL_SERVICE_NAME", "billing")
+        .otlp(&receiver.endpoint())
+        .start()
+        .await;
+    let trace_id = call_a(&instance).await;
+    let spans = receiver
+        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
+        .await;
+    let server = spans.only_named("thespian.Thespian/A");
+    assert_eq!(server.service_name.as_deref(), Some("billing"));
+    assert_eq!(logged_service(&instance), "billing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_name_wins_over_otel_service_name() {
+    let receiver = OtlpReceiver::start().await;
+    let instance = Instance::builder("payments")
+        .env("OTEL_SERVICE_NAME", "billing")
+        .otlp(&receiver.endpoint())
+        .start()
+        .await;
+    let trace_id = call_a(&instance).await;
+    let spans = receiver
+        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
+        .await;
+    let server = spans.only_named("thespian.Thespian/A");
+    assert_eq!(server.service_name.as_deref(), Some("payments"));
+    assert_eq!(server.resource.str("service.name"), Some("payments"));
+    assert_eq!(logged_service(&instance), "payments");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_standard_otlp_endpoint_is_used_when_otel_backend_address_is_unset() {
+    let receiver = OtlpReceiver::start().await;
+    let instance = Instance::builder("standard")
+        .unset("OTEL_BACKEND_ADDRESS")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint())
+        .start()
+        .await;
+    let trace_id = call_a(&instance).await;
+    let spans = receiver
+        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
+        .await;
+    assert_eq!(
+        spans
+            .only_named("thespian.Thespian/A")
+            .service_name
+            .as_deref(),
+        Some("standard")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otel_backend_address_wins_over_the_standard_otlp_endpoint() {
+    let chosen = OtlpReceiver::start().await;
+    let ignored = OtlpReceiver::start().await;
+    let instance = Instance::builder("both")
+        .otlp(&chosen.endpoint())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &ignored.endpoint())
+        .start()
+        .await;
+    let trace_id = call_a(&instance).await;
+    chosen
+        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
+        .await;
+    // The batch delay is 50 ms: anything bound for the other collector
+    // would have gone out with the batch that just arrived.
+    ignored
+        .assert_spans_never(|s| !s.is_empty(), Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otel_resource_attributes_appear_on_the_exported_resource() {
+    let receiver = OtlpReceiver::start().await;
+    let instance = Instance::builder("labelled")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=staging,team=payments",
+        )
+        .otlp(&receiver.endpoint())
+        .start()
+        .await;
+    let trace_id = call_a(&instance).await;
+    let spans = receiver
+        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
+        .await;
+    let resource = &spans.only_named("thespian.Thespian/A").resource;
+    assert_eq!(resource.str("deployment.environment.name"), Some("staging"));
+    assert_eq!(resource.str("team"), Some("payments"));
+    assert_eq!(resource.str("service.name"), Some("labelled"));
+}
+
+#[test]
+fn help_lists_the_variables_users_configure_thespian_with() {
+    for flag in ["--help", "-h"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_thespian"))
+            .arg(flag)
+            .output()
+            .expect("run thespian");
+        assert!(output.status.success());
+        // Help text wraps to the terminal, so compare with spaces collapsed.
+        let help = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for variable in [
+            "PORT",
+            "SERVICE_NAME",
+            "CONFIG_JSON",
+            "CONFIG_FILE",
+            "OTEL_BACKEND_ADDRESS",
+            "LOKI_ADDRESS",
+            "RUST_LOG",
+        ] {
+            assert!(
+                help.contains(&format!("env: {variable}")),
+                "`thespian {flag}` does not list {variable}:\n{help}"
+            );
+        }
+    }
+}

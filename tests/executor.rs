@@ -1,0 +1,302 @@
+//! The executor's timing and failure rules, checked in paused tokio time so
+//! that "two seconds" means exactly two seconds, however busy the machine.
+//!
+//! A small recording layer stands in for the OpenTelemetry one: it notes
+//! when each step's span closes and which spans an error was logged in.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use thespian::{
+    behaviour::{Concurrently, Fail, Fault, Function, Latency, Raise, Sleep, Step},
+    executor::{Executor, SpanNames},
+    failure::Failure,
+};
+use tokio::time::Instant;
+use tracing::{
+    Subscriber,
+    field::{Field, Visit},
+    span,
+};
+use tracing_subscriber::{Layer, layer::Context, prelude::*, registry::LookupSpan};
+
+/// What the recording layer saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Each step span that closed: its `_tracing_name` and when, measured
+    /// from the start of the test.
+    closed: Vec<(String, Duration)>,
+    /// The `_tracing_name` of the span each ERROR event was logged in.
+    errors: Vec<String>,
+}
+
+impl Seen {
+    fn closed_at(&self, name: &str) -> Option<Duration> {
+        self.closed
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, at)| *at)
+    }
+}
+
+/// The `_tracing_name` of a span, kept in its extensions.
+struct TracingName(String);
+
+struct NameVisitor(Option<String>);
+
+impl Visit for NameVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "_tracing_name" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "_tracing_name" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+struct Recorder {
+    started: Instant,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let mut visitor = NameVisitor(None);
+        attrs.record(&mut visitor);
+        if let (Some(name), Some(span)) = (visitor.0, ctx.span(id)) {
+            span.extensions_mut().insert(TracingName(name));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        if *event.metadata().level() != tracing::Level::ERROR {
+            return;
+        }
+        let name = ctx
+            .event_span(event)
+            .and_then(|span| span.extensions().get::<TracingName>().map(|n| n.0.clone()))
+            .unwrap_or_else(|| "<no step>".to_owned());
+        self.seen.lock().unwrap().errors.push(name);
+    }
+
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        if let Some(name) = span.extensions().get::<TracingName>() {
+            let at = self.started.elapsed();
+            self.seen.lock().unwrap().closed.push((name.0.clone(), at));
+        }
+    }
+}
+
+/// Acts out `step` with a recording subscriber, returning the outcome, how
+/// long it took in tokio time, and what was recorded.
+async fn perform(step: Step) -> (Result<(), Failure>, Duration, Seen) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let started = Instant::now();
+    let subscriber = tracing_subscriber::registry().with(Recorder {
+        started,
+        seen: Arc::clone(&seen),
+    });
+    // Paused-time tests run on one thread, so a thread-local default
+    // subscriber sees every span the executor makes.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let outcome = Executor::new(SpanNames::Descriptive)
+        .perform(Arc::new(step))
+        .await;
+    let elapsed = started.elapsed();
+    drop(_guard);
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (outcome, elapsed, seen)
+}
+
+fn sleep(name: &str, millis: u64) -> Step {
+    Step::Sleep(Sleep {
+        name: name.to_owned(),
+        latency: Latency::Fixed(Duration::from_millis(millis)),
+        fault: None,
+    })
+}
+
+fn failing_sleep(name: &str, millis: u64) -> Step {
+    Step::Sleep(Sleep {
+        name: name.to_owned(),
+        latency: Latency::Fixed(Duration::from_millis(millis)),
+        fault: Some(Fault::internal(1.0)),
+    })
+}
+
+fn function(name: &str, steps: Vec<Step>) -> Step {
+    Step::Function(Function {
+        name: name.to_owned(),
+        steps,
+    })
+}
+
+fn concurrently(branches: Vec<Step>) -> Step {
+    Step::Concurrently(Concurrently {
+        name: None,
+        branches,
+    })
+}
+
+/// The step a failure names, for failures by chance.
+fn failed_action(outcome: Result<(), Failure>) -> String {
+    match outcome {
+        Err(Failure::Chance { action, code }) => {
+            assert_eq!(code, tonic::Code::Internal);
+            action
+        }
+        other => panic!("expected a failure by chance, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_concurrent_group_takes_as_long_as_its_longest_branch() {
+    let (outcome, elapsed, seen) = perform(concurrently(vec![
+        sleep("one second", 1_000),
+        sleep("two seconds", 2_000),
+    ]))
+    .await;
+    outcome.expect("nothing can fail");
+    assert_eq!(elapsed, Duration::from_secs(2));
+    assert_eq!(seen.closed_at("one second"), Some(Duration::from_secs(1)));
+    assert_eq!(seen.closed_at("two seconds"), Some(Duration::from_secs(2)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sequence_takes_the_sum_of_its_steps() {
+    let (outcome, elapsed, seen) = perform(function(
+        "in order",
+        vec![
+            sleep("first", 1_000),
+            sleep("second", 2_000),
+            function("nested", vec![sleep("third", 500)]),
+        ],
+    ))
+    .await;
+    outcome.expect("nothing can fail");
+    assert_eq!(elapsed, Duration::from_millis(3_500));
+    assert_eq!(seen.closed_at("first"), Some(Duration::from_secs(1)));
+    assert_eq!(seen.closed_at("second"), Some(Duration::from_secs(3)));
+    assert_eq!(seen.closed_at("nested"), Some(Duration::from_millis(3_500)));
+    assert_eq!(
+        seen.closed_at("in order"),
+        Some(Duration::from_millis(3_500))
+    );
+    assert!(seen.errors.is_empty(), "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn groups_nest_inside_sequences_and_sequences_inside_groups() {
+    // 1 s, then max(2 s, 0.5 s + 1 s), then 0.25 s.
+    let (outcome, elapsed, _) = perform(function(
+        "outer",
+        vec![
+            sleep("start", 1_000),
+            concurrently(vec![
+                sleep("long branch", 2_000),
+                function("two-step branch", vec![sleep("a", 500), sleep("b", 1_000)]),
+            ]),
+            sleep("finish", 250),
+        ],
+    ))
+    .await;
+    outcome.expect("nothing can fail");
+    assert_eq!(elapsed, Duration::from_millis(3_250));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_failure_wins_in_a_concurrent_group_while_every_branch_runs_to_completion() {
+    let (outcome, elapsed, seen) = perform(function(
+        "fan out",
+        vec![concurrently(vec![
+            failing_sleep("fails second", 2_000),
+            failing_sleep("fails first", 1_000),
+            sleep("bystander", 3_000),
+        ])],
+    ))
+    .await;
+    // The earliest failure in time is the answer, whatever the order the
+    // branches were written in.
+    assert_eq!(failed_action(outcome), "fails first");
+    // Nothing was cancelled: the group waited for its slowest branch.
+    assert_eq!(elapsed, Duration::from_secs(3));
+    assert_eq!(seen.closed_at("fails first"), Some(Duration::from_secs(1)));
+    assert_eq!(seen.closed_at("fails second"), Some(Duration::from_secs(2)));
+    assert_eq!(seen.closed_at("bystander"), Some(Duration::from_secs(3)));
+    // Each failure is logged once, in the span where it happened; the
+    // function it passes through logs nothing more.
+    let mut errors = seen.errors.clone();
+    errors.sort();
+    assert_eq!(errors, ["fails first", "fails second"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_stops_the_rest_of_its_sequence() {
+    let (outcome, elapsed, seen) = perform(function(
+        "checkout",
+        vec![
+            sleep("before", 100),
+            failing_sleep("breaks", 200),
+            sleep("never runs", 5_000),
+        ],
+    ))
+    .await;
+    assert_eq!(failed_action(outcome), "breaks");
+    // A failing sleep still takes its time.
+    assert_eq!(elapsed, Duration::from_millis(300));
+    assert_eq!(seen.closed_at("never runs"), None, "{seen:?}");
+    assert_eq!(seen.errors, ["breaks"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fail_step_fails_without_waiting_and_a_raise_chooses_its_status() {
+    let fail = Step::Fail(Fail {
+        name: "coin toss".to_owned(),
+        fault: Fault {
+            chance: 1.0,
+            code: tonic::Code::Unavailable,
+        },
+    });
+    let (outcome, elapsed, seen) = perform(function("toss", vec![fail])).await;
+    let failure = outcome.expect_err("a chance of one always fails");
+    assert_eq!(failure.code(), tonic::Code::Unavailable);
+    assert!(failure.to_string().contains("coin toss"), "{failure}");
+    assert_eq!(elapsed, Duration::ZERO);
+    assert_eq!(seen.errors, ["coin toss"]);
+
+    let raise = Step::Raise(Raise {
+        name: "refuse".to_owned(),
+        code: tonic::Code::NotFound,
+        message: "no such order".to_owned(),
+    });
+    let (outcome, _, _) = perform(function("lookup", vec![sleep("search", 10), raise])).await;
+    let failure = outcome.expect_err("a raise always fails");
+    assert_eq!(failure.code(), tonic::Code::NotFound);
+    assert_eq!(failure.to_string(), "no such order");
+    let status = tonic::Status::from(failure);
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert_eq!(status.message(), "no such order");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_chance_of_zero_never_fails() {
+    let step = Arc::new(Step::Sleep(Sleep {
+        name: "safe".to_owned(),
+        latency: Latency::Fixed(Duration::from_millis(1)),
+        fault: Some(Fault::internal(0.0)),
+    }));
+    let executor = Executor::default();
+    for _ in 0..1_000 {
+        executor
+            .perform(Arc::clone(&step))
+            .await
+            .expect("a chance of zero never fails");
+    }
+}
