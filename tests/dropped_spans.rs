@@ -1,0 +1,67 @@
+//! Spans a collector cannot take in time are dropped, never piled up in
+//! memory: Thespian says so while it happens, and counts them at shutdown.
+
+mod support;
+
+use std::{process::Stdio, time::Duration};
+
+use support::{
+    instance::Instance,
+    otlp::{Behaviour, OtlpReceiver},
+};
+
+#[tokio::test]
+async fn spans_a_stalled_collector_cannot_take_are_reported_as_lost() {
+    // The collector holds every export far past the exporter's timeout, and
+    // the queue holds 64 spans plus a batch of 16 in flight.
+    let receiver = OtlpReceiver::start_with(Behaviour::Delay(Duration::from_secs(60))).await;
+    let mut instance = Instance::builder("overflowing")
+        .otlp(&receiver.endpoint())
+        .env("OTEL_BSP_MAX_QUEUE_SIZE", "64")
+        .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "16")
+        .env("OTEL_LOGS_EXPORTER", "none")
+        .env("OTEL_METRICS_EXPORTER", "none")
+        .start()
+        .await;
+
+    // 2,048 no-op requests make exactly 2,048 spans.
+    let poked = tokio::process::Command::new(env!("CARGO_BIN_EXE_thespian"))
+        .args(["poke", &instance.address, "A", "--requests", "2048"])
+        .args(["--concurrency", "32", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run thespian poke");
+    assert!(poked.status.success(), "{poked:?}");
+
+    instance
+        .wait_for_line(
+            |line| line.contains("span export queue is full"),
+            Duration::from_secs(20),
+        )
+        .await;
+
+    instance.terminate();
+    let report = instance
+        .wait_for_line(
+            |line| line.contains("never reached the collector"),
+            Duration::from_secs(60),
+        )
+        .await;
+    let report: serde_json::Value = serde_json::from_str(&report).expect("a JSON log line");
+    assert_eq!(report["level"], "WARN");
+    assert_eq!(report["made"], 2048, "{report}");
+    assert_eq!(report["exported"], 0, "{report}");
+    // Every span is accounted for: the few in batches that timed out as
+    // failed, everything else, turned away or still queued, as lost.
+    let lost = report["lost"].as_i64().expect("a count of lost spans");
+    let failed = report["failed"].as_i64().expect("a count of failed spans");
+    assert_eq!(lost + failed, 2048, "{report}");
+    assert!(lost > 1024, "{report}");
+    assert!(
+        instance
+            .wait_for_exit(Duration::from_secs(30))
+            .await
+            .success()
+    );
+}
