@@ -1,0 +1,635 @@
+#!/usr/bin/env bash
+# Benchmarks Thespian against a bare tonic server measured in the same run,
+# so every figure is a ratio that survives a noisy machine.
+#
+#   scripts/bench.sh            # full run, a few minutes
+#   scripts/bench.sh --quick    # shorter runs, a smoke check of the figures
+#
+# Load comes from h2load (Debian's nghttp2-client, installed if missing),
+# posting empty gRPC messages over HTTP/2. Spans go to a live OTLP sink
+# (examples/otlp_sink.rs) that counts what arrives, so delivery is measured,
+# not assumed. The table of figures, targets and verdicts is printed and
+# written to bench-results/summary.md, with every raw log beside it.
+#
+# Exits non-zero only when the benchmark cannot run (a build, a tool or a
+# process that does not start); a missed target is a FAIL in the table.
+#
+# Environment: BENCH_RESULTS (output folder), BENCH_REQUESTS (requests per
+# throughput run), BENCH_SOAK_SECONDS (the Loki soak's length).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+    sed -n '2,18s/^# \{0,1\}//p' "$0"
+}
+
+QUICK=false
+for arg in "$@"; do
+    case "$arg" in
+    --quick) QUICK=true ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "unknown argument: $arg" >&2
+        usage >&2
+        exit 2
+        ;;
+    esac
+done
+
+# --- Sizes -------------------------------------------------------------------
+
+if $QUICK; then
+    REQUESTS=${BENCH_REQUESTS:-100000}
+    WARMUP=10000
+    SLOW_SINK_SECONDS=6
+    SOAK_SECONDS=${BENCH_SOAK_SECONDS:-10}
+else
+    REQUESTS=${BENCH_REQUESTS:-600000}
+    WARMUP=50000
+    SLOW_SINK_SECONDS=30
+    SOAK_SECONDS=${BENCH_SOAK_SECONDS:-60}
+fi
+# Each export to the slow sink takes this long: about 2,000 spans a second.
+SLOW_SINK_DELAY_MS=1000
+# 100 connections x 100 streams: every sleeper in flight at once.
+SLEEPERS=10000
+SLEEP_SHAPE=(-c 100 -m 100)
+# Throughput: 20 connections x 10 streams, one h2load thread (2 cores).
+THROUGHPUT_SHAPE=(-c 20 -m 10)
+# Spans must all reach the sink this soon after the load ends.
+DELIVERY_DEADLINE_S=10
+
+RESULTS=${BENCH_RESULTS:-bench-results}
+RELEASE=target/release
+THESPIAN=$RELEASE/thespian
+FRAME=$RESULTS/empty-grpc-message.bin
+SINK_COUNTS=$RESULTS/otlp-sink.counts
+
+# --- Processes -----------------------------------------------------------------
+
+PIDS=()
+cleanup() {
+    trap - EXIT INT TERM
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for _ in $(seq 50); do
+        local alive=false
+        for pid in "${PIDS[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=true
+        done
+        $alive || break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+# A port nothing listens on right now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() {
+    local port=$1 name=$2 log=$3
+    for _ in $(seq 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$LAST_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench: $name did not start listening on :$port; its log ($log):" >&2
+    tail -n 20 "$log" >&2 || true
+    exit 1
+}
+
+# start NAME PORT LOG COMMAND... : runs COMMAND in the background, waits until
+# PORT accepts connections, and leaves its pid in LAST_PID.
+start() {
+    local name=$1 port=$2 log=$3
+    shift 3
+    "$@" >"$log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+    wait_for_port "$port" "$name" "$log"
+}
+
+# start_thespian NAME PORT STDOUT [VAR=VALUE...]: a Thespian configured by
+# nothing but the variables given, stdout to STDOUT, stderr to the results.
+start_thespian() {
+    local name=$1 port=$2 stdout=$3
+    shift 3
+    env -i PATH="$PATH" PORT="$port" SERVICE_NAME="$name" LOG_FORMAT=json RUST_LOG=info \
+        "$@" "$THESPIAN" >"$stdout" 2>"$RESULTS/$name.stderr" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+    wait_for_port "$port" "$name" "$RESULTS/$name.stderr"
+}
+
+# stop PID: SIGTERM, up to 30 s to exit (Thespian flushes telemetry), then SIGKILL.
+stop() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local kept=() p
+    for p in "${PIDS[@]}"; do
+        [[ $p == "$pid" ]] || kept+=("$p")
+    done
+    PIDS=("${kept[@]}")
+}
+
+# Peak resident memory of a running process, in MB.
+peak_rss_mb() {
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+# Resident memory now, in MB.
+rss_mb() {
+    awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+# --- Load ----------------------------------------------------------------------
+
+# load NAME PORT METHOD H2LOAD_ARGS... : posts empty gRPC messages with h2load.
+# Sets RATE (requests/s), DONE, FAILED (HTTP or stream failures), GRPC_OK
+# (responses that carried a message: gRPC errors carry none), ELAPSED_S.
+load() {
+    local name=$1 port=$2 method=$3
+    shift 3
+    local out=$RESULTS/$name.h2load.txt
+    h2load "$@" -d "$FRAME" -H 'content-type: application/grpc' -H 'te: trailers' \
+        "http://127.0.0.1:$port/thespian.Thespian/$method" >"$out" 2>&1 ||
+        die "h2load failed for $name; see $out"
+    RATE=$(awk '/^finished in/ { print $4 }' "$out")
+    ELAPSED_S=$(awk '/^finished in/ {
+        t = $3; sub(/,$/, "", t)
+        if (t ~ /ms$/) { sub(/ms$/, "", t); t /= 1000 }
+        else if (t ~ /us$/) { sub(/us$/, "", t); t /= 1000000 }
+        else { sub(/s$/, "", t) }
+        print t }' "$out")
+    DONE=$(awk '/^requests:/ { print $6 }' "$out")
+    FAILED=$(awk '/^requests:/ { print $10 + $12 + $14 }' "$out")
+    local data
+    data=$(sed -n 's/.*(\([0-9]*\)) data$/\1/p' "$out")
+    GRPC_OK=$((${data:-0} / 5))
+    [[ -n $RATE && -n $DONE ]] || die "cannot read h2load's report in $out"
+}
+
+warm_up() {
+    local name=$1 port=$2 method=$3
+    load "$name.warmup" "$port" "$method" -n "$WARMUP" "${THROUGHPUT_SHAPE[@]}"
+    WARMED=$DONE
+}
+
+# The 99th percentile of h2load's per-request times in a --log-file, in s.
+p99_s() {
+    awk '{ print $3 }' "$1" | sort -n | awk '{ v[NR] = $1 } END {
+        i = int(NR * 0.99); if (i < NR * 0.99) i++; if (i < 1) i = 1
+        printf "%.3f", v[i] / 1000000 }'
+}
+
+# --- The OTLP sink ---------------------------------------------------------------
+
+sink_count() {
+    local file=$1 key=$2
+    local value
+    value=$(sed -n "s/^$key=//p" "$file" 2>/dev/null || true)
+    echo "${value:-0}"
+}
+
+# wait_for_count FILE KEY TARGET DEADLINE_S: waits until the count reaches
+# TARGET; prints how long that took, or "never" at the deadline.
+wait_for_count() {
+    local file=$1 key=$2 target=$3 deadline=$4
+    local started now
+    started=$(date +%s.%N)
+    while :; do
+        now=$(date +%s.%N)
+        if (($(sink_count "$file" "$key") >= target)); then
+            awk -v a="$started" -v b="$now" 'BEGIN { printf "%.1f", b - a }'
+            return
+        fi
+        if awk -v a="$started" -v b="$now" -v d="$deadline" 'BEGIN { exit !(b - a > d) }'; then
+            echo never
+            return
+        fi
+        sleep 0.1
+    done
+}
+
+# Waits until the sink's span count has not moved for a second, so spans from
+# an earlier run are not counted in the next.
+wait_for_quiet_sink() {
+    local last=-1 now
+    for _ in $(seq 100); do
+        now=$(sink_count "$SINK_COUNTS" spans)
+        [[ $now == "$last" ]] && return
+        last=$now
+        sleep 1
+    done
+}
+
+# --- The table -------------------------------------------------------------------
+
+ROWS=()
+# row FIGURE VALUE TARGET VERDICT
+row() {
+    ROWS+=("| $1 | $2 | $3 | $4 |")
+    printf '  %-58s %-24s %-14s %s\n' "$1" "$2" "$3" "$4"
+}
+
+# verdict VALUE OP LIMIT: PASS or FAIL (OP is <= or >=).
+verdict() {
+    awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+        ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0)
+        print ok ? "PASS" : "FAIL" }'
+}
+
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'
+}
+
+# --- Setup -----------------------------------------------------------------------
+
+setup() {
+    if ! command -v h2load >/dev/null 2>&1; then
+        echo "installing h2load (nghttp2-client)"
+        apt-get install -y nghttp2-client >/dev/null 2>&1 ||
+            { apt-get update >/dev/null && apt-get install -y nghttp2-client >/dev/null; } ||
+            die "cannot install nghttp2-client for h2load"
+    fi
+    command -v python3 >/dev/null || die "python3 is needed to find free ports"
+    echo "building (release)"
+    cargo build --release --examples --bins --quiet || die "the release build failed"
+    rm -rf "$RESULTS"
+    mkdir -p "$RESULTS"
+    printf '\0\0\0\0\0' >"$FRAME"
+    echo "$(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes')" >"$RESULTS/run.txt"
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+    if pgrep -x h2load >/dev/null; then
+        echo "bench: another h2load is running: the figures will be noisy" >&2
+        LOAD_BEFORE="$LOAD_BEFORE (another h2load was running)"
+    fi
+
+    SINK_PORT=$(free_port)
+    start otlp-sink "$SINK_PORT" "$RESULTS/otlp-sink.log" \
+        "$RELEASE/examples/otlp_sink" --port "$SINK_PORT" --counts "$SINK_COUNTS"
+    OTLP=http://127.0.0.1:$SINK_PORT
+}
+
+# Spans only: logs and metrics, where Thespian exports them, are turned off
+# so the trace figures measure traces.
+TRACES_ONLY=(OTEL_LOGS_EXPORTER=none OTEL_METRICS_EXPORTER=none)
+
+# --- The figures -------------------------------------------------------------------
+
+# 1. The baseline: a bare tonic server's A, then 10,000 awaiting a 1 s timer.
+bench_bare() {
+    echo "== bare tonic server"
+    local port
+    port=$(free_port)
+    start bare "$port" "$RESULTS/bare.log" "$RELEASE/examples/bare_server" "$port"
+    warm_up bare "$port" A
+    load bare "$port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
+    BARE_RATE=$RATE
+    row "bare tonic server, no-op A" "$(printf '%.0f' "$RATE") req/s" "baseline" "-"
+    stop "$LAST_PID"
+
+    # A fresh process, so its peak memory is the sleepers' alone.
+    port=$(free_port)
+    start bare-sleepers "$port" "$RESULTS/bare-sleepers.log" "$RELEASE/examples/bare_server" "$port"
+    local pid=$LAST_PID
+    load bare-sleepers.warmup "$port" A -n 1000 "${THROUGHPUT_SHAPE[@]}"
+    load bare-sleepers "$port" B -n "$SLEEPERS" "${SLEEP_SHAPE[@]}" --log-file="$RESULTS/bare-sleepers.times"
+    BARE_SLEEP_RSS=$(peak_rss_mb "$pid")
+    BARE_SLEEP_P99=$(p99_s "$RESULTS/bare-sleepers.times")
+    row "bare: $SLEEPERS concurrent 1 s sleeps, peak RSS" "$BARE_SLEEP_RSS MB" "baseline" "-"
+    row "bare: $SLEEPERS concurrent 1 s sleeps, p99" "$BARE_SLEEP_P99 s (all in ${ELAPSED_S} s)" "baseline" "-"
+    # Had fewer been in flight at once, 1 s sleeps would take 2 s or more.
+    row "h2load kept all $SLEEPERS in flight at once" "all done in ${ELAPSED_S} s" "< 2 s" "$(verdict "$ELAPSED_S" "<=" 1.99)"
+    stop "$pid"
+}
+
+# 2. Thespian's no-op A with every span exported to the live sink.
+bench_traces() {
+    echo "== Thespian, no-op A, spans to the sink"
+    wait_for_quiet_sink
+    local port before pid
+    port=$(free_port)
+    before=$(sink_count "$SINK_COUNTS" spans)
+    start_thespian thespian-traces "$port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" "${TRACES_ONLY[@]}"
+    pid=$LAST_PID
+    warm_up thespian-traces "$port" A
+    load thespian-traces "$port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
+    local rate=$RATE sent=$((WARMED + DONE)) took
+    took=$(wait_for_count "$SINK_COUNTS" spans $((before + sent)) "$DELIVERY_DEADLINE_S")
+    local rss
+    rss=$(peak_rss_mb "$pid")
+    stop "$pid"
+    wait_for_quiet_sink
+    local spans=$(($(sink_count "$SINK_COUNTS" spans) - before))
+
+    local r
+    r=$(ratio "$rate" "$BARE_RATE")
+    row "Thespian no-op A, spans exported: rate ÷ bare" "${r}× ($(printf '%.0f' "$rate") req/s)" "≥ 0.5×" "$(verdict "$r" ">=" 0.5)"
+    local delivered="FAIL"
+    [[ $took != never ]] && ((spans == sent)) && delivered=PASS
+    row "spans delivered (1 per no-op request)" "$spans of $sent, in ${took} s" "all, ≤ ${DELIVERY_DEADLINE_S} s" "$delivered"
+    row "Thespian no-op A, spans exported: peak RSS" "$rss MB" "≤ 64 MB" "$(verdict "$rss" "<=" 64)"
+}
+
+# 2b. Full load while the sink answers far slower than spans are made: the
+# export queue fills within a second, then memory must hold still while the
+# overflow is dropped and reported.
+bench_slow_sink() {
+    echo "== Thespian, no-op A, behind a slow sink"
+    local sink_port port pid counts=$RESULTS/slow-sink.counts log=$RESULTS/thespian-slow-sink.log
+    sink_port=$(free_port)
+    start slow-sink "$sink_port" "$RESULTS/slow-sink.log" \
+        "$RELEASE/examples/otlp_sink" --port "$sink_port" --delay-ms "$SLOW_SINK_DELAY_MS" --counts "$counts"
+    local sink_pid=$LAST_PID
+    port=$(free_port)
+    start_thespian thespian-slow-sink "$port" "$log" \
+        OTEL_BACKEND_ADDRESS="http://127.0.0.1:$sink_port" "${TRACES_ONLY[@]}"
+    pid=$LAST_PID
+    local third=$((SLOW_SINK_SECONDS / 3))
+    (sleep "$third" && rss_mb "$pid" >"$RESULTS/slow-sink.rss-early") &
+    load thespian-slow-sink "$port" A -D "$SLOW_SINK_SECONDS" "${THROUGHPUT_SHAPE[@]}"
+    wait $! 2>/dev/null || true
+    local rate=$RATE sent=$DONE early late peak
+    early=$(cat "$RESULTS/slow-sink.rss-early")
+    late=$(rss_mb "$pid")
+    peak=$(peak_rss_mb "$pid")
+    stop "$pid"
+    local received
+    received=$(sink_count "$counts" spans)
+    stop "$sink_pid"
+
+    local r
+    r=$(ratio "$rate" "$BARE_RATE")
+    row "behind a slow sink ($SLOW_SINK_DELAY_MS ms per export): rate ÷ bare" "${r}×" "-" "INFO"
+    r=$(ratio "$late" "$early")
+    row "behind a slow sink: RSS at ${SLOW_SINK_SECONDS} s ÷ at ${third} s" "${r}× ($late vs $early MB)" "≤ 1.10×" "$(verdict "$r" "<=" 1.10)"
+    row "behind a slow sink: peak RSS" "$peak MB" "≤ 128 MB" "$(verdict "$peak" "<=" 128)"
+    # What Thespian said on stdout: a warning when the queue first overflows,
+    # and at shutdown the spans that never reached the collector.
+    local lost failed warned=FAIL
+    lost=$(sed -n 's/.*never reached the collector.*"lost":\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+    failed=$(sed -n 's/.*spans could not be exported.*"failed":\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+    lost=${lost:-0} failed=${failed:-0}
+    if grep -q 'span export queue is full' "$log" && ((lost > 0)); then
+        warned=PASS
+    fi
+    row "behind a slow sink: losses reported on stdout" \
+        "$lost lost + $failed failed of $sent; $received arrived" "reported" "$warned"
+}
+
+# 3. A two-instance chain: A on the front calls A on the back; first two
+# bare servers chained the same way, the least a chain can cost here.
+bench_chain() {
+    echo "== bare chain, then Thespian chain: front A calls back A"
+    local bare_back bare_front
+    bare_back=$(free_port)
+    bare_front=$(free_port)
+    start bare-chain-back "$bare_back" "$RESULTS/bare-chain-back.log" "$RELEASE/examples/bare_server" "$bare_back"
+    local bare_back_pid=$LAST_PID
+    start bare-chain-front "$bare_front" "$RESULTS/bare-chain-front.log" \
+        "$RELEASE/examples/bare_server" "$bare_front" "http://127.0.0.1:$bare_back"
+    local bare_front_pid=$LAST_PID
+    warm_up bare-chain "$bare_front" A
+    load bare-chain "$bare_front" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
+    local bare_chain=$RATE
+    stop "$bare_front_pid"
+    stop "$bare_back_pid"
+    row "bare two-server chain: rate ÷ bare" "$(ratio "$bare_chain" "$BARE_RATE")× ($(printf '%.0f' "$bare_chain") req/s)" "-" "INFO"
+
+    wait_for_quiet_sink
+    local back_port front_port back front before
+    back_port=$(free_port)
+    front_port=$(free_port)
+    before=$(sink_count "$SINK_COUNTS" spans)
+    start_thespian chain-back "$back_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" "${TRACES_ONLY[@]}"
+    back=$LAST_PID
+    local config
+    config=$(printf '{"grpc_method_a": {"tracing_name": "front", "operations": [{"Action": {"CallService": {"tracing_name": "call back", "service_address": "http://127.0.0.1", "service_port": "%s", "grpc_method": "A"}}}]}}' "$back_port")
+    start_thespian chain-front "$front_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
+    front=$LAST_PID
+    warm_up chain "$front_port" A
+    load chain "$front_port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
+    local rate=$RATE sent=$((WARMED + DONE)) ok=$GRPC_OK failed=$FAILED
+    stop "$front"
+    stop "$back"
+    wait_for_quiet_sink
+    local spans=$(($(sink_count "$SINK_COUNTS" spans) - before))
+
+    local r
+    r=$(ratio "$rate" "$BARE_RATE")
+    row "two-instance chain: rate ÷ bare" "${r}× ($(printf '%.0f' "$rate") req/s)" "≥ 0.3×" "$(verdict "$r" ">=" 0.3)"
+    row "two-instance chain: rate ÷ bare chain" "$(ratio "$rate" "$bare_chain")×" "-" "INFO"
+    row "two-instance chain: spans per request, failures" \
+        "$(ratio "$spans" "$sent") spans; $((DONE - ok + failed)) failed" "-" "INFO"
+}
+
+# sleepers NAME CONFIG_JSON RSS_FACTOR P99_SLACK_S: 10,000 concurrent requests
+# each acting out a 1 s sleep, against the bare server's figures.
+sleepers() {
+    local name=$1 config=$2 rss_factor=$3 slack=$4
+    wait_for_quiet_sink
+    local port pid errors_before
+    port=$(free_port)
+    errors_before=$(sink_count "$SINK_COUNTS" error_spans)
+    start_thespian "$name" "$port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
+    pid=$LAST_PID
+    # B does nothing: it warms the server up without waiting a second each.
+    load "$name.warmup" "$port" B -n 1000 "${THROUGHPUT_SHAPE[@]}"
+    load "$name" "$port" A -n "$SLEEPERS" "${SLEEP_SHAPE[@]}" --log-file="$RESULTS/$name.times"
+    local rss p99 ok=$GRPC_OK failed=$FAILED done=$DONE elapsed=$ELAPSED_S
+    rss=$(peak_rss_mb "$pid")
+    p99=$(p99_s "$RESULTS/$name.times")
+    stop "$pid"
+    wait_for_quiet_sink
+    local error_spans=$(($(sink_count "$SINK_COUNTS" error_spans) - errors_before))
+
+    local limit r
+    limit=$(awk -v b="$BARE_SLEEP_RSS" -v f="$rss_factor" 'BEGIN { printf "%.1f", b * f }')
+    r=$(ratio "$rss" "$BARE_SLEEP_RSS")
+    row "$name: peak RSS ÷ bare" "${r}× ($rss MB)" "≤ ${rss_factor}×" "$(verdict "$rss" "<=" "$limit")"
+    limit=$(awk -v b="$BARE_SLEEP_P99" -v s="$slack" 'BEGIN { printf "%.3f", b + s }')
+    row "$name: p99" "$p99 s (all in $elapsed s)" "≤ $limit s" "$(verdict "$p99" "<=" "$limit")"
+    local none_failed=FAIL
+    ((done == SLEEPERS && ok == SLEEPERS && failed == 0 && error_spans == 0)) && none_failed=PASS
+    row "$name: failures" "$((SLEEPERS - ok)) of $SLEEPERS; $error_spans error spans" "none" "$none_failed"
+}
+
+# 4. 10,000 concurrent 1 s sleeps on Thespian, spans exported.
+bench_sleepers() {
+    echo "== Thespian, $SLEEPERS concurrent 1 s sleeps"
+    sleepers "thespian-sleepers" \
+        '{"grpc_method_a": {"tracing_name": "wait", "operations": [{"Action": {"Sleep": {"tracing_name": "sleep", "duration_ms": 1000}}}]}}' \
+        1.25 0.1
+}
+
+# Whether this Thespian accepts CONFIG_JSON as a valid config.
+accepts() {
+    env -i PATH="$PATH" CONFIG_JSON="$1" "$THESPIAN" check >/dev/null 2>&1
+}
+
+# no_op_rate NAME CONFIG_JSON [VAR=VALUE...]: the rate of a fresh Thespian's
+# A under the throughput load, in RATE.
+no_op_rate() {
+    local name=$1 config=$2
+    shift 2
+    wait_for_quiet_sink
+    local port
+    port=$(free_port)
+    start_thespian "$name" "$port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "$@"
+    local pid=$LAST_PID
+    warm_up "$name" "$port" A
+    load "$name" "$port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
+    stop "$pid"
+}
+
+# 5. Rhai scripts against the native steps they stand for, once scripts exist.
+bench_scripted() {
+    echo "== scripted methods against native ones"
+    local native_empty='{"grpc_method_a": {"tracing_name": "work", "operations": []}}'
+    local scripted_empty='{"grpc_method_a": {"tracing_name": "work", "script_source": ""}}'
+    local scripted_sleep='{"grpc_method_a": {"tracing_name": "wait", "script_source": "sleep(\"sleep\", 1000);"}}'
+    if ! accepts "$scripted_empty" || ! accepts "$scripted_sleep"; then
+        row "scripted methods" "not supported by this build" "-" "SKIP"
+        return
+    fi
+    no_op_rate native-empty "$native_empty" "${TRACES_ONLY[@]}"
+    local native=$RATE
+    no_op_rate scripted-empty "$scripted_empty" "${TRACES_ONLY[@]}"
+    local scripted=$RATE r overhead
+    r=$(ratio "$scripted" "$native")
+    row "empty script ÷ empty native method: rate" "${r}× ($(printf '%.0f' "$scripted") vs $(printf '%.0f' "$native") req/s)" "≥ 0.5×" "$(verdict "$r" ">=" 0.5)"
+    # Throughput time per request, the difference being the script's share.
+    overhead=$(awk -v s="$scripted" -v n="$native" 'BEGIN { printf "%.1f", 1e6 / s - 1e6 / n }')
+    row "script overhead per request (from the rate difference)" "$overhead µs" "-" "INFO"
+    sleepers "scripted-sleepers" "$scripted_sleep" 1.5 0.15
+}
+
+# 6. Logs and metrics on top of traces, once Thespian exports them.
+bench_signals() {
+    echo "== traces + logs + metrics against traces only"
+    if [[ $("$THESPIAN" --help) != *OTEL_LOGS_EXPORTER* ]]; then
+        row "traces + logs + metrics ÷ traces only" "not supported by this build" "-" "SKIP"
+        return
+    fi
+    local loki_port loki_counts=$RESULTS/loki-sink.counts
+    loki_port=$(free_port)
+    start loki-sink "$loki_port" "$RESULTS/loki-sink.log" \
+        "$RELEASE/examples/loki_sink" --port "$loki_port" --counts "$loki_counts"
+    local loki_pid=$LAST_PID
+    local empty='{}'
+    no_op_rate traces-only "$empty" "${TRACES_ONLY[@]}"
+    local traces=$RATE
+    local logs_before points_before
+    logs_before=$(sink_count "$SINK_COUNTS" log_records)
+    points_before=$(sink_count "$SINK_COUNTS" metric_points)
+    no_op_rate all-signals "$empty" OTEL_LOGS_EXPORTER=otlp OTEL_METRICS_EXPORTER=otlp \
+        LOKI_ADDRESS="http://127.0.0.1:$loki_port"
+    local all=$RATE r
+    stop "$loki_pid"
+    r=$(ratio "$all" "$traces")
+    row "traces + logs + metrics ÷ traces only: rate" "${r}×" "≥ 0.8×" "$(verdict "$r" ">=" 0.8)"
+    row "  received: log records, metric points, Loki entries" \
+        "$(($(sink_count "$SINK_COUNTS" log_records) - logs_before)), $(($(sink_count "$SINK_COUNTS" metric_points) - points_before)), $(sink_count "$loki_counts" entries)" "-" "INFO"
+}
+
+# soak NAME LOKI_ADDRESS: RSS after SOAK_SECONDS of the heaviest load, every
+# request logging an error, in SOAK_RSS.
+soak() {
+    local name=$1 loki=$2
+    local config='{"grpc_method_a": {"tracing_name": "work", "operations": [{"Action": {"Sleep": {"tracing_name": "fail", "duration_ms": 0, "failure_chance": 1.0}}}]}}'
+    wait_for_quiet_sink
+    local port
+    port=$(free_port)
+    start_thespian "$name" "$port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" LOKI_ADDRESS="$loki"
+    local pid=$LAST_PID
+    load "$name" "$port" A -D "$SOAK_SECONDS" "${THROUGHPUT_SHAPE[@]}"
+    SOAK_RSS=$(rss_mb "$pid")
+    SOAK_RATE=$RATE
+    stop "$pid"
+}
+
+# 7. Memory with Loki unreachable against Loki up, under sustained load.
+bench_loki_soak() {
+    echo "== ${SOAK_SECONDS} s at full load: Loki unreachable against Loki up"
+    if [[ $("$THESPIAN" --help) != *LOKI_ADDRESS* ]]; then
+        row "Loki soak" "not supported by this build" "-" "SKIP"
+        return
+    fi
+    local loki_port loki_counts=$RESULTS/loki-soak.counts
+    loki_port=$(free_port)
+    start loki-soak "$loki_port" "$RESULTS/loki-soak.log" \
+        "$RELEASE/examples/loki_sink" --port "$loki_port" --counts "$loki_counts"
+    local loki_pid=$LAST_PID
+    soak loki-up "http://127.0.0.1:$loki_port"
+    local up=$SOAK_RSS up_rate=$SOAK_RATE
+    stop "$loki_pid"
+    local entries
+    entries=$(sink_count "$loki_counts" entries)
+    if ((entries == 0)); then
+        row "Loki soak" "Loki received nothing: not shipping yet" "-" "SKIP"
+        return
+    fi
+    # A port nothing listens on.
+    soak loki-down "http://127.0.0.1:$(free_port)"
+    local down=$SOAK_RSS r
+    r=$(ratio "$down" "$up")
+    row "RSS after ${SOAK_SECONDS} s: Loki unreachable ÷ Loki up" "${r}× ($down vs $up MB)" "≤ 1.10×" "$(verdict "$r" "<=" 1.10)"
+    row "  load held, entries Loki received" "$(printf '%.0f' "$up_rate") req/s, $entries entries" "-" "INFO"
+}
+
+# --- Main ----------------------------------------------------------------------------
+
+setup
+echo "figures (load average before: $LOAD_BEFORE):"
+bench_bare
+bench_traces
+bench_slow_sink
+bench_chain
+bench_sleepers
+bench_scripted
+bench_signals
+bench_loki_soak
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+{
+    echo "# Thespian benchmark"
+    echo
+    echo "$(cat "$RESULTS/run.txt"), $(nproc) cores, $($QUICK && echo quick || echo full) mode;" \
+        "load average $LOAD_BEFORE before, $LOAD_AFTER after."
+    echo "Every rate is h2load's, from $REQUESTS requests over ${THROUGHPUT_SHAPE[*]} after $WARMUP to warm up."
+    echo
+    echo "| figure | value | target | verdict |"
+    echo "|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+} >"$RESULTS/summary.md"
+echo
+cat "$RESULTS/summary.md"
+echo
+echo "raw logs: $RESULTS/"
