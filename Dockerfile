@@ -13,12 +13,15 @@
 ARG RUST_VERSION=1.95.0
 
 # --- Build ---------------------------------------------------------------------
-FROM rust:${RUST_VERSION}-slim-bookworm AS builder
+# The full image, not -slim: jemalloc, Thespian's allocator, builds from C
+# sources with make, which -slim lacks. Only the binary leaves this stage.
+FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /build
 
 # Dependencies first, in their own layer: it is rebuilt only when the manifest,
 # lock file, build script or proto change, not on every source edit. protoc
-# comes from the protoc-bin-vendored crate, so no system packages are needed.
+# comes from the protoc-bin-vendored crate, so no extra system packages are
+# needed.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \

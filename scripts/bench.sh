@@ -4,6 +4,9 @@
 #
 #   scripts/bench.sh            # full run, a few minutes
 #   scripts/bench.sh --quick    # shorter runs, a smoke check of the figures
+#   scripts/bench.sh --only chain,sleepers   # the baseline plus these figures
+#                               # (traces slow-sink chain sleepers scripted
+#                               #  signals loki-soak)
 #
 # Load comes from h2load (Debian's nghttp2-client, installed if missing),
 # posting empty gRPC messages over HTTP/2. Spans go to a live OTLP sink
@@ -20,13 +23,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,18s/^# \{0,1\}//p' "$0"
+    sed -n '2,21s/^# \{0,1\}//p' "$0"
 }
 
 QUICK=false
-for arg in "$@"; do
+ONLY=""
+while (($#)); do
+    arg=$1
+    shift
     case "$arg" in
     --quick) QUICK=true ;;
+    --only)
+        ONLY=${1:?--only needs a list of figures}
+        shift
+        ;;
+    --only=*) ONLY=${arg#--only=} ;;
     -h | --help)
         usage
         exit 0
@@ -606,16 +617,21 @@ bench_loki_soak() {
 
 # --- Main ----------------------------------------------------------------------------
 
+# wanted FIGURE: whether --only (if given) names FIGURE.
+wanted() {
+    [[ -z $ONLY || ",$ONLY," == *",$1,"* ]]
+}
+
 setup
 echo "figures (load average before: $LOAD_BEFORE):"
 bench_bare
-bench_traces
-bench_slow_sink
-bench_chain
-bench_sleepers
-bench_scripted
-bench_signals
-bench_loki_soak
+wanted traces && bench_traces
+wanted slow-sink && bench_slow_sink
+wanted chain && bench_chain
+wanted sleepers && bench_sleepers
+wanted scripted && bench_scripted
+wanted signals && bench_signals
+wanted loki-soak && bench_loki_soak
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
