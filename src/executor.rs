@@ -15,9 +15,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::{
     behaviour::{Call, Concurrently, Fail, Raise, Sleep, Step},
     client::Clients,
-    failure::{DownstreamStatus, Failure},
+    failure::{DownstreamStatus, Failure, code_name},
     propagation,
-    telemetry::{Metrics, status_name},
+    telemetry::Metrics,
 };
 
 /// How spans are named.
@@ -207,7 +207,7 @@ impl Executor {
             "{} at {} answered {} in {} ms for `{}`",
             call.method,
             call.target,
-            status_name(code),
+            code_name(code),
             elapsed.as_millis(),
             call.name
         );

@@ -77,6 +77,31 @@ impl From<Failure> for tonic::Status {
     }
 }
 
+/// The canonical name of a gRPC status code (`OK`, `UNAVAILABLE`, ...), as
+/// grpcurl and the gRPC docs spell it: the inverse of [`code_from_name`].
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
 /// The error code a user names, as gRPC spells it (`NOT_FOUND`), in lower
 /// case (`not_found`) or in tonic's style (`NotFound`). `OK` is refused:
 /// a failure cannot answer with success.
@@ -114,4 +139,24 @@ pub fn code_from_number(number: i64) -> Option<tonic::Code> {
         .ok()
         .filter(|n| (1..=16).contains(n))
         .map(tonic::Code::from_i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_named_as_grpc_spells_it_and_read_back() {
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(
+            code_name(tonic::Code::DeadlineExceeded),
+            "DEADLINE_EXCEEDED"
+        );
+        for number in 1..=16 {
+            let code = code_from_number(number).expect("1 to 16 are error codes");
+            assert_eq!(code_from_name(code_name(code)), Some(code));
+        }
+        assert_eq!(code_from_name("OK"), None);
+        assert_eq!(code_from_number(0), None);
+    }
 }

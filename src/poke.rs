@@ -30,6 +30,7 @@ use tonic::{
 
 use crate::{
     behaviour::{MethodName, Target},
+    failure::code_name,
     proto::{Empty, thespian_client::ThespianClient},
 };
 
@@ -320,7 +321,7 @@ impl Tally {
             status_codes: (0..self.codes.len())
                 .filter_map(|i| {
                     let count = self.codes[i].load(Ordering::Relaxed);
-                    (count > 0).then(|| (code_name(Code::from(i as i32)), count.into()))
+                    (count > 0).then(|| (code_name(Code::from(i as i32)).to_owned(), count.into()))
                 })
                 .collect(),
             interrupted,
@@ -474,31 +475,6 @@ async fn update(bar: ProgressBar, tally: Arc<Tally>) {
     }
 }
 
-/// The canonical gRPC name of a status code, as `grpcurl` and the gRPC
-/// docs spell it.
-pub fn code_name(code: Code) -> String {
-    let name = match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    };
-    name.to_owned()
-}
-
 /// Reads a method name as users type it: `A`, or `a`.
 fn parse_method(text: &str) -> Result<MethodName, String> {
     text.to_ascii_uppercase().parse()
@@ -537,13 +513,6 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_status_code_has_its_canonical_name() {
-        assert_eq!(code_name(Code::Ok), "OK");
-        assert_eq!(code_name(Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
-        assert_eq!(code_name(Code::from(16)), "UNAUTHENTICATED");
-    }
 
     #[test]
     fn rates_must_be_positive_and_finite() {

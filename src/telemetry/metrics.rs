@@ -228,44 +228,9 @@ fn active_attributes(method: MethodName) -> [KeyValue; 3] {
     ]
 }
 
-/// The canonical name of a gRPC status code (`OK`, `UNAVAILABLE`, ...), as
-/// grpcurl and the gRPC docs spell it.
-pub fn status_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_names_are_the_canonical_grpc_spellings() {
-        assert_eq!(status_name(tonic::Code::Ok), "OK");
-        assert_eq!(
-            status_name(tonic::Code::DeadlineExceeded),
-            "DEADLINE_EXCEEDED"
-        );
-        assert_eq!(status_name(tonic::Code::Unavailable), "UNAVAILABLE");
-    }
 
     #[test]
     fn disabled_metrics_record_nothing_and_do_not_panic() {

@@ -33,7 +33,7 @@ use tracing_subscriber::{
 
 pub use delivery::{Delivery, Exporter, Signal};
 pub use loki::{Loki, LokiLayer};
-pub use metrics::{Metrics, MetricsTemporality, ServedRequest, status_name};
+pub use metrics::{Metrics, MetricsTemporality, ServedRequest};
 
 /// How log lines on stdout look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
