@@ -539,6 +539,28 @@ bench_scripted() {
     # Throughput time per request, the difference being the script's share.
     overhead=$(awk -v s="$scripted" -v n="$native" 'BEGIN { printf "%.1f", 1e6 / s - 1e6 / n }')
     row "script overhead per request (from the rate difference)" "$overhead µs" "-" "INFO"
+
+    # The same story told both ways: a sleep, a roll of the dice that never
+    # fails, then a call to a second instance.
+    local back_port back
+    back_port=$(free_port)
+    start_thespian scripted-back "$back_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" "${TRACES_ONLY[@]}"
+    back=$LAST_PID
+    local native_work scripted_work
+    native_work=$(printf '{"grpc_method_a": {"tracing_name": "work", "operations": [{"Action": {"Sleep": {"tracing_name": "think", "duration_ms": 0, "failure_chance": 0.0}}}, {"Action": {"CallService": {"tracing_name": "ask back", "service_address": "http://127.0.0.1", "service_port": "%s", "grpc_method": "A"}}}]}}' "$back_port")
+    scripted_work=$(printf '{"grpc_method_a": {"tracing_name": "work", "script_source": "sleep(\\"think\\", 0); fail_with_chance(\\"think\\", 0.0); call(\\"ask back\\", \\"127.0.0.1:%s\\", \\"A\\");"}}' "$back_port")
+    if accepts "$scripted_work"; then
+        no_op_rate native-work "$native_work" "${TRACES_ONLY[@]}"
+        native=$RATE
+        no_op_rate scripted-work "$scripted_work" "${TRACES_ONLY[@]}"
+        scripted=$RATE
+        r=$(ratio "$scripted" "$native")
+        row "sleep + roll + call: script ÷ native config: rate" "${r}× ($(printf '%.0f' "$scripted") vs $(printf '%.0f' "$native") req/s)" "≥ 0.5×" "$(verdict "$r" ">=" 0.5)"
+    else
+        row "sleep + roll + call as a script" "rejected by thespian check" "-" "FAIL"
+    fi
+    stop "$back"
+
     sleepers "scripted-sleepers" "$scripted_sleep" 1.5 0.15
 }
 
