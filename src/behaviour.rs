@@ -166,8 +166,10 @@ pub struct Sleep {
 pub struct Target(Arc<str>);
 
 impl Target {
-    /// Builds a target from `http://host:port`, `https://host:port` or
-    /// `host:port`, rejecting anything that is not a usable endpoint.
+    /// Builds a target from `http://host:port` or `host:port`, rejecting
+    /// anything that is not a usable endpoint. Calls are plaintext HTTP/2,
+    /// as a service mesh's sidecar expects; `https://` is refused rather
+    /// than silently sent in the clear.
     pub fn parse(address: &str) -> Result<Target, String> {
         let trimmed = address.trim().trim_end_matches('/');
         let with_scheme = if trimmed.contains("://") {
@@ -179,8 +181,14 @@ impl Target {
             .parse()
             .map_err(|e| format!("`{address}` is not a valid address: {e}"))?;
         match uri.scheme_str() {
-            Some("http" | "https") => {}
-            _ => return Err(format!("`{address}` must use http:// or https://")),
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "`{address}`: Thespian calls over plaintext HTTP/2 (TLS is left to a \
+                     service mesh); use http://"
+                ));
+            }
+            _ => return Err(format!("`{address}` must use http://")),
         }
         let authority = uri
             .authority()

@@ -182,6 +182,24 @@ fn an_unknown_grpc_method_is_refused() {
 }
 
 #[test]
+fn an_https_target_is_refused_rather_than_called_in_the_clear() {
+    let config = method_a(json!([ { "Action": { "CallService": {
+        "tracing_name": "c",
+        "service_address": "https://orders",
+        "service_port": 443,
+        "grpc_method": "A"
+    } } } ]));
+    assert_config_refused(
+        &config,
+        &[
+            "at `grpc_method_a.operations[0].Action.CallService.service_address`",
+            "plaintext",
+            "use http://",
+        ],
+    );
+}
+
+#[test]
 fn an_unknown_operation_kind_is_refused() {
     let config = method_a(json!([ { "Action": { "Wait": { "tracing_name": "w" } } } ]));
     assert_config_refused(
