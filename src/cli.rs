@@ -93,14 +93,16 @@ pub struct Settings {
     )]
     pub otel_exporter_otlp_endpoint: Option<String>,
 
-    /// Set to `none` to export no spans.
+    /// Where spans go: `otlp` or `none` [default: otlp].
     #[arg(
         long,
         env = "OTEL_TRACES_EXPORTER",
+        value_enum,
+        ignore_case = true,
         global = true,
         hide_short_help = true
     )]
-    pub otel_traces_exporter: Option<String>,
+    pub otel_traces_exporter: Option<Exporter>,
 
     /// Extra resource attributes, `key=value,key=value`, on everything exported.
     #[arg(
@@ -200,7 +202,7 @@ impl Settings {
 
     /// Where spans go, or `None` when export is turned off.
     pub fn otlp_endpoint(&self) -> Option<String> {
-        if self.otel_traces_exporter.as_deref() == Some("none") {
+        if self.otel_traces_exporter == Some(Exporter::Off) {
             return None;
         }
         self.otlp_base_endpoint()
@@ -298,7 +300,19 @@ impl Cli {
         match outcome {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
+                // The causes too: "transport error" alone says nothing of
+                // the refused connection behind it.
+                let mut message = format!("error: {e}");
+                let mut source = e.source();
+                while let Some(cause) = source {
+                    let cause = cause.to_string();
+                    if !message.contains(&cause) {
+                        message.push_str(": ");
+                        message.push_str(&cause);
+                    }
+                    source = source.and_then(std::error::Error::source);
+                }
+                eprintln!("{message}");
                 ExitCode::FAILURE
             }
         }
@@ -346,8 +360,10 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     let address = listener.local_addr()?;
     tracing::info!(
         %address,
-        service = %settings.service_name(),
-        otlp_endpoint = settings.otlp_endpoint().as_deref().unwrap_or("none"),
+        traces = settings.otlp_endpoint().as_deref().unwrap_or("off"),
+        otlp_logs = settings.otlp_logs_endpoint().as_deref().unwrap_or("off"),
+        metrics = settings.otlp_metrics_endpoint().as_deref().unwrap_or("off"),
+        loki = settings.loki_address().as_deref().unwrap_or("off"),
         "Thespian is serving"
     );
     let served = server::run(

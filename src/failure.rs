@@ -46,7 +46,7 @@ pub struct DownstreamStatus {
 
 impl std::fmt::Display for DownstreamStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}: {}", self.code, self.message)
+        write!(f, "{}: {}", code_name(self.code), self.message)
     }
 }
 

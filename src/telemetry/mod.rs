@@ -380,8 +380,8 @@ fn batch_sizes() -> (usize, usize) {
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
     };
-    (
-        from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_QUEUE),
-        from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_BATCH),
-    )
+    let queue = from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_QUEUE);
+    let batch = from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_BATCH);
+    // The SDK never batches more than its queue holds.
+    (queue, batch.min(queue))
 }
