@@ -17,7 +17,7 @@ run:
 
 # Run the test suite
 test:
-    cargo test
+    ./scripts/test.sh
 
 # Start Grafana, Tempo, Loki, Prometheus, the collector and the sample ecosystem in Docker
 stack-up:
