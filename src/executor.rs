@@ -57,9 +57,10 @@ impl Executor {
         Executor { metrics, ..self }
     }
 
-    /// Acts out `step` under the current span.
+    /// Acts out `step` under the current span, which is marked as failed
+    /// if the step fails, like every other span the failure passes through.
     pub async fn perform(&self, step: Arc<Step>) -> Result<(), Failure> {
-        self.act(&step).await
+        self.act(&step).await.inspect_err(mark_failed)
     }
 
     /// Makes the step's span now, while the caller's span is current, then

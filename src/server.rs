@@ -166,11 +166,6 @@ impl Service {
         };
         span.record("rpc.grpc.status_code", code as i32);
         served.finish(code, outcome.as_ref().err().map(Failure::cause));
-        if let Err(failure) = &outcome {
-            // Logged once where it started; here the request is only marked
-            // as failed, so a backend's error filter finds the whole trace.
-            span.set_status(opentelemetry::trace::Status::error(failure.to_string()));
-        }
         let trace_id = (trace_id != TraceId::INVALID)
             .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
             .flatten();
