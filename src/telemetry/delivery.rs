@@ -243,13 +243,15 @@ impl<E: PushMetricExporter> PushMetricExporter for Counting<E> {
     }
 }
 
-/// Where a signal goes: the standard `OTEL_LOGS_EXPORTER` and
-/// `OTEL_METRICS_EXPORTER` values Thespian understands.
+/// Where a signal goes: the standard `OTEL_TRACES_EXPORTER`,
+/// `OTEL_LOGS_EXPORTER` and `OTEL_METRICS_EXPORTER` values Thespian
+/// understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Exporter {
     /// To the OTLP endpoint.
     Otlp,
-    /// Nowhere: the signal is not made at all.
+    /// Nowhere. Log records and metrics are then not made at all; spans
+    /// still are, so log lines and answers keep their trace ids.
     #[value(name = "none")]
     Off,
 }

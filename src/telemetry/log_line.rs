@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use opentelemetry::trace::TraceContextExt;
 use serde_json::{Map, Value};
 use tracing::{Event, Subscriber, field::Field};
 use tracing_subscriber::{
@@ -56,21 +55,11 @@ where
             .parent()
             .and_then(|id| ctx.span(id))
             .or_else(|| ctx.lookup_current());
-        let otel_context = span.as_ref().and_then(|span| {
-            tracing::dispatcher::get_default(|dispatch| {
-                tracing_opentelemetry::get_otel_context(&span.id(), dispatch)
-            })
-        });
-        if let Some(cx) = otel_context {
-            let otel_span = cx.span();
-            let span_context = otel_span.span_context();
-            if span_context.is_valid() {
-                line.insert(
-                    "trace_id".into(),
-                    span_context.trace_id().to_string().into(),
-                );
-                line.insert("span_id".into(), span_context.span_id().to_string().into());
-            }
+        if let Some((trace_id, span_id)) =
+            span.as_ref().and_then(|span| super::trace_ids(&span.id()))
+        {
+            line.insert("trace_id".into(), trace_id.into());
+            line.insert("span_id".into(), span_id.into());
         }
         line.insert("target".into(), event.metadata().target().into());
         if let Some(span) = &span {

@@ -41,7 +41,6 @@ use std::{
 };
 
 use futures::task::AtomicWaker;
-use opentelemetry::trace::TraceContextExt;
 use tokio::{
     sync::{Notify, oneshot},
     task::JoinHandle,
@@ -361,18 +360,9 @@ fn record_ids<S>(loki: &tracing_loki::Layer, id: &Id, ctx: Context<'_, S>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let Some(cx) = tracing::dispatcher::get_default(|dispatch| {
-        tracing_opentelemetry::get_otel_context(id, dispatch)
-    }) else {
+    let Some((trace_id, span_id)) = super::trace_ids(id) else {
         return;
     };
-    let span = cx.span();
-    let span_context = span.span_context();
-    if !span_context.is_valid() {
-        return;
-    }
-    let trace_id = span_context.trace_id().to_string();
-    let span_id = span_context.span_id().to_string();
     let fields = IDS.fields();
     let (Some(trace_field), Some(span_field)) = (fields.field("trace_id"), fields.field("span_id"))
     else {

@@ -17,7 +17,10 @@ mod metrics;
 
 use std::time::Duration;
 
-use opentelemetry::{metrics::MeterProvider as _, trace::TracerProvider as _};
+use opentelemetry::{
+    metrics::MeterProvider as _,
+    trace::{TraceContextExt as _, TracerProvider as _},
+};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
@@ -149,10 +152,10 @@ impl Telemetry {
                 .with_endpoint(endpoint)
                 .with_timeout(Duration::from_secs(10))
                 .build()?;
-            let processor = BatchSpanProcessor::builder(delivery.spans(exporter))
-                .with_batch_config(batch_config())
-                .build();
             let (queue, batch) = batch_sizes();
+            let processor = BatchSpanProcessor::builder(delivery.spans(exporter))
+                .with_batch_config(batch_config(queue, batch))
+                .build();
             let processor = backlog::Backlog::new(processor, queue, batch, delivery.clone());
             tracer_provider = tracer_provider.with_span_processor(processor);
         }
@@ -300,6 +303,23 @@ impl Telemetry {
     }
 }
 
+/// The trace and span ids, in hex, of the OpenTelemetry span behind the
+/// `tracing` span `id`, when it has a valid one: what every log line,
+/// on stdout or in Loki, carries to join it to its trace.
+fn trace_ids(id: &tracing::span::Id) -> Option<(String, String)> {
+    let cx = tracing::dispatcher::get_default(|dispatch| {
+        tracing_opentelemetry::get_otel_context(id, dispatch)
+    })?;
+    let span = cx.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| {
+        (
+            span_context.trace_id().to_string(),
+            span_context.span_id().to_string(),
+        )
+    })
+}
+
 /// Every span Thespian itself makes, whatever the verbosity.
 fn thespian_spans<S>() -> impl tracing_subscriber::layer::Filter<S> {
     tracing_subscriber::filter::filter_fn(|metadata| {
@@ -338,50 +358,46 @@ fn plumbing<S>(verbosity: &str) -> impl tracing_subscriber::layer::Filter<S> + u
     })
 }
 
+/// A whole-number setting from the environment, or `None` when it is unset
+/// or not a number (the SDK then ignores it too).
+fn number_from_env(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 /// The log batch settings: the standard `OTEL_BLRP_*` variables where set,
 /// otherwise the span batch defaults, with a shallower queue.
 fn log_batch_config() -> opentelemetry_sdk::logs::BatchConfig {
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| v.parse::<u64>().is_ok());
     let mut builder = opentelemetry_sdk::logs::BatchConfigBuilder::default();
-    if !set("OTEL_BLRP_MAX_QUEUE_SIZE") {
+    if number_from_env("OTEL_BLRP_MAX_QUEUE_SIZE").is_none() {
         builder = builder.with_max_queue_size(DEFAULT_LOG_QUEUE);
     }
-    if !set("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") {
+    if number_from_env("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE").is_none() {
         builder = builder.with_max_export_batch_size(DEFAULT_BATCH);
     }
-    if !set("OTEL_BLRP_SCHEDULE_DELAY") {
+    if number_from_env("OTEL_BLRP_SCHEDULE_DELAY").is_none() {
         builder = builder.with_scheduled_delay(DEFAULT_DELAY);
     }
     builder.build()
 }
 
-/// The batch settings: the standard `OTEL_BSP_*` variables where set,
-/// otherwise defaults sized for bursts.
-fn batch_config() -> opentelemetry_sdk::trace::BatchConfig {
-    let from_env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let mut builder = BatchConfigBuilder::default();
-    if from_env("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
-        builder = builder.with_max_queue_size(DEFAULT_QUEUE);
-    }
-    if from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").is_none() {
-        builder = builder.with_max_export_batch_size(DEFAULT_BATCH);
-    }
-    if from_env("OTEL_BSP_SCHEDULE_DELAY").is_none() {
-        builder = builder.with_scheduled_delay(DEFAULT_DELAY);
-    }
-    builder.build()
-}
-
-/// The span queue and batch sizes [`batch_config`] sets, which the SDK
-/// does not tell, so that dropped spans can be counted.
+/// The span queue and batch sizes: the standard `OTEL_BSP_*` variables
+/// where set, otherwise defaults sized for bursts. Read once, so that the
+/// batch processor and the count of dropped spans agree.
 fn batch_sizes() -> (usize, usize) {
-    let from_env = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-    };
-    let queue = from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_QUEUE);
-    let batch = from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_BATCH);
+    let queue = number_from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_QUEUE);
+    let batch = number_from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_BATCH);
     // The SDK never batches more than its queue holds.
     (queue, batch.min(queue))
+}
+
+/// The span batch settings for a queue of `queue` spans exported `batch` at
+/// a time; the delay is `OTEL_BSP_SCHEDULE_DELAY` where set.
+fn batch_config(queue: usize, batch: usize) -> opentelemetry_sdk::trace::BatchConfig {
+    let mut builder = BatchConfigBuilder::default()
+        .with_max_queue_size(queue)
+        .with_max_export_batch_size(batch);
+    if number_from_env("OTEL_BSP_SCHEDULE_DELAY").is_none() {
+        builder = builder.with_scheduled_delay(DEFAULT_DELAY);
+    }
+    builder.build()
 }
