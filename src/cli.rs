@@ -300,19 +300,7 @@ impl Cli {
         match outcome {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                // The causes too: "transport error" alone says nothing of
-                // the refused connection behind it.
-                let mut message = format!("error: {e}");
-                let mut source = e.source();
-                while let Some(cause) = source {
-                    let cause = cause.to_string();
-                    if !message.contains(&cause) {
-                        message.push_str(": ");
-                        message.push_str(&cause);
-                    }
-                    source = source.and_then(std::error::Error::source);
-                }
-                eprintln!("{message}");
+                eprintln!("error: {}", crate::explain(&*e));
                 ExitCode::FAILURE
             }
         }
@@ -346,7 +334,8 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
         .await
         .map_err(|e| format!("cannot listen on port {}: {e}", settings.port))?;
 
-    let telemetry = Telemetry::install(&settings.telemetry())?;
+    let destinations = settings.telemetry();
+    let telemetry = Telemetry::install(&destinations)?;
     if let Some(legacy) = &config.legacy_service_name {
         tracing::warn!(
             "the config's top-level `service_name` (\"{legacy}\") is ignored; SERVICE_NAME names this instance"
@@ -360,10 +349,10 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     let address = listener.local_addr()?;
     tracing::info!(
         %address,
-        traces = settings.otlp_endpoint().as_deref().unwrap_or("off"),
-        otlp_logs = settings.otlp_logs_endpoint().as_deref().unwrap_or("off"),
-        metrics = settings.otlp_metrics_endpoint().as_deref().unwrap_or("off"),
-        loki = settings.loki_address().as_deref().unwrap_or("off"),
+        traces = destinations.otlp_endpoint.as_deref().unwrap_or("off"),
+        otlp_logs = destinations.otlp_logs_endpoint.as_deref().unwrap_or("off"),
+        metrics = destinations.otlp_metrics_endpoint.as_deref().unwrap_or("off"),
+        loki = destinations.loki_address.as_deref().unwrap_or("off"),
         "Thespian is serving"
     );
     let served = server::run(

@@ -21,6 +21,15 @@ use crate::{
 /// that swallows packets must not hold requests forever.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How every outbound connection to `target` is made: without Nagle's
+/// delay, and giving up on a target that does not accept within
+/// [`CONNECT_TIMEOUT`].
+pub fn endpoint(target: &Target) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(target.as_str().to_owned())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true))
+}
+
 /// The channel cache. Cheap to clone; clones share the cache.
 #[derive(Debug, Clone, Default)]
 pub struct Clients {
@@ -55,10 +64,8 @@ impl Clients {
         if let Some(channel) = channels.get(target) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(target.as_str().to_owned())
+        let channel = endpoint(target)
             .map_err(|e| tonic::Status::invalid_argument(format!("bad target {target}: {e}")))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
             .connect_lazy();
         channels.insert(target.clone(), channel.clone());
         Ok(channel)

@@ -40,3 +40,20 @@ pub mod telemetry;
 /// The error type at the edges of the crate, where the only thing left to do
 /// with an error is to show it.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error and its causes on one line, each cause that adds something
+/// after a colon: "transport error" alone says nothing of the refused
+/// connection behind it.
+pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -23,19 +23,14 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::{sync::Semaphore, time::MissedTickBehavior};
-use tonic::{
-    Code,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Code, transport::Channel};
 
 use crate::{
     behaviour::{MethodName, Target},
+    client,
     failure::code_name,
     proto::{Empty, thespian_client::ThespianClient},
 };
-
-/// How long the first connection may take before poking is given up on.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How often the progress line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
@@ -130,12 +125,10 @@ pub async fn run(args: PokeArgs, interrupt: impl Future<Output = ()>) -> Result<
 
 /// Opens the one HTTP/2 connection every request is multiplexed over.
 async fn connect(target: &Target) -> Result<Channel, crate::Error> {
-    Endpoint::from_shared(target.as_str().to_owned())?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
+    client::endpoint(target)?
         .connect()
         .await
-        .map_err(|e| format!("cannot reach {target}: {}", chain(&e)).into())
+        .map_err(|e| format!("cannot reach {target}: {}", crate::explain(&e)).into())
 }
 
 /// Runs the load and returns what happened.
@@ -492,22 +485,6 @@ fn parse_rate(text: &str) -> Result<f64, String> {
             "the rate must be above 0 and at most {MAX_RATE} requests per second"
         ))
     }
-}
-
-/// An error and its causes on one line: tonic's own message alone is only
-/// "transport error".
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
