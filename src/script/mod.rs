@@ -24,7 +24,7 @@ use std::{
 
 use rhai::{AST, Dynamic, Engine, Scope};
 
-pub use engine::{Limits, build as build_engine};
+pub use engine::Limits;
 pub use error::ScriptError;
 pub use watch::{Watch, watch};
 
@@ -107,7 +107,7 @@ impl Scripting {
             column: None,
             message: format!("cannot read the script: {e}"),
         })?;
-        let script = self.script(label, Some(path), tracing_name, params);
+        let script = self.script(label, Some(path), tracing_name, params)?;
         script.install(text)?;
         Ok(Arc::new(script))
     }
@@ -120,7 +120,7 @@ impl Scripting {
         tracing_name: String,
         params: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Arc<Script>, ScriptError> {
-        let script = self.script(label.to_owned(), None, tracing_name, params);
+        let script = self.script(label.to_owned(), None, tracing_name, params)?;
         script.install(text.to_owned())?;
         Ok(Arc::new(script))
     }
@@ -131,17 +131,23 @@ impl Scripting {
         path: Option<PathBuf>,
         tracing_name: String,
         params: &serde_json::Map<String, serde_json::Value>,
-    ) -> Script {
-        Script {
+    ) -> Result<Script, ScriptError> {
+        let params = rhai::serde::to_dynamic(params).map_err(|e| ScriptError {
+            label: label.clone(),
+            line: None,
+            column: None,
+            message: format!("`params` cannot be given to a script: {e}"),
+        })?;
+        Ok(Script {
             tracing_name,
             label: label.into(),
             path,
-            params: to_dynamic(&serde_json::Value::Object(params.clone())),
+            params,
             engine: Arc::clone(&self.engine),
             limits: self.limits,
             program: RwLock::new(Arc::new(AST::empty())),
             last_read: Mutex::new(String::new()),
-        }
+        })
     }
 }
 
@@ -262,26 +268,6 @@ impl Director for Script {
             name: self.tracing_name.clone(),
             steps,
         }))
-    }
-}
-
-/// A JSON value as the Rhai value a script sees.
-fn to_dynamic(value: &serde_json::Value) -> Dynamic {
-    use serde_json::Value;
-    match value {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => Dynamic::from_bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Dynamic::from_int(i),
-            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => Dynamic::from(s.clone()),
-        Value::Array(items) => Dynamic::from_array(items.iter().map(to_dynamic).collect()),
-        Value::Object(map) => Dynamic::from_map(
-            map.iter()
-                .map(|(k, v)| (k.as_str().into(), to_dynamic(v)))
-                .collect(),
-        ),
     }
 }
 
