@@ -5,25 +5,17 @@ mod support;
 
 use std::{process::Command, time::Duration};
 
-use support::instance::Instance;
-use support::otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _};
-use thespian::proto::Empty;
+use support::instance::{Instance, trace_id};
+use support::otlp::{DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpansExt as _};
 
-/// Makes one call to method A and returns the trace id of the answer.
-async fn call_a(instance: &Instance) -> String {
-    let response = instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
-    response
-        .metadata()
-        .get("x-trace-id")
-        .expect("x-trace-id")
-        .to_str()
-        .unwrap()
-        .to_owned()
+/// Makes one call to method A and returns its server span, once `receiver`
+/// has any span of the trace.
+async fn server_span_of_a(instance: &Instance, receiver: &OtlpReceiver) -> ReceivedSpan {
+    let trace_id = trace_id(instance.call_a().await.metadata());
+    let spans = receiver
+        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
+        .await;
+    spans.only_named("thespian.Thespian/A").clone()
 }
 
 /// The `service` of the "serving" log line.
@@ -45,11 +37,7 @@ async fn otel_service_name_names_the_instance_when_service_name_is_unset() {
         .otlp(&receiver.endpoint())
         .start()
         .await;
-    let trace_id = call_a(&instance).await;
-    let spans = receiver
-        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
-        .await;
-    let server = spans.only_named("thespian.Thespian/A");
+    let server = server_span_of_a(&instance, &receiver).await;
     assert_eq!(server.service_name.as_deref(), Some("billing"));
     assert_eq!(logged_service(&instance), "billing");
 }
@@ -62,11 +50,7 @@ async fn service_name_wins_over_otel_service_name() {
         .otlp(&receiver.endpoint())
         .start()
         .await;
-    let trace_id = call_a(&instance).await;
-    let spans = receiver
-        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
-        .await;
-    let server = spans.only_named("thespian.Thespian/A");
+    let server = server_span_of_a(&instance, &receiver).await;
     assert_eq!(server.service_name.as_deref(), Some("payments"));
     assert_eq!(server.resource.str("service.name"), Some("payments"));
     assert_eq!(logged_service(&instance), "payments");
@@ -80,17 +64,8 @@ async fn the_standard_otlp_endpoint_is_used_when_otel_backend_address_is_unset()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint())
         .start()
         .await;
-    let trace_id = call_a(&instance).await;
-    let spans = receiver
-        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
-        .await;
-    assert_eq!(
-        spans
-            .only_named("thespian.Thespian/A")
-            .service_name
-            .as_deref(),
-        Some("standard")
-    );
+    let server = server_span_of_a(&instance, &receiver).await;
+    assert_eq!(server.service_name.as_deref(), Some("standard"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,7 +77,7 @@ async fn otel_backend_address_wins_over_the_standard_otlp_endpoint() {
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &ignored.endpoint())
         .start()
         .await;
-    let trace_id = call_a(&instance).await;
+    let trace_id = trace_id(instance.call_a().await.metadata());
     chosen
         .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
         .await;
@@ -124,11 +99,8 @@ async fn otel_resource_attributes_appear_on_the_exported_resource() {
         .otlp(&receiver.endpoint())
         .start()
         .await;
-    let trace_id = call_a(&instance).await;
-    let spans = receiver
-        .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
-        .await;
-    let resource = &spans.only_named("thespian.Thespian/A").resource;
+    let server = server_span_of_a(&instance, &receiver).await;
+    let resource = &server.resource;
     assert_eq!(resource.str("deployment.environment.name"), Some("staging"));
     assert_eq!(resource.str("team"), Some("payments"));
     assert_eq!(resource.str("service.name"), Some("labelled"));

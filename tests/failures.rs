@@ -13,21 +13,10 @@ use std::{
 };
 
 use serde_json::json;
-use support::instance::Instance;
+use support::instance::{Instance, trace_id};
 use support::otlp::{DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpansExt as _, StatusCode};
 use thespian::proto::Empty;
 use tokio::net::{TcpListener, TcpStream};
-
-/// The trace id an instance attached to a failed call.
-fn trace_id_of_status(status: &tonic::Status) -> String {
-    status
-        .metadata()
-        .get("x-trace-id")
-        .expect("the error carries x-trace-id")
-        .to_str()
-        .expect("x-trace-id is text")
-        .to_owned()
-}
 
 /// Events that report an error: the ones the OpenTelemetry layer made from
 /// an ERROR-level event.
@@ -80,7 +69,7 @@ async fn a_failure_chance_of_one_always_fails_and_is_reported_once_where_it_star
             status.message().contains("charge card"),
             "the message names the step that failed: {status:?}"
         );
-        trace_ids.push(trace_id_of_status(&status));
+        trace_ids.push(trace_id(status.metadata()));
     }
 
     let spans = receiver
@@ -195,7 +184,7 @@ async fn log_lines_carry_the_trace_of_the_request_they_describe() {
         .a(Empty {})
         .await
         .expect_err("A fails");
-    let trace_id = trace_id_of_status(&status);
+    let trace_id = trace_id(status.metadata());
     let line = instance
         .wait_for_line(
             |l| l.contains("ERROR") && l.contains(&trace_id),

@@ -10,7 +10,7 @@ use std::{
 };
 
 use serde_json::json;
-use support::instance::Instance;
+use support::instance::{Instance, trace_id};
 use support::otlp::{
     DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _, StatusCode,
 };
@@ -40,34 +40,20 @@ fn inline(source: &str, params: serde_json::Value) -> String {
     .to_string()
 }
 
-/// The trace id an instance attached to its answer.
-fn trace_id(metadata: &tonic::metadata::MetadataMap) -> String {
-    metadata
-        .get("x-trace-id")
-        .expect("the answer carries x-trace-id")
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// Waits until the trace's server span for method A has arrived (it ends
 /// last, so the whole trace has), and returns the trace's spans.
 async fn trace(receiver: &OtlpReceiver, trace_id: &str) -> Vec<ReceivedSpan> {
-    let spans = receiver
-        .wait_for_spans(
-            |spans| {
-                spans
-                    .in_trace(trace_id)
+    receiver
+        .wait_for_trace(
+            trace_id,
+            |trace| {
+                trace
                     .iter()
                     .any(|s| s.name == "thespian.Thespian/A" && s.kind == SpanKind::Server)
             },
             DEFAULT_WAIT,
         )
-        .await;
-    spans
-        .into_iter()
-        .filter(|s| s.trace_id == trace_id)
-        .collect()
+        .await
 }
 
 fn error_events(span: &ReceivedSpan) -> usize {
@@ -86,12 +72,7 @@ async fn each_host_function_emits_a_named_span_nested_as_the_script_nests_it() {
         .otlp(&receiver.endpoint())
         .start()
         .await;
-    let answer = instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
+    let answer = instance.call_a().await;
     let spans = trace(&receiver, &trace_id(answer.metadata())).await;
 
     let server = spans.only_named("thespian.Thespian/A");
@@ -166,17 +147,11 @@ async fn a_scripted_call_continues_the_trace_in_the_called_instance() {
         .start()
         .await;
 
-    let answer = frontend
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
-    let trace_id = trace_id(answer.metadata());
-    let spans = receiver
-        .wait_for_spans(
-            |spans| {
-                let trace = spans.in_trace(&trace_id);
+    let trace_id = trace_id(frontend.call_a().await.metadata());
+    let trace = receiver
+        .wait_for_trace(
+            &trace_id,
+            |trace| {
                 trace.iter().any(|s| s.name == "insert row")
                     && trace
                         .iter()
@@ -187,10 +162,6 @@ async fn a_scripted_call_continues_the_trace_in_the_called_instance() {
             DEFAULT_WAIT,
         )
         .await;
-    let trace: Vec<ReceivedSpan> = spans
-        .into_iter()
-        .filter(|s| s.trace_id == trace_id)
-        .collect();
     let client = trace.only_named("place order");
     assert_eq!(client.kind, SpanKind::Client);
     assert_eq!(client.service_name.as_deref(), Some("frontend"));
@@ -484,12 +455,7 @@ async fn print_and_debug_become_log_lines_not_raw_output() {
         ))
         .start()
         .await;
-    instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
+    instance.call_a().await;
     let line = instance
         .wait_for_line(|line| line.contains("hello from the script"), WAIT)
         .await;
@@ -653,33 +619,18 @@ async fn the_example_scripts_play_the_sample_ecosystem() {
     let receiver = OtlpReceiver::start().await;
     let scripts = Path::new(ROOT).join("scripts");
     let scripts = scripts.to_str().unwrap();
-    let database = Instance::builder("database")
-        .env("SCRIPTS_DIR", scripts)
-        .config(&example_method_a(
-            "example_configs/ecosystem/database.jsonc",
-            json!({}),
-        ))
-        .otlp(&receiver.endpoint())
-        .start()
-        .await;
-    let orders = Instance::builder("orders")
-        .env("SCRIPTS_DIR", scripts)
-        .config(&example_method_a(
-            "example_configs/ecosystem/orders.jsonc",
-            json!({ "database": database.address }),
-        ))
-        .otlp(&receiver.endpoint())
-        .start()
-        .await;
-    let frontend = Instance::builder("frontend")
-        .env("SCRIPTS_DIR", scripts)
-        .config(&example_method_a(
-            "example_configs/ecosystem/frontend.jsonc",
-            json!({ "orders": orders.address }),
-        ))
-        .otlp(&receiver.endpoint())
-        .start()
-        .await;
+    // Each service runs method A of its namesake in example_configs/ecosystem.
+    let start = |service: &str, params: serde_json::Value| {
+        let config = format!("example_configs/ecosystem/{service}.jsonc");
+        Instance::builder(service)
+            .env("SCRIPTS_DIR", scripts)
+            .config(&example_method_a(&config, params))
+            .otlp(&receiver.endpoint())
+            .start()
+    };
+    let database = start("database", json!({})).await;
+    let orders = start("orders", json!({ "database": database.address })).await;
+    let frontend = start("frontend", json!({ "orders": orders.address })).await;
 
     // The scripts fail now and then on purpose; most checkouts get through.
     let mut client = frontend.client().await;
@@ -692,12 +643,11 @@ async fn the_example_scripts_play_the_sample_ecosystem() {
     }
     assert!(succeeded.len() >= 10, "{} of 20 succeeded", succeeded.len());
 
-    let trace_id = &succeeded[0];
-    let spans = receiver
-        .wait_for_spans(
-            |spans| {
-                spans
-                    .in_trace(trace_id)
+    let trace = receiver
+        .wait_for_trace(
+            &succeeded[0],
+            |trace| {
+                trace
                     .iter()
                     .filter(|s| s.name == "thespian.Thespian/A")
                     .count()
@@ -707,10 +657,6 @@ async fn the_example_scripts_play_the_sample_ecosystem() {
             DEFAULT_WAIT,
         )
         .await;
-    let trace: Vec<ReceivedSpan> = spans
-        .into_iter()
-        .filter(|s| &s.trace_id == trace_id)
-        .collect();
     for (service, span) in [
         ("frontend", "place order"),
         ("orders", "fan out to shards"),

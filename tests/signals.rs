@@ -9,9 +9,11 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::instance::Instance;
+use support::instance::{Instance, trace_id};
 use support::loki::{self, LokiBehaviour, LokiReceiver};
-use support::otlp::{self, Behaviour, DEFAULT_WAIT, MetricKind, OtlpReceiver, SpansExt as _};
+use support::otlp::{
+    self, Behaviour, DEFAULT_WAIT, MetricKind, OtlpReceiver, ReceivedSpan, SpansExt as _,
+};
 use thespian::proto::Empty;
 
 /// A method that sleeps `ms` milliseconds in a step called `name`.
@@ -27,15 +29,21 @@ fn load_cart() -> String {
     json!({ "grpc_method_a": sleeping("load cart", 1) }).to_string()
 }
 
-/// The trace id an instance attached to a response.
-fn trace_id_of<T>(response: &tonic::Response<T>) -> String {
-    response
-        .metadata()
-        .get("x-trace-id")
-        .expect("the response carries x-trace-id")
-        .to_str()
-        .expect("x-trace-id is text")
-        .to_owned()
+/// Calls `instance`'s method A and waits until `receiver` has the
+/// `load cart` span of its trace; returns the trace id and that span.
+async fn load_cart_span(instance: &Instance, receiver: &OtlpReceiver) -> (String, ReceivedSpan) {
+    let trace_id = trace_id(instance.call_a().await.metadata());
+    let spans = receiver
+        .wait_for_spans(
+            |s| {
+                s.iter()
+                    .any(|s| s.trace_id == trace_id && s.name == "load cart")
+            },
+            DEFAULT_WAIT,
+        )
+        .await;
+    let sleep = spans.only_named("load cart").clone();
+    (trace_id, sleep)
 }
 
 /// The instance's stdout lines at WARN or ERROR.
@@ -68,23 +76,7 @@ async fn loki_gets_json_lines_labelled_by_service_that_name_the_span_they_happen
         .start()
         .await;
 
-    let response = instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
-    let trace_id = trace_id_of(&response);
-    let spans = receiver
-        .wait_for_spans(
-            |s| {
-                s.iter()
-                    .any(|s| s.trace_id == trace_id && s.name == "load cart")
-            },
-            DEFAULT_WAIT,
-        )
-        .await;
-    let sleep = spans.only_named("load cart");
+    let (trace_id, sleep) = load_cart_span(&instance, &receiver).await;
     let entries = loki
         .wait_for_entries(
             |e| {
@@ -286,23 +278,7 @@ async fn otlp_log_records_carry_the_trace_and_span_ids_of_the_span_they_happened
         .start()
         .await;
 
-    let response = instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
-    let trace_id = trace_id_of(&response);
-    let spans = receiver
-        .wait_for_spans(
-            |s| {
-                s.iter()
-                    .any(|s| s.trace_id == trace_id && s.name == "load cart")
-            },
-            DEFAULT_WAIT,
-        )
-        .await;
-    let sleep = spans.only_named("load cart");
+    let (trace_id, sleep) = load_cart_span(&instance, &receiver).await;
     let records = receiver
         .wait_for_log_records(
             |r| {
@@ -369,8 +345,7 @@ async fn sleeps_and_calls_record_their_start_and_end_as_span_events() {
         .start()
         .await;
 
-    let response = gateway.client().await.a(Empty {}).await.expect("A answers");
-    let trace_id = trace_id_of(&response);
+    let trace_id = trace_id(gateway.call_a().await.metadata());
     let spans = receiver
         .wait_for_spans(
             |s| {
@@ -424,23 +399,7 @@ async fn warn_verbosity_hides_span_events_and_log_records_but_spans_still_arrive
         .start()
         .await;
 
-    let response = instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
-    let trace_id = trace_id_of(&response);
-    let spans = receiver
-        .wait_for_spans(
-            |s| {
-                s.iter()
-                    .any(|s| s.trace_id == trace_id && s.name == "load cart")
-            },
-            DEFAULT_WAIT,
-        )
-        .await;
-    let sleep = spans.only_named("load cart");
+    let (_, sleep) = load_cart_span(&instance, &receiver).await;
     assert!(sleep.events.is_empty(), "{sleep}");
 
     // Shutdown flushes every queue, so whatever was made has arrived.
@@ -470,12 +429,7 @@ async fn logs_exporter_none_sends_no_log_records() {
         .env("OTEL_LOGS_EXPORTER", "none")
         .start()
         .await;
-    instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
+    instance.call_a().await;
     instance.terminate();
     instance.wait_for_exit(DEFAULT_WAIT).await;
 
@@ -505,12 +459,7 @@ async fn with_loki_configured_log_records_go_over_otlp_only_when_asked() {
         .start()
         .await;
     for instance in [&by_default, &asked] {
-        instance
-            .client()
-            .await
-            .a(Empty {})
-            .await
-            .expect("A answers");
+        instance.call_a().await;
     }
     for instance in [&mut by_default, &mut asked] {
         instance.terminate();
@@ -741,12 +690,7 @@ async fn delta_temporality_is_taken_from_the_standard_variable() {
         .env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
         .start()
         .await;
-    instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
+    instance.call_a().await;
     let duration = receiver
         .wait_for_metric("rpc.server.call.duration", DEFAULT_WAIT)
         .await;
@@ -766,12 +710,7 @@ async fn metrics_exporter_none_sends_no_metrics() {
         .env("OTEL_METRICS_EXPORTER", "none")
         .start()
         .await;
-    instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
+    instance.call_a().await;
     instance.terminate();
     instance.wait_for_exit(DEFAULT_WAIT).await;
 

@@ -7,22 +7,11 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::instance::Instance;
+use support::instance::{Instance, trace_id};
 use support::otlp::{
     DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _, StatusCode,
 };
 use thespian::proto::Empty;
-
-/// The trace id an instance attached to a successful response.
-fn trace_id_of<T>(response: &tonic::Response<T>) -> String {
-    response
-        .metadata()
-        .get("x-trace-id")
-        .expect("the response carries x-trace-id")
-        .to_str()
-        .expect("x-trace-id is text")
-        .to_owned()
-}
 
 /// The names of `parent`'s children, sorted, so tests compare tree shapes.
 fn child_names(spans: &[ReceivedSpan], parent: &ReceivedSpan) -> Vec<String> {
@@ -63,22 +52,12 @@ async fn spans_take_the_configured_names_and_nest_as_the_config_does() {
         .start()
         .await;
 
-    let response = instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
-    let trace_id = trace_id_of(&response);
+    let trace_id = trace_id(instance.call_a().await.metadata());
     assert_eq!(trace_id.len(), 32, "{trace_id}");
 
     let spans = receiver
-        .wait_for_spans(|s| s.in_trace(&trace_id).len() >= 7, DEFAULT_WAIT)
+        .wait_for_trace(&trace_id, |trace| trace.len() >= 7, DEFAULT_WAIT)
         .await;
-    let spans: Vec<ReceivedSpan> = spans
-        .into_iter()
-        .filter(|s| s.trace_id == trace_id)
-        .collect();
     assert_eq!(spans.len(), 7, "{spans:#?}");
     assert!(
         spans
@@ -150,7 +129,7 @@ async fn an_unconfigured_method_still_makes_a_server_span() {
         .c(Empty {})
         .await
         .expect("C answers");
-    let trace_id = trace_id_of(&response);
+    let trace_id = trace_id(response.metadata());
     let spans = receiver
         .wait_for_spans(|s| !s.in_trace(&trace_id).is_empty(), DEFAULT_WAIT)
         .await;
@@ -192,22 +171,17 @@ async fn a_call_continues_the_trace_in_the_called_instance() {
         .start()
         .await;
 
-    let response = gateway.client().await.a(Empty {}).await.expect("A answers");
-    let trace_id = trace_id_of(&response);
+    let trace_id = trace_id(gateway.call_a().await.metadata());
     let spans = receiver
-        .wait_for_spans(
-            |s| {
-                let trace = s.in_trace(&trace_id);
+        .wait_for_trace(
+            &trace_id,
+            |trace| {
                 trace.iter().any(|s| s.name == "lock row")
                     && trace.iter().any(|s| s.name == "thespian.Thespian/A")
             },
             DEFAULT_WAIT,
         )
         .await;
-    let spans: Vec<ReceivedSpan> = spans
-        .into_iter()
-        .filter(|s| s.trace_id == trace_id)
-        .collect();
 
     let call = spans.only_named("ask inventory");
     assert_eq!(call.service_name.as_deref(), Some("gateway"));
@@ -259,13 +233,7 @@ async fn concurrent_sleeps_overlap_in_time() {
         .start()
         .await;
 
-    let response = instance
-        .client()
-        .await
-        .a(Empty {})
-        .await
-        .expect("A answers");
-    let trace_id = trace_id_of(&response);
+    let trace_id = trace_id(instance.call_a().await.metadata());
     let spans = receiver
         .wait_for_spans(|s| s.in_trace(&trace_id).len() >= 4, DEFAULT_WAIT)
         .await;
@@ -326,7 +294,7 @@ async fn generic_span_names_match_the_original_while_tracing_name_keeps_the_stor
         .b(Empty {})
         .await
         .expect("B answers");
-    let trace_id = trace_id_of(&response);
+    let trace_id = trace_id(response.metadata());
     let spans = receiver
         .wait_for_spans(
             |s| {

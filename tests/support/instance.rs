@@ -12,13 +12,13 @@ use std::{
     time::Duration,
 };
 
-use thespian::proto::thespian_client::ThespianClient;
+use thespian::proto::{Empty, thespian_client::ThespianClient};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
     sync::Notify,
 };
-use tonic::transport::Channel;
+use tonic::{Response, metadata::MetadataMap, transport::Channel};
 
 /// How long an instance may take to start serving.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,6 +107,11 @@ impl Instance {
         ThespianClient::connect(self.address.clone())
             .await
             .expect("connect to the instance")
+    }
+
+    /// Calls method A over a new connection; panics unless A answers.
+    pub async fn call_a(&self) -> Response<Empty> {
+        self.client().await.a(Empty {}).await.expect("A answers")
     }
 
     /// Every stdout and stderr line so far.
@@ -255,6 +260,17 @@ impl InstanceBuilder {
             output,
         }
     }
+}
+
+/// The trace id an instance attached to an answer or an error, from its
+/// metadata: `trace_id(response.metadata())` or `trace_id(status.metadata())`.
+pub fn trace_id(metadata: &MetadataMap) -> String {
+    metadata
+        .get("x-trace-id")
+        .expect("the instance attached x-trace-id")
+        .to_str()
+        .expect("x-trace-id is text")
+        .to_owned()
 }
 
 fn collect(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, output: &Arc<Output>) {

@@ -1393,6 +1393,22 @@ impl OtlpReceiver {
             .await
     }
 
+    /// Waits until `predicate` holds for the spans of trace `trace_id`
+    /// received so far and returns those spans; panics with a dump of what
+    /// arrived if `timeout` passes first.
+    pub async fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        mut predicate: impl FnMut(&[&ReceivedSpan]) -> bool,
+        timeout: Duration,
+    ) -> Vec<ReceivedSpan> {
+        self.wait_for_spans(|s| predicate(&s.in_trace(trace_id)), timeout)
+            .await
+            .into_iter()
+            .filter(|s| s.trace_id == trace_id)
+            .collect()
+    }
+
     /// Waits for a span called `name` and returns the first one.
     pub async fn wait_for_span(&self, name: &str, timeout: Duration) -> ReceivedSpan {
         let spans = self
