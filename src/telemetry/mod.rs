@@ -167,6 +167,11 @@ impl Telemetry {
             .with_threads(false)
             .with_target(false)
             .with_tracked_inactivity(false)
+            // Making a span's OpenTelemetry context current on every poll
+            // costs each request several microseconds. Only the OTLP log
+            // bridge reads that context, to stamp records with trace ids;
+            // everything else finds a span's context through `tracing`.
+            .with_context_activation(settings.otlp_logs_endpoint.is_some())
             .with_filter(thespian_spans().or(events(&settings.verbosity)?));
 
         let stdout = match settings.log_format {
