@@ -175,6 +175,17 @@ pub struct Settings {
     #[arg(long, env = "SPAN_NAMES", value_enum, default_value_t = SpanNames::Descriptive, global = true)]
     pub span_names: SpanNames,
 
+    /// How long a call to another instance may wait for its answer, in milliseconds;
+    /// then it fails with DEADLINE_EXCEEDED.
+    #[arg(
+        long,
+        env = "CALL_TIMEOUT_MS",
+        default_value_t = crate::client::DEFAULT_CALL_TIMEOUT.as_millis() as u64,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub call_timeout_ms: u64,
+
     /// How long in-flight requests may finish after SIGTERM or SIGINT, in milliseconds.
     #[arg(
         long,
@@ -358,7 +369,9 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     let served = server::run(
         listener,
         config.behaviour,
-        Executor::new(settings.span_names).with_metrics(telemetry.metrics()),
+        Executor::new(settings.span_names)
+            .with_call_timeout(Duration::from_millis(settings.call_timeout_ms))
+            .with_metrics(telemetry.metrics()),
         ServerOptions {
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             metrics: telemetry.metrics(),

@@ -5,7 +5,7 @@
 //! starts; every span it then passes through on its way up is marked as an
 //! error without logging it again.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use opentelemetry::trace::Status as OtelStatus;
@@ -49,6 +49,14 @@ impl Executor {
             clients: Clients::default(),
             names,
             metrics: Metrics::default(),
+        }
+    }
+
+    /// The same executor, giving up on a call after `timeout`.
+    pub fn with_call_timeout(self, timeout: Duration) -> Executor {
+        Executor {
+            clients: Clients::new(timeout),
+            ..self
         }
     }
 

@@ -1,6 +1,7 @@
 //! How failures look to a caller, in the exported trace and in the log
 //! lines: pretend failures by chance, and a real one when a downstream is
-//! gone. Also that calls to another instance share one connection.
+//! gone or never answers. Also that calls to another instance share one
+//! connection.
 
 mod support;
 
@@ -16,7 +17,10 @@ use serde_json::json;
 use support::instance::{Instance, trace_id};
 use support::otlp::{DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpansExt as _, StatusCode};
 use thespian::proto::Empty;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::AsyncReadExt,
+    net::{TcpListener, TcpStream},
+};
 
 /// Events that report an error: the ones the OpenTelemetry layer made from
 /// an ERROR-level event.
@@ -299,6 +303,68 @@ async fn a_dead_downstream_fails_the_caller_quickly_and_leaves_it_healthy() {
         assert_eq!(call.attr_i64("server.port"), Some(i64::from(dead_port)));
         assert_ne!(call.attr_i64("rpc.grpc.status_code"), Some(0), "{call}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_downstream_that_never_answers_fails_the_call_at_its_deadline() {
+    let receiver = OtlpReceiver::start().await;
+    // Accepts connections and reads whatever comes, but never says a word.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let silence = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = silent.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0; 4096];
+                while matches!(socket.read(&mut buffer).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let config = json!({
+        "grpc_method_a": {
+            "tracing_name": "check stock",
+            "operations": [ { "Action": { "CallService": {
+                "tracing_name": "ask warehouse",
+                "service_address": "http://127.0.0.1",
+                "service_port": silent_port.to_string(),
+                "grpc_method": "B"
+            } } } ]
+        }
+    });
+    let instance = Instance::builder("shop")
+        .config(&config.to_string())
+        .otlp(&receiver.endpoint())
+        .env("CALL_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    let mut client = instance.client().await;
+
+    let status = tokio::time::timeout(Duration::from_secs(20), client.a(Empty {}))
+        .await
+        .expect("the call gives up at its deadline instead of waiting forever")
+        .expect_err("A must fail");
+    assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains(&format!("127.0.0.1:{silent_port}"))
+            && status.message().contains("DEADLINE_EXCEEDED")
+            && status.message().contains("300 ms"),
+        "the message names the target and the deadline: {status:?}"
+    );
+    client.b(Empty {}).await.expect("B still answers");
+
+    let spans = receiver
+        .wait_for_spans(|s| !s.named("ask warehouse").is_empty(), DEFAULT_WAIT)
+        .await;
+    let call = spans.named("ask warehouse")[0];
+    assert_eq!(call.status_code, StatusCode::Error, "{call}");
+    assert_eq!(error_events(call), 1, "{call}");
+    assert_eq!(
+        call.attr_i64("rpc.grpc.status_code"),
+        Some(tonic::Code::DeadlineExceeded as i64),
+        "{call}"
+    );
+    silence.abort();
 }
 
 /// A TCP forwarder that counts the connections made through it, so a test

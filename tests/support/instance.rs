@@ -37,6 +37,7 @@ const CLEARED: &[&str] = &[
     "RUST_LOG",
     "SPAN_NAMES",
     "SHUTDOWN_GRACE_MS",
+    "CALL_TIMEOUT_MS",
     "SCRIPTS_DIR",
     "SCRIPT_MAX_ARRAY_LEN",
     "SCRIPT_MAX_CALL_DEPTH",
