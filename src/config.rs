@@ -298,16 +298,11 @@ impl ActionSpec {
             }
             ActionSpec::Sleep(sleep) => {
                 let path = format!("{path}.Sleep");
-                let fault = match sleep.failure_chance {
-                    None => None,
-                    Some(chance) if (0.0..=1.0).contains(&chance) => Some(Fault::internal(chance)),
-                    Some(chance) => {
-                        return Err((
-                            format!("{path}.failure_chance"),
-                            format!("must be between 0 and 1, got {chance}"),
-                        ));
-                    }
-                };
+                let fault = sleep
+                    .failure_chance
+                    .map(Fault::internal)
+                    .transpose()
+                    .map_err(|e| (format!("{path}.failure_chance"), e.to_string()))?;
                 Ok(Step::Sleep(Sleep {
                     name: sleep.tracing_name,
                     latency: Latency::Fixed(Duration::from_millis(sleep.duration_ms)),

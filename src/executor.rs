@@ -118,7 +118,7 @@ impl Executor {
                         otel.name = Empty,
                         _tracing_name = %fail.name,
                         thespian.action = "fail_with_chance",
-                        failure_chance = fail.fault.chance,
+                        failure_chance = fail.fault.chance(),
                     ),
                     &fail.name,
                 );
@@ -174,7 +174,7 @@ impl Executor {
         match sleep.fault {
             Some(fault) if fault.strikes() => Err(originate(Failure::Chance {
                 action: sleep.name.clone(),
-                code: fault.code,
+                code: fault.code(),
             })),
             _ => {
                 tracing::info!("`{}` finished", sleep.name);
@@ -187,7 +187,7 @@ impl Executor {
         if fail.fault.strikes() {
             Err(originate(Failure::Chance {
                 action: fail.name.clone(),
-                code: fail.fault.code,
+                code: fail.fault.code(),
             }))
         } else {
             Ok(())
@@ -250,7 +250,7 @@ impl Executor {
             i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
         );
         if let Some(fault) = sleep.fault {
-            span.record("failure_chance", fault.chance);
+            span.record("failure_chance", fault.chance());
         }
         self.named_span(span, &sleep.name)
     }

@@ -127,7 +127,7 @@ fn failing_sleep(name: &str, millis: u64) -> Step {
     Step::Sleep(Sleep {
         name: name.to_owned(),
         latency: Latency::Fixed(Duration::from_millis(millis)),
-        fault: Some(Fault::internal(1.0)),
+        fault: Some(Fault::internal(1.0).unwrap()),
     })
 }
 
@@ -259,10 +259,7 @@ async fn a_failure_stops_the_rest_of_its_sequence() {
 async fn a_fail_step_fails_without_waiting_and_a_raise_chooses_its_status() {
     let fail = Step::Fail(Fail {
         name: "coin toss".to_owned(),
-        fault: Fault {
-            chance: 1.0,
-            code: tonic::Code::Unavailable,
-        },
+        fault: Fault::new(1.0, tonic::Code::Unavailable).unwrap(),
     });
     let (outcome, elapsed, seen) = perform(function("toss", vec![fail])).await;
     let failure = outcome.expect_err("a chance of one always fails");
@@ -290,7 +287,7 @@ async fn a_failure_chance_of_zero_never_fails() {
     let step = Arc::new(Step::Sleep(Sleep {
         name: "safe".to_owned(),
         latency: Latency::Fixed(Duration::from_millis(1)),
-        fault: Some(Fault::internal(0.0)),
+        fault: Some(Fault::internal(0.0).unwrap()),
     }));
     let executor = Executor::default();
     for _ in 0..1_000 {

@@ -280,19 +280,9 @@ mod faults {
     ) -> Result<(), Box<EvalAltResult>> {
         let position = ctx.call_position();
         let name = step_name(name.unwrap_or("fail_with_chance"), position)?;
-        if !(0.0..=1.0).contains(&chance) {
-            return Err(host_error(
-                format!("fail_with_chance takes a probability between 0 and 1, not {chance}"),
-                position,
-            ));
-        }
-        builder::record(
-            Step::Fail(Fail {
-                name,
-                fault: Fault::internal(chance),
-            }),
-            position,
-        )
+        let fault = Fault::internal(chance)
+            .map_err(|e| host_error(format!("fail_with_chance's chance {e}"), position))?;
+        builder::record(Step::Fail(Fail { name, fault }), position)
     }
 }
 

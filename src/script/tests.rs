@@ -274,7 +274,7 @@ fn fail_with_chance_checks_its_probability() {
     let chances: Vec<_> = steps[..2]
         .iter()
         .map(|step| match step {
-            Step::Fail(Fail { name, fault }) => (name.as_str(), fault.chance),
+            Step::Fail(Fail { name, fault }) => (name.as_str(), fault.chance()),
             other => panic!("{other:?}"),
         })
         .collect();
