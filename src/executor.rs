@@ -84,43 +84,34 @@ impl Executor {
                 self.call(call).instrument(span).boxed()
             }
             Step::Function(function) => {
-                let span = self.named_span(
-                    tracing::info_span!(
-                        "Function.enact",
-                        otel.name = Empty,
-                        _tracing_name = %function.name,
-                        thespian.action = "function",
-                    ),
-                    &function.name,
+                let span = tracing::info_span!(
+                    "Function.enact",
+                    otel.name = self.span_name(&function.name, "Function.enact"),
+                    _tracing_name = function.name.as_str(),
+                    thespian.action = "function",
                 );
                 self.sequence(&function.steps).instrument(span).boxed()
             }
             Step::Concurrently(group) => match &group.name {
                 Some(name) => {
-                    let span = self.named_span(
-                        tracing::info_span!(
-                            "concurrently",
-                            otel.name = Empty,
-                            _tracing_name = %name,
-                            thespian.action = "concurrently",
-                            thespian.branches = group.branches.len() as i64,
-                        ),
-                        name,
+                    let span = tracing::info_span!(
+                        "concurrently",
+                        otel.name = self.span_name(name, "concurrently"),
+                        _tracing_name = name.as_str(),
+                        thespian.action = "concurrently",
+                        thespian.branches = group.branches.len() as i64,
                     );
                     self.concurrently(group).instrument(span).boxed()
                 }
                 None => self.concurrently(group).boxed(),
             },
             Step::Fail(fail) => {
-                let span = self.named_span(
-                    tracing::info_span!(
-                        "fail_with_chance",
-                        otel.name = Empty,
-                        _tracing_name = %fail.name,
-                        thespian.action = "fail_with_chance",
-                        failure_chance = fail.fault.chance(),
-                    ),
-                    &fail.name,
+                let span = tracing::info_span!(
+                    "fail_with_chance",
+                    otel.name = self.span_name(&fail.name, "fail_with_chance"),
+                    _tracing_name = fail.name.as_str(),
+                    thespian.action = "fail_with_chance",
+                    failure_chance = fail.fault.chance(),
                 );
                 async move { self.roll(fail) }.instrument(span).boxed()
             }
@@ -234,50 +225,45 @@ impl Executor {
     }
 
     fn sleep_span(&self, sleep: &Sleep) -> Span {
-        let span = tracing::info_span!(
-            "sleep",
-            otel.name = Empty,
-            _tracing_name = %sleep.name,
-            thespian.action = "sleep",
-            duration_ms = Empty,
-            failure_chance = Empty,
-        );
         let crate::behaviour::Latency::Fixed(duration) = sleep.latency;
         // Integers go in as i64: the OpenTelemetry layer exports unsigned
         // ones as strings, which backends cannot compare or sum.
-        span.record(
-            "duration_ms",
-            i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-        );
-        if let Some(fault) = sleep.fault {
-            span.record("failure_chance", fault.chance());
-        }
-        self.named_span(span, &sleep.name)
+        let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        tracing::info_span!(
+            "sleep",
+            otel.name = self.span_name(&sleep.name, "sleep"),
+            _tracing_name = sleep.name.as_str(),
+            thespian.action = "sleep",
+            duration_ms,
+            failure_chance = sleep.fault.map(|fault| fault.chance()),
+        )
     }
 
     fn call_span(&self, call: &Call) -> Span {
-        let span = tracing::info_span!(
+        tracing::info_span!(
             "call_service",
-            otel.name = Empty,
+            otel.name = self.span_name(&call.name, "call_service"),
             otel.kind = "client",
-            _tracing_name = %call.name,
+            _tracing_name = call.name.as_str(),
             thespian.action = "call",
-            thespian.target = %call.target,
+            thespian.target = call.target.as_str(),
             rpc.system = "grpc",
             rpc.service = "thespian.Thespian",
             rpc.method = call.method.as_str(),
             rpc.grpc.status_code = Empty,
             server.address = call.target.host(),
             server.port = i64::from(call.target.port()),
-        );
-        self.named_span(span, &call.name)
+        )
     }
 
-    fn named_span(&self, span: Span, name: &str) -> Span {
-        if self.names == SpanNames::Descriptive {
-            span.record("otel.name", name);
+    /// The name a step's span goes by: the user's, or the step kind's
+    /// `generic` one. Given when the span is made, so naming costs no
+    /// second pass over the span.
+    fn span_name<'a>(&self, name: &'a str, generic: &'static str) -> &'a str {
+        match self.names {
+            SpanNames::Descriptive => name,
+            SpanNames::Generic => generic,
         }
-        span
     }
 }
 
