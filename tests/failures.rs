@@ -38,6 +38,23 @@ fn sleep(name: &str, duration_ms: u64, failure_chance: f64) -> serde_json::Value
 }
 
 /// A config whose method A fails for certain two levels down.
+/// A config whose `A`, named `function`, makes one call, named `call`, to
+/// `method` on the local port `port`.
+fn calling(function: &str, call: &str, port: u16, method: &str) -> String {
+    json!({
+        "grpc_method_a": {
+            "tracing_name": function,
+            "operations": [ { "Action": { "CallService": {
+                "tracing_name": call,
+                "service_address": "http://127.0.0.1",
+                "service_port": port.to_string(),
+                "grpc_method": method
+            } } } ]
+        }
+    })
+    .to_string()
+}
+
 fn certain_failure() -> String {
     json!({
         "grpc_method_a": {
@@ -237,19 +254,9 @@ async fn a_dead_downstream_fails_the_caller_quickly_and_leaves_it_healthy() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         listener.local_addr().unwrap().port()
     };
-    let config = json!({
-        "grpc_method_a": {
-            "tracing_name": "look up prices",
-            "operations": [ { "Action": { "CallService": {
-                "tracing_name": "ask pricing",
-                "service_address": "http://127.0.0.1",
-                "service_port": dead_port.to_string(),
-                "grpc_method": "C"
-            } } } ]
-        }
-    });
+    let config = calling("look up prices", "ask pricing", dead_port, "C");
     let instance = Instance::builder("catalogue")
-        .config(&config.to_string())
+        .config(&config)
         .otlp(&receiver.endpoint())
         .start()
         .await;
@@ -319,19 +326,9 @@ async fn a_downstream_that_never_answers_fails_the_call_at_its_deadline() {
             });
         }
     });
-    let config = json!({
-        "grpc_method_a": {
-            "tracing_name": "check stock",
-            "operations": [ { "Action": { "CallService": {
-                "tracing_name": "ask warehouse",
-                "service_address": "http://127.0.0.1",
-                "service_port": silent_port.to_string(),
-                "grpc_method": "B"
-            } } } ]
-        }
-    });
+    let config = calling("check stock", "ask warehouse", silent_port, "B");
     let instance = Instance::builder("shop")
-        .config(&config.to_string())
+        .config(&config)
         .otlp(&receiver.endpoint())
         .env("CALL_TIMEOUT_MS", "300")
         .start()
