@@ -752,3 +752,63 @@ async fn bad_signal_settings_stop_the_instance_with_a_message_naming_the_variabl
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdout_nobody_reads_never_blocks_requests_and_its_dropped_lines_are_counted() {
+    let config = json!({ "grpc_method_a": { "tracing_name": "chatty", "operations": [
+        { "Action": { "Sleep": { "tracing_name": "nap", "duration_ms": 0 } } }
+    ] } });
+    let mut instance = Instance::builder("chatty")
+        .config(&config.to_string())
+        .start()
+        .await;
+    instance.pause_output();
+
+    // Two lines a request: 24,000 lines overflow both the pipe (64 KiB) and
+    // the 16,384 lines that may wait for stdout. Were stdout written on the
+    // request threads, the first full pipe would stall every request.
+    let answered = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let mut client = instance.client().await;
+            callers.spawn(async move {
+                for _ in 0..1_500 {
+                    client.a(Empty {}).await.expect("A answers");
+                }
+            });
+        }
+        callers.join_all().await
+    })
+    .await;
+    assert!(answered.is_ok(), "requests stalled behind an unread stdout");
+
+    instance.resume_output();
+    // Lines are written in order, so once this request's last line shows,
+    // the backlog has drained.
+    let last = trace_id(instance.call_a().await.metadata());
+    instance
+        .wait_for_line(
+            |line| line.contains(&last) && line.contains("finished"),
+            Duration::from_secs(60),
+        )
+        .await;
+    instance.terminate();
+    assert!(
+        instance
+            .wait_for_exit(Duration::from_secs(30))
+            .await
+            .success()
+    );
+
+    let report = instance
+        .json_lines()
+        .into_iter()
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("log lines were dropped"))
+        })
+        .unwrap_or_else(|| panic!("no report of dropped lines"));
+    let dropped = report["dropped"].as_i64().unwrap();
+    assert!(dropped > 0 && dropped <= 24_000, "{report}");
+}

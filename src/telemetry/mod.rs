@@ -4,8 +4,9 @@
 //! Spans, log records and request metrics go to the OTLP endpoint, and log
 //! lines to stdout and, when `LOKI_ADDRESS` is set, to Loki; every log line
 //! and record names its trace and span. Every queue on the way out is
-//! bounded: a slow or missing collector or Loki costs dropped telemetry,
-//! which is counted and reported once, never memory.
+//! bounded: a slow or missing collector or Loki, or a stdout nobody reads
+//! fast enough, costs dropped telemetry, which is counted and reported,
+//! never memory and never a blocked request.
 //! Thespian's own exporter, HTTP/2 and gRPC internals are kept out of
 //! everything that is exported, so telemetry never feeds on itself.
 
@@ -29,6 +30,7 @@ use opentelemetry_sdk::{
     metrics::{PeriodicReader, SdkMeterProvider},
     trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
 };
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{
     EnvFilter, Layer, filter::FilterExt, layer::SubscriberExt, registry::LookupSpan,
     util::SubscriberInitExt,
@@ -91,6 +93,11 @@ pub struct Telemetry {
     metrics: Metrics,
     /// Counts what was delivered, to report what was not.
     delivery: Delivery,
+    /// Writes log lines to stdout off the request threads; dropping it
+    /// flushes what is still queued.
+    stdout: WorkerGuard,
+    /// Counts the log lines stdout could not take in time.
+    stdout_dropped: ErrorCounter,
 }
 
 /// Targets whose events would describe the exporter's own work: exporting
@@ -116,6 +123,9 @@ const DEFAULT_DELAY: Duration = Duration::from_millis(200);
 /// The log record queue when `OTEL_BLRP_MAX_QUEUE_SIZE` is not set: records
 /// are bigger than spans, so the queue is shallower.
 const DEFAULT_LOG_QUEUE: usize = 16_384;
+/// How many log lines may wait for a slow stdout before new ones are
+/// dropped and counted: a few megabytes at most.
+const STDOUT_BACKLOG: usize = 16_384;
 /// How often metrics are exported when `OTEL_METRIC_EXPORT_INTERVAL` is not
 /// set: shorter than the standard minute, so a dashboard follows a test
 /// while it runs.
@@ -174,15 +184,26 @@ impl Telemetry {
             .with_context_activation(settings.otlp_logs_endpoint.is_some())
             .with_filter(thespian_spans().or(events(&settings.verbosity)?));
 
+        // A pipe that is read slowly (a stalled log shipper, a paused
+        // terminal) must not block the threads that serve requests, so
+        // lines are written by a thread of their own, batched, and dropped
+        // once too many wait.
+        let (writer, stdout_guard) = NonBlockingBuilder::default()
+            .buffered_lines_limit(STDOUT_BACKLOG)
+            .lossy(true)
+            .thread_name("thespian-stdout")
+            .finish(std::io::BufWriter::new(std::io::stdout()));
+        let stdout_dropped = writer.error_counter();
         let stdout = match settings.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
+                .with_writer(writer)
                 // JSON lines never print span fields, so spans are not
                 // formatted into text that nobody reads: that cost a few
                 // percent of the CPU and ~200 bytes per live span.
                 .fmt_fields(tracing_subscriber::fmt::format::debug_fn(|_, _, _| Ok(())))
                 .event_format(log_line::JsonLines::new(&settings.service_name))
                 .boxed(),
-            LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
+            LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
         }
         .with_filter(EnvFilter::try_new(&settings.verbosity)?.and(plumbing(&settings.verbosity)));
         let mut layers = vec![spans.boxed(), stdout.boxed()];
@@ -260,6 +281,8 @@ impl Telemetry {
             loki,
             metrics,
             delivery,
+            stdout: stdout_guard,
+            stdout_dropped,
         };
         Ok((telemetry, layers))
     }
@@ -281,6 +304,8 @@ impl Telemetry {
             loki,
             metrics: _,
             delivery,
+            stdout,
+            stdout_dropped,
         } = self;
         let flushed = tokio::task::spawn_blocking(move || {
             let _ = tracer_provider.force_flush();
@@ -305,6 +330,15 @@ impl Telemetry {
             tracing::warn!("telemetry did not shut down cleanly: {e}");
         }
         delivery.report_totals();
+        let dropped = stdout_dropped.dropped_lines();
+        if dropped > 0 {
+            tracing::warn!(
+                target: "thespian::telemetry",
+                dropped = dropped as i64,
+                "{dropped} log lines were dropped because stdout could not keep up"
+            );
+        }
+        drop(stdout);
     }
 }
 

@@ -16,7 +16,7 @@ use thespian::proto::{Empty, thespian_client::ThespianClient};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
-    sync::Notify,
+    sync::{Notify, watch},
 };
 use tonic::{Response, metadata::MetadataMap, transport::Channel};
 
@@ -85,6 +85,8 @@ pub struct Instance {
 struct Output {
     lines: Mutex<Vec<String>>,
     changed: Notify,
+    /// While true, nothing more is read, so the process's pipes fill up.
+    paused: watch::Sender<bool>,
 }
 
 impl Instance {
@@ -143,6 +145,17 @@ impl Instance {
                     self.lines().join("\n")
                 )
             })
+    }
+
+    /// Stops reading the process's output, as a stalled log shipper
+    /// would: once the pipe is full, every write to it would block.
+    pub fn pause_output(&self) {
+        self.output.paused.send_replace(true);
+    }
+
+    /// Reads the process's output again.
+    pub fn resume_output(&self) {
+        self.output.paused.send_replace(false);
     }
 
     /// Sends SIGTERM, as a container runtime does on stop.
@@ -278,7 +291,10 @@ fn collect(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, output: &
     let output = Arc::clone(output);
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        let mut paused = output.paused.subscribe();
+        while paused.wait_for(|paused| !paused).await.is_ok()
+            && let Ok(Some(line)) = lines.next_line().await
+        {
             output.lines.lock().unwrap().push(line);
             output.changed.notify_waiters();
         }
