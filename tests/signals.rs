@@ -753,20 +753,20 @@ async fn bad_signal_settings_stop_the_instance_with_a_message_naming_the_variabl
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_stdout_nobody_reads_never_blocks_requests_and_its_dropped_lines_are_counted() {
+/// Starts an instance whose `A` logs two lines, stops reading its output,
+/// and makes 12,000 requests. Their 24,000 lines overflow both the pipe
+/// (64 KiB) and the 16,384 lines that may wait for stdout. Were stdout
+/// written on the request threads, the first full pipe would stall every
+/// request.
+async fn flood_an_unread_stdout() -> Instance {
     let config = json!({ "grpc_method_a": { "tracing_name": "chatty", "operations": [
         { "Action": { "Sleep": { "tracing_name": "nap", "duration_ms": 0 } } }
     ] } });
-    let mut instance = Instance::builder("chatty")
+    let instance = Instance::builder("chatty")
         .config(&config.to_string())
         .start()
         .await;
     instance.pause_output();
-
-    // Two lines a request: 24,000 lines overflow both the pipe (64 KiB) and
-    // the 16,384 lines that may wait for stdout. Were stdout written on the
-    // request threads, the first full pipe would stall every request.
     let answered = tokio::time::timeout(Duration::from_secs(60), async {
         let mut callers = tokio::task::JoinSet::new();
         for _ in 0..8 {
@@ -781,6 +781,12 @@ async fn a_stdout_nobody_reads_never_blocks_requests_and_its_dropped_lines_are_c
     })
     .await;
     assert!(answered.is_ok(), "requests stalled behind an unread stdout");
+    instance
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdout_nobody_reads_never_blocks_requests_and_its_dropped_lines_are_counted() {
+    let mut instance = flood_an_unread_stdout().await;
 
     instance.resume_output();
     // Lines are written in order, so once this request's last line shows,
@@ -811,4 +817,17 @@ async fn a_stdout_nobody_reads_never_blocks_requests_and_its_dropped_lines_are_c
         .unwrap_or_else(|| panic!("no report of dropped lines"));
     let dropped = report["dropped"].as_i64().unwrap();
     assert!(dropped > 0 && dropped <= 24_000, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdout_nobody_reads_does_not_hold_up_shutdown() {
+    let mut instance = flood_an_unread_stdout().await;
+    instance.terminate();
+    // The grace period has nothing to wait for; stdout gets two seconds.
+    assert!(
+        instance
+            .wait_for_exit(Duration::from_secs(20))
+            .await
+            .success()
+    );
 }

@@ -126,6 +126,8 @@ const DEFAULT_LOG_QUEUE: usize = 16_384;
 /// How many log lines may wait for a slow stdout before new ones are
 /// dropped and counted: a few megabytes at most.
 const STDOUT_BACKLOG: usize = 16_384;
+/// How long shutdown waits for stdout to take the last log lines.
+const STDOUT_FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// How often metrics are exported when `OTEL_METRIC_EXPORT_INTERVAL` is not
 /// set: shorter than the standard minute, so a dashboard follows a test
 /// while it runs.
@@ -338,7 +340,14 @@ impl Telemetry {
                 "{dropped} log lines were dropped because stdout could not keep up"
             );
         }
-        drop(stdout);
+        // Dropping the guard waits for the stdout thread to write what is
+        // queued; a stdout that nobody reads must not hold up the exit.
+        let (flushed, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(stdout);
+            let _ = flushed.send(());
+        });
+        let _ = done.recv_timeout(STDOUT_FLUSH_WAIT);
     }
 }
 
