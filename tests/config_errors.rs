@@ -274,6 +274,12 @@ fn a_bad_port_variable_is_refused_before_serving() {
 }
 
 #[test]
+fn an_https_otlp_endpoint_is_refused_with_the_reason() {
+    let output = thespian(&[], &[("OTEL_BACKEND_ADDRESS", "https://tempo:4317")]);
+    assert_refused(&output, &["https://tempo:4317", "plaintext"]);
+}
+
+#[test]
 fn a_port_already_in_use_is_refused_with_one_line() {
     let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

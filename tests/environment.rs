@@ -69,6 +69,18 @@ async fn the_standard_otlp_endpoint_is_used_when_otel_backend_address_is_unset()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_otlp_endpoint_given_as_host_and_port_is_plaintext_http() {
+    let receiver = OtlpReceiver::start().await;
+    let host_and_port = receiver.endpoint().replace("http://", "");
+    let instance = Instance::builder("schemeless")
+        .otlp(&host_and_port)
+        .start()
+        .await;
+    let server = server_span_of_a(&instance, &receiver).await;
+    assert_eq!(server.service_name.as_deref(), Some("schemeless"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn otel_backend_address_wins_over_the_standard_otlp_endpoint() {
     let chosen = OtlpReceiver::start().await;
     let ignored = OtlpReceiver::start().await;

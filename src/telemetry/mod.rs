@@ -161,7 +161,7 @@ impl Telemetry {
         if let Some(endpoint) = &settings.otlp_endpoint {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint)
+                .with_endpoint(otlp_url(endpoint)?)
                 .with_timeout(Duration::from_secs(10))
                 .build()?;
             let (queue, batch) = batch_sizes();
@@ -214,7 +214,7 @@ impl Telemetry {
             Some(endpoint) => {
                 let exporter = opentelemetry_otlp::LogExporter::builder()
                     .with_tonic()
-                    .with_endpoint(endpoint)
+                    .with_endpoint(otlp_url(endpoint)?)
                     .with_timeout(Duration::from_secs(10))
                     .build()?;
                 let processor = BatchLogProcessor::builder(delivery.logs(exporter))
@@ -238,7 +238,7 @@ impl Telemetry {
             Some(endpoint) => {
                 let exporter = opentelemetry_otlp::MetricExporter::builder()
                     .with_tonic()
-                    .with_endpoint(endpoint)
+                    .with_endpoint(otlp_url(endpoint)?)
                     .with_timeout(Duration::from_secs(10))
                     .with_temporality(settings.metrics_temporality.into())
                     .build()?;
@@ -368,6 +368,27 @@ fn trace_ids(id: &tracing::span::Id) -> Option<(String, String)> {
     })
 }
 
+/// The OTLP endpoint as the exporter wants it. A bare `host:port`, as
+/// users write for `tempo:4317`, means plaintext `http://host:port`, as it
+/// does for call targets. `https://` is refused with the reason: Thespian
+/// exports over plaintext gRPC, and a collector or mesh sidecar beside it
+/// is where TLS belongs.
+fn otlp_url(endpoint: &str) -> Result<String, crate::Error> {
+    let endpoint = endpoint.trim();
+    if endpoint.starts_with("https://") {
+        return Err(format!(
+            "the OTLP endpoint `{endpoint}` uses https, but Thespian exports over plaintext \
+             gRPC: give an http:// address, and add TLS in a collector or sidecar beside it"
+        )
+        .into());
+    }
+    Ok(if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("http://{endpoint}")
+    })
+}
+
 /// Every span Thespian itself makes, whatever the verbosity.
 fn thespian_spans<S>() -> impl tracing_subscriber::layer::Filter<S> {
     tracing_subscriber::filter::filter_fn(|metadata| {
@@ -448,4 +469,24 @@ fn batch_config(queue: usize, batch: usize) -> opentelemetry_sdk::trace::BatchCo
         builder = builder.with_scheduled_delay(DEFAULT_DELAY);
     }
     builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::otlp_url;
+
+    #[test]
+    fn an_otlp_endpoint_without_a_scheme_is_plaintext_http() {
+        assert_eq!(otlp_url("tempo:4317").unwrap(), "http://tempo:4317");
+        assert_eq!(
+            otlp_url(" http://localhost:4317 ").unwrap(),
+            "http://localhost:4317"
+        );
+    }
+
+    #[test]
+    fn an_https_otlp_endpoint_is_refused_with_the_reason() {
+        let refused = otlp_url("https://tempo:4317").unwrap_err().to_string();
+        assert!(refused.contains("https://tempo:4317") && refused.contains("plaintext"));
+    }
 }
