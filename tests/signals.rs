@@ -733,14 +733,18 @@ async fn bad_signal_settings_stop_the_instance_with_a_message_naming_the_variabl
             "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
             "sometimes",
         ),
-        ("LOKI_ADDRESS", "localhost:3100"),
+        ("LOKI_ADDRESS", "ftp://localhost:3100"),
     ] {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_thespian"))
             .env("PORT", "0")
             .env("OTEL_BACKEND_ADDRESS", "")
             .env(variable, value)
-            .output()
+            .kill_on_drop(true)
+            .output();
+        // A wrongly accepted value starts serving; fail rather than hang.
+        let output = tokio::time::timeout(DEFAULT_WAIT, output)
             .await
+            .unwrap_or_else(|_| panic!("{variable}={value} was accepted and kept serving"))
             .expect("run thespian");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{variable}={value} was accepted");

@@ -166,9 +166,16 @@ impl Loki {
 }
 
 /// Turns `LOKI_ADDRESS` into the base URL tracing-loki appends
-/// `loki/api/v1/push` to, keeping any path prefix a proxy needs.
+/// `loki/api/v1/push` to, keeping any path prefix a proxy needs. A bare
+/// `host:port` means `http://host:port`, as it does for the OTLP endpoint.
 fn push_base(address: &str) -> Result<Url, crate::Error> {
-    let mut url = Url::parse(address.trim())
+    let trimmed = address.trim();
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_owned()
+    } else {
+        format!("http://{trimmed}")
+    };
+    let mut url = Url::parse(&with_scheme)
         .map_err(|e| format!("LOKI_ADDRESS `{address}` is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
         return Err(format!(
@@ -843,8 +850,15 @@ mod tests {
     }
 
     #[test]
+    fn a_loki_address_without_a_scheme_is_plain_http() {
+        assert_eq!(
+            push_base("loki:3100").unwrap().as_str(),
+            "http://loki:3100/"
+        );
+    }
+
+    #[test]
     fn loki_addresses_that_are_not_http_urls_are_refused() {
-        assert!(push_base("localhost:3100").is_err());
         assert!(push_base("ftp://localhost:3100").is_err());
         assert!(push_base("not a url").is_err());
     }
