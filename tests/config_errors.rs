@@ -7,14 +7,22 @@ mod support;
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
     time::Duration,
 };
+
+use tokio::process::Command;
 
 use serde_json::{Value, json};
 use support::instance::Instance;
 
-/// Runs the binary with a clean environment plus `env`, and `args`.
+/// How long a refused input may take to stop the binary. An input that is
+/// wrongly accepted starts serving instead; the bound turns that into a
+/// failed test rather than a hung one.
+const EXIT_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs the binary with a clean environment plus `env`, and `args`, and
+/// waits (at most [`EXIT_WAIT`]) for it to exit.
 fn thespian(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_thespian"));
     for key in [
@@ -39,7 +47,14 @@ fn thespian(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("PORT", "0")
         .env("OTEL_BACKEND_ADDRESS", "")
         .envs(env.iter().copied())
-        .output()
+        .kill_on_drop(true);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime to wait on the binary");
+    runtime
+        .block_on(async { tokio::time::timeout(EXIT_WAIT, command.output()).await })
+        .unwrap_or_else(|_| panic!("thespian {args:?} with {env:?} kept running"))
         .expect("run the thespian binary")
 }
 
