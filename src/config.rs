@@ -82,8 +82,16 @@ impl Config {
         origin: &str,
         scripting: &Scripting,
     ) -> Result<Config, ConfigError> {
-        let stripped = json_comments::CommentSettings::c_style().strip_comments(reader);
-        let mut deserializer = serde_json::Deserializer::from_reader(stripped);
+        let mut text = String::new();
+        json_comments::CommentSettings::c_style()
+            .strip_comments(reader)
+            .read_to_string(&mut text)
+            .map_err(|e| ConfigError {
+                origin: origin.to_owned(),
+                path: None,
+                message: format!("cannot read the config: {e}"),
+            })?;
+        let mut deserializer = serde_json::Deserializer::from_str(&text);
         let document: DocumentSpec =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
                 let message = e.inner().to_string();
@@ -105,6 +113,15 @@ impl Config {
             path: None,
             message: e.to_string(),
         })?;
+        // The document parsed, so it parses again; unknown keys and kinds
+        // have been reported above, where serde names them best.
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+            refuse_arrays_for_objects(&value, "").map_err(|(path, message)| ConfigError {
+                origin: origin.to_owned(),
+                path: Some(path).filter(|p| !p.is_empty()),
+                message,
+            })?;
+        }
         document
             .lower(scripting)
             .map_err(|(path, message)| ConfigError {
@@ -118,8 +135,47 @@ impl Config {
 /// A problem found while lowering: the JSON path and what is wrong there.
 type Invalid = (String, String);
 
+/// The keys whose values are lists. serde would also take any object of
+/// the format written as an array of its field values (`["sleep", 10]` for
+/// a Sleep); the format has no such form, so an array anywhere else is
+/// refused at its path, and so is a document that is not an object.
+/// `params` is the script's own data and may hold anything.
+const LIST_KEYS: [&str; 2] = ["operations", "ConcurrentActions"];
+
+/// Walks `value`, found at `path`, for an array where an object belongs.
+fn refuse_arrays_for_objects(value: &serde_json::Value, path: &str) -> Result<(), Invalid> {
+    use serde_json::Value;
+    let Value::Object(members) = value else {
+        return match (path.is_empty(), value) {
+            (true, _) => Err((String::new(), "the config must be a JSON object".to_owned())),
+            (false, Value::Array(_)) => Err((
+                path.to_owned(),
+                "expected an object, found an array".to_owned(),
+            )),
+            (false, _) => Ok(()),
+        };
+    };
+    for (key, member) in members {
+        let at = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        match member {
+            _ if key == "params" => {}
+            Value::Array(items) if LIST_KEYS.contains(&key.as_str()) => {
+                for (i, item) in items.iter().enumerate() {
+                    refuse_arrays_for_objects(item, &format!("{at}[{i}]"))?;
+                }
+            }
+            _ => refuse_arrays_for_objects(member, &at)?,
+        }
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a config object")]
 struct DocumentSpec {
     #[serde(default)]
     service_name: Option<String>,
@@ -132,7 +188,10 @@ struct DocumentSpec {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a method: an object with tracing_name and operations or a script"
+)]
 struct MethodSpec {
     tracing_name: String,
     #[serde(default)]
@@ -437,6 +496,37 @@ mod tests {
     fn syntax_errors_give_a_line_and_column() {
         let error = error_of("{\n  \"grpc_method_a\": {,\n}");
         assert!(error.message.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn arrays_in_place_of_objects_are_refused_at_their_path() {
+        for (text, path) in [
+            ("[]", None),
+            (r#"{"grpc_method_a": ["t", []]}"#, Some("grpc_method_a")),
+            (
+                r#"{"grpc_method_a": {"tracing_name": "t", "operations": [
+                    {"ConcurrentActions": [{"Sleep": ["s", 10]}]}
+                ]}}"#,
+                Some("grpc_method_a.operations[0].ConcurrentActions[0].Sleep"),
+            ),
+            (
+                r#"{"grpc_method_a": {"tracing_name": "t", "operations": [
+                    {"Action": {"Function": ["f", []]}}
+                ]}}"#,
+                Some("grpc_method_a.operations[0].Action.Function"),
+            ),
+        ] {
+            let error = error_of(text);
+            assert_eq!(error.path.as_deref(), path, "{text}: {error}");
+            assert!(error.message.contains("object"), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn params_may_hold_arrays() {
+        let text = r#"{"grpc_method_a": {"tracing_name": "t", "script_source": "sleep(1);",
+            "params": {"shards": [["a", 1], ["b", 2]]}}}"#;
+        Config::from_str(text, "x", &Scripting::default()).unwrap();
     }
 
     #[test]
