@@ -6,18 +6,26 @@
 //! only on its own internal log, which Thespian keeps off stdout. Every
 //! finished span is either queued, in the batch being exported, exported,
 //! failed or dropped, so once more spans have finished than the queue and
-//! one batch can hold beyond those exported or failed, some were dropped
+//! two batches can hold beyond those exported or failed, some were dropped
 //! for certain.
+//!
+//! It also bounds the flush at shutdown. The batch processor runs as a task
+//! on the runtime and waits for a flush with no limit of its own, and its
+//! queue turns a flush request away while full; here the request is offered
+//! again as the queue drains, and the wait ends at a deadline either way.
 
 use std::{
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
-    time::Duration,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use opentelemetry::Context;
 use opentelemetry_sdk::{
     Resource,
-    error::OTelSdkResult,
+    error::{OTelSdkError, OTelSdkResult},
     trace::{SpanData, SpanProcessor},
 };
 
@@ -28,15 +36,22 @@ use super::delivery::{Delivery, Signal};
 /// nothing per span.
 const CHECK_EVERY: u64 = 1024;
 
+/// How long a flush outside shutdown may wait for the collector.
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a flush turned away by a full queue is offered again.
+const FLUSH_RETRY: Duration = Duration::from_millis(10);
+
 /// A span processor that counts finished spans and hands them on.
 #[derive(Debug)]
 pub struct Backlog<P> {
-    /// The batch processor that queues and exports.
-    inner: P,
+    /// The batch processor that queues and exports; shared with the thread
+    /// that waits for a flush, so the wait can be abandoned.
+    inner: Arc<P>,
     /// Spans finished so far.
     ended: AtomicU64,
-    /// How many spans can be waiting without any being dropped: the queue
-    /// and one batch in flight.
+    /// How many spans can be waiting without any being dropped: the queue,
+    /// the batch being filled and the batch being exported.
     capacity: u64,
     /// What the exporter delivered and lost.
     delivery: Delivery,
@@ -45,17 +60,44 @@ pub struct Backlog<P> {
     dropping: AtomicBool,
 }
 
-impl<P: SpanProcessor> Backlog<P> {
+impl<P: SpanProcessor + 'static> Backlog<P> {
     /// Watches `inner`, whose queue holds `queue` spans and whose batches
     /// hold `batch`, with `delivery` counting what its exporter does.
     pub fn new(inner: P, queue: usize, batch: usize, delivery: Delivery) -> Backlog<P> {
         Backlog {
-            inner,
+            inner: Arc::new(inner),
             ended: AtomicU64::new(0),
-            capacity: (queue + batch) as u64,
+            capacity: (queue + 2 * batch) as u64,
             delivery,
             dropping: AtomicBool::new(false),
         }
+    }
+
+    /// Runs `act` (a flush or a shutdown) on the batch processor from a
+    /// thread of its own, offering it again while the queue is too full to
+    /// take it, and waits at most `timeout` for the outcome. A collector
+    /// that never answers is left behind at the deadline.
+    fn within(&self, timeout: Duration, act: fn(&P) -> OTelSdkResult) -> OTelSdkResult {
+        let deadline = Instant::now() + timeout;
+        let inner = Arc::clone(&self.inner);
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("thespian-span-flush".to_owned())
+            .spawn(move || {
+                let result = loop {
+                    match act(&inner) {
+                        Err(e) if is_queue_full(&e) && Instant::now() < deadline => {
+                            std::thread::sleep(FLUSH_RETRY);
+                        }
+                        result => break result,
+                    }
+                };
+                let _ = done.send(result);
+            })
+            .map_err(|e| OTelSdkError::InternalFailure(format!("cannot start a flush: {e}")))?;
+        outcome
+            .recv_timeout(timeout)
+            .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
     }
 
     /// Spans finished but neither exported nor failed: waiting, or dropped.
@@ -89,7 +131,13 @@ impl<P: SpanProcessor> Backlog<P> {
     }
 }
 
-impl<P: SpanProcessor> SpanProcessor for Backlog<P> {
+/// Whether the batch processor turned a flush or shutdown request away
+/// because its queue was full. It reports that only in its message.
+fn is_queue_full(error: &OTelSdkError) -> bool {
+    matches!(error, OTelSdkError::InternalFailure(message) if message.contains("channel is full"))
+}
+
+impl<P: SpanProcessor + 'static> SpanProcessor for Backlog<P> {
     fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
         self.inner.on_start(span, cx);
     }
@@ -103,13 +151,13 @@ impl<P: SpanProcessor> SpanProcessor for Backlog<P> {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
+        self.within(FLUSH_WAIT, P::force_flush)
     }
 
     /// Shuts the batch processor down, then reports the spans that never
     /// reached the collector: nothing is queued any more.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let outcome = self.inner.shutdown_with_timeout(timeout);
+        let outcome = self.within(timeout, P::shutdown);
         let ended = self.ended.load(Ordering::Relaxed);
         let lost = self.unsettled(ended);
         if lost > 0 {
@@ -127,6 +175,109 @@ impl<P: SpanProcessor> SpanProcessor for Backlog<P> {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+        // The provider sets the resource as it is built, before any flush
+        // has shared the processor.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::{
+        runtime::Tokio,
+        trace::{
+            BatchConfigBuilder, SdkTracerProvider, SpanExporter,
+            span_processor_with_async_runtime::BatchSpanProcessor,
+        },
+    };
+
+    use super::*;
+
+    /// An exporter that takes `delay` per batch (for ever, with `None`) and
+    /// counts the spans it took.
+    #[derive(Debug, Clone)]
+    struct Slow {
+        delay: Option<Duration>,
+        exported: Arc<AtomicUsize>,
+    }
+
+    impl SpanExporter for Slow {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            match self.delay {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => std::future::pending().await,
+            }
+            self.exported.fetch_add(batch.len(), Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    /// A provider whose batch processor queues `queue` spans for `exporter`.
+    fn provider(exporter: Slow, queue: usize) -> SdkTracerProvider {
+        let config = BatchConfigBuilder::default()
+            .with_max_queue_size(queue)
+            .with_max_export_batch_size(2)
+            .build();
+        let processor = BatchSpanProcessor::builder(exporter, Tokio)
+            .with_batch_config(config)
+            .build();
+        SdkTracerProvider::builder()
+            .with_span_processor(Backlog::new(processor, queue, 2, Delivery::default()))
+            .build()
+    }
+
+    fn make_spans(provider: &SdkTracerProvider, count: usize) {
+        let tracer = provider.tracer("test");
+        for _ in 0..count {
+            tracer.start("work").end();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_waits_for_room_in_a_full_queue_and_exports_what_it_held() {
+        let exported = Arc::new(AtomicUsize::new(0));
+        let exporter = Slow {
+            delay: Some(Duration::from_millis(20)),
+            exported: exported.clone(),
+        };
+        let provider = provider(exporter, 4);
+        // Far more than the queue holds: the queue is full when shutdown
+        // asks for the last flush, which the processor turns away at first.
+        make_spans(&provider, 64);
+        let outcome = tokio::task::spawn_blocking(move || provider.shutdown())
+            .await
+            .unwrap();
+        assert!(outcome.is_ok(), "{outcome:?}");
+        let exported = exported.load(Ordering::Relaxed);
+        // Four places in the queue; the message that gives the processor
+        // its resource may still hold one of them when the spans arrive.
+        assert!(
+            (3..64).contains(&exported),
+            "the queue's spans are exported, the overflow dropped: {exported}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_gives_up_on_a_collector_that_never_answers() {
+        let exporter = Slow {
+            delay: None,
+            exported: Arc::new(AtomicUsize::new(0)),
+        };
+        let provider = provider(exporter, 16);
+        make_spans(&provider, 8);
+        let outcome = tokio::task::spawn_blocking(move || {
+            provider.shutdown_with_timeout(Duration::from_millis(100))
+        });
+        let outcome = tokio::time::timeout(Duration::from_secs(10), outcome)
+            .await
+            .expect("shutdown returns at its deadline")
+            .unwrap();
+        // The provider wraps the processor's Timeout in its own error.
+        assert!(format!("{outcome:?}").contains("Timeout"), "{outcome:?}");
     }
 }
