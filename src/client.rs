@@ -5,9 +5,13 @@
 //! the target comes back, so no call ever pays for a handshake. Every call
 //! has a deadline, so a target that accepts calls and never answers cannot
 //! pile up the requests waiting on it.
+//!
+//! A script can name a new target on every request, so the cache is
+//! bounded: past [`MAX_CHANNELS`] targets, the longest-kept channel is
+//! closed to make room, and a later call to its target connects again.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -26,6 +30,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a call waits for its answer when `CALL_TIMEOUT_MS` is not set.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many targets may have a channel at once: far more than any
+/// ecosystem has services, few enough that a script inventing a target per
+/// request cannot grow memory and connections without bound.
+pub const MAX_CHANNELS: usize = 1_024;
+
 /// How every outbound connection to `target` is made: without Nagle's
 /// delay, and giving up on a target that does not accept within
 /// [`CONNECT_TIMEOUT`].
@@ -39,7 +48,7 @@ pub fn endpoint(target: &Target) -> Result<Endpoint, tonic::transport::Error> {
 #[derive(Debug, Clone)]
 pub struct Clients {
     /// One lazily connected channel per target.
-    channels: Arc<RwLock<HashMap<Target, Channel>>>,
+    channels: Arc<RwLock<Channels>>,
     /// How long a call may wait for its answer.
     timeout: Duration,
 }
@@ -50,11 +59,47 @@ impl Default for Clients {
     }
 }
 
+/// The channels, and the order they were made in, oldest first.
+#[derive(Debug)]
+struct Channels {
+    /// The channel to each target.
+    by_target: HashMap<Target, Channel>,
+    /// The same targets, oldest first: the next to close when full.
+    made: VecDeque<Target>,
+    /// How many channels may be kept.
+    limit: usize,
+}
+
+impl Channels {
+    /// Keeps `channel` for `target`, closing the oldest channel if the
+    /// cache is full. Calls in flight on a closed channel finish on it.
+    fn insert(&mut self, target: Target, channel: Channel) {
+        while self.made.len() >= self.limit {
+            let Some(oldest) = self.made.pop_front() else {
+                break;
+            };
+            self.by_target.remove(&oldest);
+        }
+        self.made.push_back(target.clone());
+        self.by_target.insert(target, channel);
+    }
+}
+
 impl Clients {
     /// A cache whose calls give up after `timeout`.
     pub fn new(timeout: Duration) -> Clients {
+        Clients::with_limit(timeout, MAX_CHANNELS)
+    }
+
+    /// A cache that keeps at most `limit` channels (at least one).
+    fn with_limit(timeout: Duration, limit: usize) -> Clients {
+        let channels = Channels {
+            by_target: HashMap::new(),
+            made: VecDeque::new(),
+            limit: limit.max(1),
+        };
         Clients {
-            channels: Arc::default(),
+            channels: Arc::new(RwLock::new(channels)),
             timeout,
         }
     }
@@ -91,11 +136,11 @@ impl Clients {
 
     /// The channel to `target`, made on first use.
     fn channel(&self, target: &Target) -> Result<Channel, tonic::Status> {
-        if let Some(channel) = self.read().get(target) {
+        if let Some(channel) = self.read().by_target.get(target) {
             return Ok(channel.clone());
         }
         let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(channel) = channels.get(target) {
+        if let Some(channel) = channels.by_target.get(target) {
             return Ok(channel.clone());
         }
         let channel = endpoint(target)
@@ -105,9 +150,35 @@ impl Clients {
         Ok(channel)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Target, Channel>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Channels> {
         // A poisoned lock only means another request panicked mid-insert;
         // the map itself is still whole.
         self.channels.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_cache_keeps_the_newest_channels_up_to_its_limit() {
+        let clients = Clients::with_limit(DEFAULT_CALL_TIMEOUT, 3);
+        let targets: Vec<Target> = (1..=5)
+            .map(|port| Target::parse(&format!("127.0.0.1:{port}")).unwrap())
+            .collect();
+        for target in &targets {
+            clients.channel(target).unwrap();
+        }
+        // Asking again for a kept target makes no new channel.
+        clients.channel(&targets[4]).unwrap();
+        let channels = clients.read();
+        assert_eq!(channels.by_target.len(), 3);
+        assert_eq!(channels.made, targets[2..].to_vec());
+        assert!(
+            targets[2..]
+                .iter()
+                .all(|t| channels.by_target.contains_key(t))
+        );
     }
 }
