@@ -150,6 +150,9 @@ impl Service {
         );
         // Fails only once the span has started, which it has not.
         let _ = span.set_parent(propagation::extract(request.metadata()));
+        // The request's headers would otherwise stay allocated for as long
+        // as the method acts, about 600 bytes per request in flight.
+        drop(request);
         let trace_id = span.context().span().span_context().trace_id();
 
         let outcome = match self.behaviour.get(method) {
