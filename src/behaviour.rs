@@ -228,6 +228,21 @@ impl Target {
     /// Builds a target from the original config's separate address and port.
     pub fn from_parts(address: &str, port: u16) -> Result<Target, String> {
         let address = address.trim().trim_end_matches('/');
+        let with_scheme = if address.contains("://") {
+            address.to_owned()
+        } else {
+            format!("http://{address}")
+        };
+        let has_port = with_scheme
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|uri| uri.authority().and_then(|a| a.port_u16()))
+            .is_some();
+        if has_port {
+            return Err(format!(
+                "`{address}` names a port; give the address without it, and the port as `service_port`"
+            ));
+        }
         Target::parse(&format!("{address}:{port}"))
     }
 
@@ -375,6 +390,18 @@ mod tests {
             6379
         );
         assert_eq!(Target::parse("http://db:7000").unwrap().host(), "db");
+    }
+
+    #[test]
+    fn a_split_address_that_names_a_port_of_its_own_is_refused() {
+        for address in ["http://localhost:7000", "db:7000"] {
+            let refused = Target::from_parts(address, 6379).expect_err(address);
+            assert!(refused.contains("service_port"), "{refused}");
+        }
+        assert_eq!(
+            Target::from_parts("[::1]", 6379).unwrap().as_str(),
+            "http://[::1]:6379"
+        );
     }
 
     #[test]
