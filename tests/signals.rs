@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::instance::{Instance, trace_id};
+use support::instance::{Instance, InstanceBuilder, trace_id};
 use support::loki::{self, LokiBehaviour, LokiReceiver};
 use support::otlp::{
     self, Behaviour, DEFAULT_WAIT, MetricKind, OtlpReceiver, ReceivedSpan, SpansExt as _,
@@ -762,12 +762,13 @@ async fn bad_signal_settings_stop_the_instance_with_a_message_naming_the_variabl
 /// (64 KiB) and the 16,384 lines that may wait for stdout. Were stdout
 /// written on the request threads, the first full pipe would stall every
 /// request.
-async fn flood_an_unread_stdout() -> Instance {
+async fn flood_an_unread_stdout(
+    setup: impl FnOnce(InstanceBuilder) -> InstanceBuilder,
+) -> Instance {
     let config = json!({ "grpc_method_a": { "tracing_name": "chatty", "operations": [
         { "Action": { "Sleep": { "tracing_name": "nap", "duration_ms": 0 } } }
     ] } });
-    let instance = Instance::builder("chatty")
-        .config(&config.to_string())
+    let instance = setup(Instance::builder("chatty").config(&config.to_string()))
         .start()
         .await;
     instance.pause_output();
@@ -790,7 +791,7 @@ async fn flood_an_unread_stdout() -> Instance {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stdout_nobody_reads_never_blocks_requests_and_its_dropped_lines_are_counted() {
-    let mut instance = flood_an_unread_stdout().await;
+    let mut instance = flood_an_unread_stdout(|instance| instance).await;
 
     instance.resume_output();
     // Lines are written in order, so once this request's last line shows,
@@ -824,8 +825,35 @@ async fn a_stdout_nobody_reads_never_blocks_requests_and_its_dropped_lines_are_c
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn dropped_stdout_lines_are_reported_over_otlp_while_stdout_is_stalled() {
+    let receiver = OtlpReceiver::start().await;
+    let mut instance = flood_an_unread_stdout(|instance| instance.otlp(&receiver.endpoint())).await;
+    // Stdout is still unread: the report can only arrive another way.
+    let report = receiver
+        .wait_for_log_containing("log lines were dropped in the last", DEFAULT_WAIT)
+        .await;
+    let dropped = report
+        .attr_i64("dropped")
+        .expect("a count of dropped lines");
+    let total = report.attr_i64("total").expect("a running total");
+    assert!(
+        dropped > 0 && dropped <= total && total <= 24_000,
+        "{report}"
+    );
+    assert_eq!(report.severity_text, "WARN", "{report}");
+    instance.resume_output();
+    instance.terminate();
+    assert!(
+        instance
+            .wait_for_exit(Duration::from_secs(20))
+            .await
+            .success()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stdout_nobody_reads_does_not_hold_up_shutdown() {
-    let mut instance = flood_an_unread_stdout().await;
+    let mut instance = flood_an_unread_stdout(|instance| instance).await;
     instance.terminate();
     // The grace period has nothing to wait for; stdout gets two seconds.
     assert!(

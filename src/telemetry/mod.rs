@@ -101,6 +101,8 @@ pub struct Telemetry {
     stdout: WorkerGuard,
     /// Counts the log lines stdout could not take in time.
     stdout_dropped: ErrorCounter,
+    /// Reports dropped stdout lines while the instance runs.
+    stdout_watch: tokio::task::JoinHandle<()>,
 }
 
 /// Targets whose events would describe the exporter's own work: exporting
@@ -129,6 +131,8 @@ const DEFAULT_LOG_QUEUE: usize = 16_384;
 /// How many log lines may wait for a slow stdout before new ones are
 /// dropped and counted: a few megabytes at most.
 const STDOUT_BACKLOG: usize = 16_384;
+/// How often lines dropped by a slow stdout are reported while running.
+const STDOUT_REPORT_EVERY: Duration = Duration::from_secs(5);
 /// How long shutdown waits for stdout to take the last log lines.
 const STDOUT_FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// How often metrics are exported when `OTEL_METRIC_EXPORT_INTERVAL` is not
@@ -296,6 +300,7 @@ impl Telemetry {
             metrics,
             delivery,
             stdout: stdout_guard,
+            stdout_watch: tokio::spawn(report_stdout_drops(stdout_dropped.clone())),
             stdout_dropped,
         };
         Ok((telemetry, layers))
@@ -320,7 +325,9 @@ impl Telemetry {
             delivery,
             stdout,
             stdout_dropped,
+            stdout_watch,
         } = self;
+        stdout_watch.abort();
         let flushed = tokio::task::spawn_blocking(move || {
             let _ = tracer_provider.force_flush();
             let mut outcome = tracer_provider.shutdown();
@@ -360,6 +367,31 @@ impl Telemetry {
             let _ = flushed.send(());
         });
         let _ = done.recv_timeout(STDOUT_FLUSH_WAIT);
+    }
+}
+
+/// Warns, every [`STDOUT_REPORT_EVERY`], of the stdout lines dropped since
+/// the last look. The warning reaches OTLP logs and Loki while the stall
+/// lasts, which is when an operator needs it; stdout itself is the one
+/// place it may not get through.
+async fn report_stdout_drops(counter: ErrorCounter) {
+    let mut reported = 0;
+    let mut ticks = tokio::time::interval(STDOUT_REPORT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let dropped = counter.dropped_lines();
+        if dropped > reported {
+            tracing::warn!(
+                target: "thespian::telemetry",
+                dropped = (dropped - reported) as i64,
+                total = dropped as i64,
+                "{} log lines were dropped in the last {} s because stdout could not keep up",
+                dropped - reported,
+                STDOUT_REPORT_EVERY.as_secs()
+            );
+            reported = dropped;
+        }
     }
 }
 
