@@ -194,12 +194,7 @@ impl Target {
     /// as a service mesh's sidecar expects; `https://` is refused rather
     /// than silently sent in the clear.
     pub fn parse(address: &str) -> Result<Target, String> {
-        let trimmed = address.trim().trim_end_matches('/');
-        let with_scheme = if trimmed.contains("://") {
-            trimmed.to_owned()
-        } else {
-            format!("http://{trimmed}")
-        };
+        let with_scheme = crate::with_http_scheme(address.trim().trim_end_matches('/'));
         let uri: http::Uri = with_scheme
             .parse()
             .map_err(|e| format!("`{address}` is not a valid address: {e}"))?;
@@ -228,12 +223,7 @@ impl Target {
     /// Builds a target from the original config's separate address and port.
     pub fn from_parts(address: &str, port: u16) -> Result<Target, String> {
         let address = address.trim().trim_end_matches('/');
-        let with_scheme = if address.contains("://") {
-            address.to_owned()
-        } else {
-            format!("http://{address}")
-        };
-        let has_port = with_scheme
+        let has_port = crate::with_http_scheme(address)
             .parse::<http::Uri>()
             .ok()
             .and_then(|uri| uri.authority().and_then(|a| a.port_u16()))

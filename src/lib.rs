@@ -41,6 +41,17 @@ pub mod telemetry;
 /// with an error is to show it.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// `address` with `http://` in front when it names no scheme: every
+/// address Thespian takes (call targets, the OTLP endpoint, Loki) may be
+/// written as a bare `host:port`, as Compose files and sidecars write them.
+pub fn with_http_scheme(address: &str) -> String {
+    if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    }
+}
+
 /// An error and its causes on one line, each cause that adds something
 /// after a colon: "transport error" alone says nothing of the refused
 /// connection behind it.

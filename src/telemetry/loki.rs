@@ -169,13 +169,7 @@ impl Loki {
 /// `loki/api/v1/push` to, keeping any path prefix a proxy needs. A bare
 /// `host:port` means `http://host:port`, as it does for the OTLP endpoint.
 fn push_base(address: &str) -> Result<Url, crate::Error> {
-    let trimmed = address.trim();
-    let with_scheme = if trimmed.contains("://") {
-        trimmed.to_owned()
-    } else {
-        format!("http://{trimmed}")
-    };
-    let mut url = Url::parse(&with_scheme)
+    let mut url = Url::parse(&crate::with_http_scheme(address.trim()))
         .map_err(|e| format!("LOKI_ADDRESS `{address}` is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
         return Err(format!(

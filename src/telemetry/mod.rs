@@ -426,11 +426,7 @@ fn otlp_url(endpoint: &str) -> Result<String, crate::Error> {
         )
         .into());
     }
-    Ok(if endpoint.contains("://") {
-        endpoint.to_owned()
-    } else {
-        format!("http://{endpoint}")
-    })
+    Ok(crate::with_http_scheme(endpoint))
 }
 
 /// Every span Thespian itself makes, whatever the verbosity.
