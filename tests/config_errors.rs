@@ -395,11 +395,5 @@ async fn the_seed_standalone_config_serves_unchanged() {
         .wait_for_line(|l| l.contains("service_name"), Duration::from_secs(5))
         .await;
     assert!(warning.contains("starfox_simulator"), "{warning}");
-    instance.terminate();
-    let status = instance.wait_for_exit(Duration::from_secs(10)).await;
-    assert!(
-        status.success(),
-        "{status}; output:\n{}",
-        instance.lines().join("\n")
-    );
+    instance.stop_cleanly(Duration::from_secs(10)).await;
 }

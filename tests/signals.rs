@@ -803,13 +803,7 @@ async fn a_stdout_nobody_reads_never_blocks_requests_and_its_dropped_lines_are_c
             Duration::from_secs(60),
         )
         .await;
-    instance.terminate();
-    assert!(
-        instance
-            .wait_for_exit(Duration::from_secs(30))
-            .await
-            .success()
-    );
+    instance.stop_cleanly(Duration::from_secs(30)).await;
 
     let report = instance
         .json_lines()
@@ -842,24 +836,12 @@ async fn dropped_stdout_lines_are_reported_over_otlp_while_stdout_is_stalled() {
     );
     assert_eq!(report.severity_text, "WARN", "{report}");
     instance.resume_output();
-    instance.terminate();
-    assert!(
-        instance
-            .wait_for_exit(Duration::from_secs(20))
-            .await
-            .success()
-    );
+    instance.stop_cleanly(Duration::from_secs(20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stdout_nobody_reads_does_not_hold_up_shutdown() {
     let mut instance = flood_an_unread_stdout(|instance| instance).await;
-    instance.terminate();
     // The grace period has nothing to wait for; stdout gets two seconds.
-    assert!(
-        instance
-            .wait_for_exit(Duration::from_secs(20))
-            .await
-            .success()
-    );
+    instance.stop_cleanly(Duration::from_secs(20)).await;
 }

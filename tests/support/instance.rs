@@ -177,6 +177,18 @@ impl Instance {
         assert!(status.success(), "kill {signal} {pid} failed");
     }
 
+    /// Sends SIGTERM and asserts that the instance exits cleanly within
+    /// `timeout`.
+    pub async fn stop_cleanly(&mut self, timeout: Duration) {
+        self.terminate();
+        let status = self.wait_for_exit(timeout).await;
+        assert!(
+            status.success(),
+            "{status}; output:\n{}",
+            self.lines().join("\n")
+        );
+    }
+
     /// Waits for the process to exit.
     pub async fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
         tokio::time::timeout(timeout, self.child.wait())
