@@ -11,10 +11,11 @@
 //! closed to make room, and a later call to its target connects again.
 
 use std::{
-    collections::{HashMap, VecDeque},
     sync::{Arc, RwLock},
     time::Duration,
 };
+
+use indexmap::IndexMap;
 
 use tonic::transport::{Channel, Endpoint};
 
@@ -59,13 +60,11 @@ impl Default for Clients {
     }
 }
 
-/// The channels, and the order they were made in, oldest first.
+/// The channels, in the order they were made, oldest first.
 #[derive(Debug)]
 struct Channels {
-    /// The channel to each target.
-    by_target: HashMap<Target, Channel>,
-    /// The same targets, oldest first: the next to close when full.
-    made: VecDeque<Target>,
+    /// The channel to each target; the first is the next to close.
+    by_target: IndexMap<Target, Channel>,
     /// How many channels may be kept.
     limit: usize,
 }
@@ -74,13 +73,9 @@ impl Channels {
     /// Keeps `channel` for `target`, closing the oldest channel if the
     /// cache is full. Calls in flight on a closed channel finish on it.
     fn insert(&mut self, target: Target, channel: Channel) {
-        while self.made.len() >= self.limit {
-            let Some(oldest) = self.made.pop_front() else {
-                break;
-            };
-            self.by_target.remove(&oldest);
+        if self.by_target.len() >= self.limit {
+            self.by_target.shift_remove_index(0);
         }
-        self.made.push_back(target.clone());
         self.by_target.insert(target, channel);
     }
 }
@@ -94,8 +89,7 @@ impl Clients {
     /// A cache that keeps at most `limit` channels (at least one).
     fn with_limit(timeout: Duration, limit: usize) -> Clients {
         let channels = Channels {
-            by_target: HashMap::new(),
-            made: VecDeque::new(),
+            by_target: IndexMap::new(),
             limit: limit.max(1),
         };
         Clients {
@@ -173,12 +167,7 @@ mod tests {
         // Asking again for a kept target makes no new channel.
         clients.channel(&targets[4]).unwrap();
         let channels = clients.read();
-        assert_eq!(channels.by_target.len(), 3);
-        assert_eq!(channels.made, targets[2..].to_vec());
-        assert!(
-            targets[2..]
-                .iter()
-                .all(|t| channels.by_target.contains_key(t))
-        );
+        let kept: Vec<&Target> = channels.by_target.keys().collect();
+        assert_eq!(kept, targets[2..].iter().collect::<Vec<_>>());
     }
 }
