@@ -92,12 +92,35 @@ impl Config {
                 message: format!("cannot read the config: {e}"),
             })?;
         let mut deserializer = serde_json::Deserializer::from_str(&text);
+        // serde reads an object of the format from an array of its field
+        // values, and then blames a field inside the array; an array where
+        // an object belongs is reported as what it is, whether or not serde
+        // objected.
+        let misplaced_array = || {
+            let value = serde_json::from_str::<serde_json::Value>(&text).ok()?;
+            let (path, message) = refuse_arrays_for_objects(&value, "").err()?;
+            Some(ConfigError {
+                origin: origin.to_owned(),
+                path: Some(path).filter(|p| !p.is_empty()),
+                message,
+            })
+        };
         let document: DocumentSpec =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-                let message = e.inner().to_string();
                 let mut path = e.path().to_string();
-                // An unknown key is reported at the object that holds it.
-                if message.starts_with("unknown field")
+                if let Some(error) = misplaced_array().filter(|array| match &array.path {
+                    None => true,
+                    Some(at) => path
+                        .strip_prefix(at.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['[', '.'])),
+                }) {
+                    return error;
+                }
+                let message = e.inner().to_string();
+                // An unknown key is reported at the object that holds it,
+                // and so is a syntax error between two keys, which the path
+                // would otherwise end in a `?` for.
+                if (message.starts_with("unknown field") || path.ends_with(".?"))
                     && let Some((parent, _)) = path.rsplit_once('.')
                 {
                     path = parent.to_owned();
@@ -113,14 +136,8 @@ impl Config {
             path: None,
             message: e.to_string(),
         })?;
-        // The document parsed, so it parses again; unknown keys and kinds
-        // have been reported above, where serde names them best.
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
-            refuse_arrays_for_objects(&value, "").map_err(|(path, message)| ConfigError {
-                origin: origin.to_owned(),
-                path: Some(path).filter(|p| !p.is_empty()),
-                message,
-            })?;
+        if let Some(error) = misplaced_array() {
+            return Err(error);
         }
         document
             .lower(scripting)
@@ -231,9 +248,54 @@ struct FunctionSpec {
 #[serde(deny_unknown_fields)]
 struct SleepSpec {
     tracing_name: String,
+    #[serde(deserialize_with = "milliseconds")]
     duration_ms: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "chance")]
     failure_chance: Option<f64>,
+}
+
+/// A `duration_ms`, refused in the format's words rather than as a `u64`.
+fn milliseconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct Milliseconds;
+    impl serde::de::Visitor<'_> for Milliseconds {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number of milliseconds, 0 or more")
+        }
+        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<u64, E> {
+            Ok(ms)
+        }
+        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<u64, E> {
+            u64::try_from(ms)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(ms), &self))
+        }
+    }
+    deserializer.deserialize_u64(Milliseconds)
+}
+
+/// A `failure_chance`, refused in the format's words rather than as an
+/// `f64`; its range is checked when the config is lowered.
+fn chance<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    struct Chance;
+    impl serde::de::Visitor<'_> for Chance {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number from 0 to 1")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<f64>, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: serde::de::Error>(self, p: f64) -> Result<Option<f64>, E> {
+            Ok(Some(p))
+        }
+        fn visit_u64<E: serde::de::Error>(self, p: u64) -> Result<Option<f64>, E> {
+            Ok(Some(p as f64))
+        }
+        fn visit_i64<E: serde::de::Error>(self, p: i64) -> Result<Option<f64>, E> {
+            Ok(Some(p as f64))
+        }
+    }
+    deserializer.deserialize_any(Chance)
 }
 
 #[derive(Deserialize)]
@@ -519,6 +581,63 @@ mod tests {
             let error = error_of(text);
             assert_eq!(error.path.as_deref(), path, "{text}: {error}");
             assert!(error.message.contains("object"), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn arrays_serde_would_misread_are_refused_as_arrays() {
+        // Read as a Sleep's field values, `["s", "10"]` fails on the
+        // duration's type; the mistake is the array, so that is reported.
+        let error = error_of(
+            r#"{"grpc_method_a": {"tracing_name": "t", "operations": [
+                {"Action": {"Sleep": ["s", "10"]}}
+            ]}}"#,
+        );
+        assert_eq!(
+            error.path.as_deref(),
+            Some("grpc_method_a.operations[0].Action.Sleep"),
+            "{error}"
+        );
+        assert!(error.message.contains("found an array"), "{error}");
+    }
+
+    #[test]
+    fn a_syntax_error_between_keys_names_the_object_not_a_question_mark() {
+        let error = error_of(r#"{"grpc_method_a": {"tracing_name": "t" "operations": []}}"#);
+        assert_eq!(error.path.as_deref(), Some("grpc_method_a"), "{error}");
+        assert!(error.message.contains("line 1 column"), "{error}");
+    }
+
+    #[test]
+    fn bad_numbers_are_refused_in_the_formats_words() {
+        let sleep = |fields: &str| {
+            format!(
+                r#"{{"grpc_method_a": {{"tracing_name": "t", "operations": [
+                    {{"Action": {{"Sleep": {{"tracing_name": "s", {fields}}}}}}}
+                ]}}}}"#
+            )
+        };
+        for (fields, expected) in [
+            (r#""duration_ms": -5"#, "a whole number of milliseconds"),
+            (r#""duration_ms": 2.5"#, "a whole number of milliseconds"),
+            (r#""duration_ms": "10""#, "a whole number of milliseconds"),
+            (
+                r#""duration_ms": 1, "failure_chance": "0.5""#,
+                "a number from 0 to 1",
+            ),
+        ] {
+            let error = error_of(&sleep(fields));
+            assert!(error.message.contains(expected), "{fields}: {error}");
+            assert!(!error.message.contains("u64"), "{fields}: {error}");
+        }
+        for fields in [
+            r#""duration_ms": 0"#,
+            r#""duration_ms": 1, "failure_chance": 1"#,
+            r#""duration_ms": 1, "failure_chance": 0.25"#,
+            r#""duration_ms": 1, "failure_chance": null"#,
+        ] {
+            Config::from_str(&sleep(fields), "x", &Scripting::default())
+                .unwrap_or_else(|e| panic!("{fields}: {e}"));
         }
     }
 
