@@ -91,6 +91,8 @@ pub enum Step {
     /// A step tried again when it fails, as a client's retry policy or a
     /// transaction's retry loop would.
     Retry(Retry),
+    /// Write a log line when the story gets here, in the span around it.
+    Log(Log),
 }
 
 impl Step {
@@ -105,6 +107,7 @@ impl Step {
             Step::Raise(r) => &r.name,
             Step::Sequence(_) => "sequence",
             Step::Retry(r) => r.step.name(),
+            Step::Log(_) => "log",
         }
     }
 }
@@ -311,6 +314,31 @@ pub struct Raise {
     pub code: tonic::Code,
     /// What went wrong, as the caller will read it.
     pub message: String,
+}
+
+/// A log line that is part of the story: written when the executor reaches
+/// it, so it lands between the steps around it, in the span of the block
+/// that holds it, and once per try of a retried block.
+#[derive(Debug, Clone)]
+pub struct Log {
+    /// How loud the line is.
+    pub level: LogLevel,
+    /// What the line says.
+    pub message: String,
+    /// Who wrote it (a script's file or place in the config), for the
+    /// line's `script` field.
+    pub source: Arc<str>,
+    /// The source line that wrote it, when known.
+    pub line: Option<usize>,
+}
+
+/// The levels a story's own log lines are written at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// A script's `print`.
+    Info,
+    /// A script's `debug`.
+    Debug,
 }
 
 /// A step tried again after a failure, up to a number of times. Each try

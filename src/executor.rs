@@ -13,7 +13,7 @@ use tracing::{Instrument, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
-    behaviour::{Call, Concurrently, Fail, Raise, Sleep, Step},
+    behaviour::{Call, Concurrently, Fail, Log, LogLevel, Raise, Sleep, Step},
     client::Clients,
     failure::{DownstreamStatus, Failure, code_name},
     propagation,
@@ -116,6 +116,11 @@ impl Executor {
                 async move { self.roll(fail) }.instrument(span).boxed()
             }
             Step::Raise(raise) => async move { Err(raise_failure(raise)) }.boxed(),
+            Step::Log(log) => async move {
+                write(log);
+                Ok(())
+            }
+            .boxed(),
             Step::Sequence(steps) => self.sequence(steps).boxed(),
             Step::Retry(retry) => async move {
                 let mut outcome = self.act(&retry.step).await;
@@ -277,6 +282,27 @@ fn originate(failure: Failure) -> Failure {
     );
     mark_failed(&failure);
     failure
+}
+
+/// Writes a story's own log line, in the current span.
+fn write(log: &Log) {
+    let line = log.line.map(|line| line as i64);
+    match log.level {
+        LogLevel::Info => tracing::info!(
+            target: "thespian::script",
+            script = &*log.source,
+            line,
+            "{}",
+            log.message
+        ),
+        LogLevel::Debug => tracing::debug!(
+            target: "thespian::script",
+            script = &*log.source,
+            line,
+            "{}",
+            log.message
+        ),
+    }
 }
 
 fn raise_failure(raise: &Raise) -> Failure {

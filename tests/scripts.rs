@@ -468,6 +468,38 @@ async fn print_and_debug_become_log_lines_not_raw_output() {
     assert_eq!(line["level"], "DEBUG", "{line}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_print_is_written_when_the_story_reaches_it_inside_its_block() {
+    let instance = Instance::builder("storyteller")
+        .config(&inline(
+            r#"function("checkout", || { sleep("load cart", 5); print("cart loaded"); });"#,
+            json!({}),
+        ))
+        .start()
+        .await;
+    instance.call_a().await;
+    let printed = instance
+        .wait_for_line(|line| line.contains("cart loaded"), WAIT)
+        .await;
+    let lines = instance.lines();
+    let slept = lines
+        .iter()
+        .position(|line| line.contains("`load cart` finished"))
+        .expect("the sleep's last line");
+    let said = lines
+        .iter()
+        .position(|line| *line == printed)
+        .expect("the printed line");
+    assert!(
+        slept < said,
+        "printed before the sleep ended:\n{}",
+        lines.join("\n")
+    );
+    let printed: serde_json::Value = serde_json::from_str(&printed).expect("a JSON log line");
+    assert_eq!(printed["span"], "Function.enact", "{printed}");
+    assert_eq!(printed["level"], "INFO", "{printed}");
+}
+
 /// Replaces `path` the way many editors save: write a new file beside it,
 /// then rename it over the old one.
 fn save_by_rename(path: &Path, text: &str) {

@@ -16,11 +16,11 @@ use std::{cell::RefCell, sync::Arc, time::Instant};
 use rhai::{Dynamic, EvalAltResult, Position};
 
 use super::{engine::Limits, error};
-use crate::behaviour::{Raise, Step};
+use crate::behaviour::{Log, LogLevel, Raise, Step};
 
 /// The state of one evaluation.
 struct Build {
-    /// The script's label, for messages and `print`.
+    /// The script's label, for messages and log lines.
     label: Arc<str>,
     /// The limits in force.
     limits: Limits,
@@ -33,6 +33,9 @@ struct Build {
     /// Whether a [`Raise`] for an error still on its way up sits at the end
     /// of the newest frame's last steps.
     raised: bool,
+    /// The step limit, if a `print` or `debug` ran past it: they cannot
+    /// fail the script where they stand, so it fails when it ends.
+    overflow: Option<Box<EvalAltResult>>,
 }
 
 thread_local! {
@@ -65,6 +68,7 @@ pub(super) fn build(
             frames: vec![Vec::new()],
             steps: 0,
             raised: false,
+            overflow: None,
         });
     });
     // Rhai is not meant to panic, but if it does, the request fails with a
@@ -89,6 +93,13 @@ pub(super) fn build(
         Ok(()) => {
             if build.raised {
                 take_back_raise(&mut steps);
+            }
+            if let Some(overflow) = build.overflow {
+                steps.push(Step::Raise(error::raise(
+                    &overflow,
+                    &build.label,
+                    &build.limits,
+                )));
             }
         }
         Err(e) => {
@@ -162,6 +173,29 @@ pub(super) fn record(step: Step, position: Position) -> Result<(), Box<EvalAltRe
     })
 }
 
+/// Records a `print` or `debug` line as a step. Past the step limit the
+/// line is dropped, and the script fails when it ends, as it would have at
+/// its next host function.
+pub(super) fn log(level: LogLevel, text: &str, line: Option<usize>) {
+    let _ = with(Position::NONE, |build| {
+        build.settle();
+        if let Err(overflow) = build.count(Position::NONE) {
+            build.overflow.get_or_insert(overflow);
+            return Ok(());
+        }
+        let step = Step::Log(Log {
+            level,
+            message: text.to_owned(),
+            source: Arc::clone(&build.label),
+            line,
+        });
+        if let Some(frame) = build.frames.last_mut() {
+            frame.push(step);
+        }
+        Ok(())
+    });
+}
+
 /// Starts a step that holds others (a function, a group of branches): counts
 /// it, before any of what it holds.
 pub(super) fn begin(position: Position) -> Result<(), Box<EvalAltResult>> {
@@ -228,16 +262,6 @@ pub(super) fn branch(mut steps: Vec<Step>) -> Step {
     } else {
         Step::Sequence(steps)
     }
-}
-
-/// The label of the script evaluating on this thread, for `print`.
-pub(super) fn label() -> Option<Arc<str>> {
-    BUILD.with(|build| {
-        build
-            .try_borrow()
-            .ok()
-            .and_then(|build| build.as_ref().map(|build| Arc::clone(&build.label)))
-    })
 }
 
 /// How often, in operations, the deadline is checked: reading the clock on

@@ -14,6 +14,7 @@ use rhai::{
 };
 
 use super::{builder, host};
+use crate::behaviour::LogLevel;
 
 /// How much a script may do while it builds one request's steps. A runaway
 /// script fails its request and nothing else: these bound its time and
@@ -185,21 +186,11 @@ pub fn build(limits: &Limits) -> Engine {
         .set_max_variables(MAX_VARIABLES)
         .set_max_functions(MAX_FUNCTIONS)
         .on_progress(builder::progress)
-        .on_print(|text| {
-            tracing::info!(
-                target: "thespian::script",
-                script = %builder::label().as_deref().unwrap_or("-"),
-                "{text}"
-            );
-        })
-        .on_debug(|text, source, position| {
-            tracing::debug!(
-                target: "thespian::script",
-                script = source.unwrap_or("-"),
-                line = position.line().unwrap_or_default() as i64,
-                "{text}"
-            );
-        });
+        // `print` and `debug` record a log line as a step, so it is
+        // written when the story reaches it rather than while the script
+        // is read: after the call before it, inside its block's span.
+        .on_print(|text| builder::log(LogLevel::Info, text, None))
+        .on_debug(|text, _source, position| builder::log(LogLevel::Debug, text, position.line()));
     host::register(&mut engine);
     engine
 }

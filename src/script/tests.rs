@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::behaviour::{Call, Concurrently, Fail, Latency, MethodName, Raise, Sleep};
+use crate::behaviour::{Call, Concurrently, Fail, Latency, LogLevel, MethodName, Raise, Sleep};
 
 fn scripting(limits: Limits) -> Scripting {
     Scripting::new(&ScriptSettings {
@@ -397,9 +397,43 @@ fn too_many_steps_fail_the_request() {
 }
 
 #[test]
-fn print_does_not_fail_a_script() {
-    let steps = steps(&script(r#"print("hello"); debug(42); sleep(1);"#));
-    assert_eq!(steps.len(), 1);
+fn print_and_debug_record_log_lines_in_story_order() {
+    let steps = steps(&script(
+        "sleep(1);\nprint(\"hello\");\nfunction(\"f\", || debug(42));",
+    ));
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(matches!(steps[0], Step::Sleep(_)), "{steps:?}");
+    let Step::Log(hello) = &steps[1] else {
+        panic!("{steps:?}");
+    };
+    assert_eq!(
+        (hello.level, hello.message.as_str(), &*hello.source),
+        (LogLevel::Info, "hello", "test.rhai")
+    );
+    let (_, inside) = function(&steps[2]);
+    let [Step::Log(detail)] = inside else {
+        panic!("{inside:?}");
+    };
+    assert_eq!(
+        (detail.level, detail.message.as_str(), detail.line),
+        (LogLevel::Debug, "42", Some(3))
+    );
+}
+
+#[test]
+fn prints_past_the_step_limit_fail_the_request_when_the_script_ends() {
+    let limits = Limits {
+        max_steps: 5,
+        ..Limits::DEFAULT
+    };
+    let steps = steps(&script_with(
+        limits,
+        "for i in 0..100 { print(i); }",
+        serde_json::json!({}),
+    ));
+    assert_eq!(steps.len(), 6, "{steps:?}");
+    assert!(steps[..5].iter().all(|step| matches!(step, Step::Log(_))));
+    assert!(raise(&steps[5]).message.contains("more than 5 steps"));
 }
 
 #[test]
