@@ -16,6 +16,7 @@
 //! - [`executor`]: the one interpreter of that model, one span per step.
 //! - [`client`]: outbound calls, one cached channel per target.
 //! - [`propagation`]: W3C trace context in gRPC metadata.
+//! - [`deadline`]: the caller's `grpc-timeout`.
 //! - [`failure`]: why a request failed, and the one place that becomes a
 //!   gRPC status.
 //! - [`telemetry`]: the tracing subscriber, OpenTelemetry providers and flush.
@@ -27,6 +28,7 @@ pub mod behaviour;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod deadline;
 pub mod executor;
 pub mod failure;
 pub mod health;

@@ -4,23 +4,25 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use opentelemetry::trace::{TraceContextExt, TraceId};
+use opentelemetry::trace::{Status as OtelStatus, TraceContextExt, TraceId};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Server};
-use tracing::{Instrument, field::Empty};
+use tracing::{Instrument, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     behaviour::{Behaviour, MethodName},
+    deadline,
     executor::Executor,
-    failure::Failure,
+    failure::{Failure, code_name},
     propagation,
     proto::{
         self, Empty as EmptyMessage,
         thespian_server::{Thespian, ThespianServer},
     },
-    telemetry::Metrics,
+    telemetry::{Metrics, ServedRequest},
 };
 
 /// The response header that names the request's trace, so `grpcurl -v`
@@ -150,6 +152,11 @@ impl Service {
         );
         // Fails only once the span has started, which it has not.
         let _ = span.set_parent(propagation::extract(request.metadata()));
+        let ending = Ending {
+            span: &span,
+            served: Some(served),
+            deadline: deadline::read(request.metadata()),
+        };
         // The request's headers would otherwise stay allocated for as long
         // as the method acts, about 600 bytes per request in flight.
         drop(request);
@@ -167,8 +174,7 @@ impl Service {
             Ok(()) => tonic::Code::Ok,
             Err(failure) => failure.code(),
         };
-        span.record("rpc.grpc.status_code", code as i32);
-        served.finish(code, outcome.as_ref().err().map(Failure::cause));
+        ending.answer(code, outcome.as_ref().err().map(Failure::cause));
         let trace_id = (trace_id != TraceId::INVALID)
             .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
             .flatten();
@@ -188,5 +194,69 @@ impl Service {
                 Err(status)
             }
         }
+    }
+}
+
+/// How long before its deadline a request that is dropped still counts as
+/// having run out of time. tonic starts the deadline's clock a moment
+/// before Thespian reads the header, and a client cancels its own call when
+/// its deadline passes, racing the server's timer.
+const DEADLINE_SLACK: Duration = Duration::from_millis(20);
+
+/// How a request ends, said once: by [`Ending::answer`] when it answers,
+/// or by the drop when the request is dropped first, because its caller
+/// reset the stream, its `grpc-timeout` ran out, or shutdown cut it off.
+/// The steps in flight are dropped with it, so this is the one place left
+/// to put that ending on the server span and in the metrics.
+struct Ending<'a> {
+    /// The request's server span.
+    span: &'a Span,
+    /// The request's metrics, until they are finished.
+    served: Option<ServedRequest>,
+    /// When the caller said it would stop waiting, if it did.
+    deadline: Option<Instant>,
+}
+
+impl Ending<'_> {
+    /// Records the status the request answered with.
+    fn answer(mut self, code: tonic::Code, cause: Option<&'static str>) {
+        self.span.record("rpc.grpc.status_code", code as i32);
+        if let Some(served) = self.served.take() {
+            served.finish(code, cause);
+        }
+    }
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        let Some(served) = self.served.take() else {
+            return;
+        };
+        let timed_out = self
+            .deadline
+            .is_some_and(|deadline| Instant::now() + DEADLINE_SLACK >= deadline);
+        let (code, why) = if timed_out {
+            (tonic::Code::DeadlineExceeded, "its deadline passed")
+        } else {
+            (
+                tonic::Code::Cancelled,
+                "its caller cancelled it or the instance shut down",
+            )
+        };
+        self.span.record("rpc.grpc.status_code", code as i32);
+        self.span.in_scope(|| {
+            tracing::warn!(
+                rpc.grpc.status_code = code as i32,
+                "cut off before it answered: {why} ({})",
+                code_name(code)
+            );
+        });
+        // As OpenTelemetry's conventions for gRPC server spans have it, a
+        // deadline that passed is an error; a cancelled request is not.
+        if timed_out {
+            self.span
+                .set_status(OtelStatus::error(format!("cut off: {why}")));
+        }
+        served.finish(code, None);
     }
 }

@@ -330,3 +330,84 @@ async fn generic_span_names_match_the_original_while_tracing_name_keeps_the_stor
         ]
     );
 }
+
+/// The server spans of method A received so far that carry `code`.
+fn a_spans_with_code(spans: &[ReceivedSpan], code: i64) -> Vec<ReceivedSpan> {
+    spans
+        .iter()
+        .filter(|s| {
+            s.name == "thespian.Thespian/A" && s.attr_i64("rpc.grpc.status_code") == Some(code)
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_cut_off_before_it_answers_says_why_on_its_server_span() {
+    let receiver = OtlpReceiver::start().await;
+    let config = json!({
+        "grpc_method_a": {
+            "tracing_name": "slow",
+            "operations": [ { "Action": sleep("wait a minute", 60_000) } ]
+        }
+    });
+    let instance = Instance::builder("cut-off")
+        .config(&config.to_string())
+        .otlp(&receiver.endpoint())
+        .start()
+        .await;
+    let mut client = instance.client().await;
+
+    // A deadline the sleep outlasts, sent as `grpc-timeout`. The server
+    // drops the request when it passes; tonic's client gives up at the
+    // same moment, so which of them the caller hears first is a race.
+    let mut request = tonic::Request::new(Empty {});
+    request.set_timeout(Duration::from_millis(300));
+    let status = client.a(request).await.unwrap_err();
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{status:?}"
+    );
+    let spans = receiver
+        .wait_for_spans(|s| !a_spans_with_code(s, 4).is_empty(), DEFAULT_WAIT)
+        .await;
+    let timed_out = &a_spans_with_code(&spans, 4)[0];
+    assert_eq!(timed_out.status_code, StatusCode::Error, "{timed_out:?}");
+    assert!(
+        timed_out
+            .events
+            .iter()
+            .any(|e| e.name.contains("deadline passed")),
+        "{timed_out:?}"
+    );
+
+    // A caller that walks away without a deadline: its stream is reset,
+    // and the span says CANCELLED, which is not an error of the server's.
+    let walked_away = tokio::time::timeout(Duration::from_millis(300), client.a(Empty {})).await;
+    assert!(
+        walked_away.is_err(),
+        "the sleep outlasts the caller's patience"
+    );
+    let spans = receiver
+        .wait_for_spans(|s| !a_spans_with_code(s, 1).is_empty(), DEFAULT_WAIT)
+        .await;
+    let cancelled = &a_spans_with_code(&spans, 1)[0];
+    assert_ne!(cancelled.status_code, StatusCode::Error, "{cancelled:?}");
+    assert!(
+        cancelled
+            .events
+            .iter()
+            .any(|e| e.name.contains("cancelled")),
+        "{cancelled:?}"
+    );
+    let line = instance
+        .wait_for_line(
+            |line| line.contains("cut off before it answered"),
+            DEFAULT_WAIT,
+        )
+        .await;
+    assert!(line.contains(&timed_out.trace_id), "{line}");
+}
