@@ -287,21 +287,22 @@ fn originate(failure: Failure) -> Failure {
 /// Writes a story's own log line, in the current span.
 fn write(log: &Log) {
     let line = log.line.map(|line| line as i64);
+    // An event's level is fixed where it is written, so one call per level.
+    macro_rules! write_at {
+        ($level:expr) => {
+            tracing::event!(
+                target: "thespian::script",
+                $level,
+                script = &*log.source,
+                line,
+                "{}",
+                log.message
+            )
+        };
+    }
     match log.level {
-        LogLevel::Info => tracing::info!(
-            target: "thespian::script",
-            script = &*log.source,
-            line,
-            "{}",
-            log.message
-        ),
-        LogLevel::Debug => tracing::debug!(
-            target: "thespian::script",
-            script = &*log.source,
-            line,
-            "{}",
-            log.message
-        ),
+        LogLevel::Info => write_at!(tracing::Level::INFO),
+        LogLevel::Debug => write_at!(tracing::Level::DEBUG),
     }
 }
 
