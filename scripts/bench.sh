@@ -439,11 +439,12 @@ bench_chain() {
     back_port=$(free_port)
     front_port=$(free_port)
     before=$(sink_count "$SINK_COUNTS" spans)
-    start_thespian chain-back "$back_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" "${TRACES_ONLY[@]}"
+    # Their stdout is kept only for the warnings: what each said it lost.
+    start_thespian chain-back "$back_port" "$RESULTS/chain-back.log" OTEL_BACKEND_ADDRESS="$OTLP" "${TRACES_ONLY[@]}"
     back=$LAST_PID
     local config
     config=$(printf '{"grpc_method_a": {"tracing_name": "front", "operations": [{"Action": {"CallService": {"tracing_name": "call back", "service_address": "http://127.0.0.1", "service_port": "%s", "grpc_method": "A"}}}]}}' "$back_port")
-    start_thespian chain-front "$front_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
+    start_thespian chain-front "$front_port" "$RESULTS/chain-front.log" OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
     front=$LAST_PID
     warm_up chain "$front_port" A
     load chain "$front_port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
@@ -452,13 +453,19 @@ bench_chain() {
     stop "$back"
     wait_for_quiet_sink
     local spans=$(($(sink_count "$SINK_COUNTS" spans) - before))
+    local log warnings=0
+    for log in "$RESULTS/chain-front.log" "$RESULTS/chain-back.log"; do
+        grep -E '"level":"(WARN|ERROR)"' "$log" >"${log%.log}.warnings" || true
+        warnings=$((warnings + $(wc -l <"${log%.log}.warnings")))
+        rm -f "$log"
+    done
 
     local r
     r=$(ratio "$rate" "$BARE_RATE")
     row "two-instance chain: rate ÷ bare" "${r}× ($(printf '%.0f' "$rate") req/s)" "≥ 0.3×" "$(verdict "$r" ">=" 0.3)"
     row "two-instance chain: rate ÷ bare chain" "$(ratio "$rate" "$bare_chain")×" "-" "INFO"
     row "two-instance chain: spans per request, failures" \
-        "$(ratio "$spans" "$sent") spans; $((DONE - ok + failed)) failed" "-" "INFO"
+        "$(ratio "$spans" "$sent") spans; $((DONE - ok + failed)) failed; $warnings warnings" "-" "INFO"
 }
 
 # sleepers NAME CONFIG_JSON RSS_FACTOR P99_SLACK_S: 10,000 concurrent requests
