@@ -165,7 +165,11 @@ impl Executor {
 
     async fn sleep(&self, sleep: &Sleep) -> Result<(), Failure> {
         let duration = sleep.latency.sample();
-        tracing::info!("sleeping {} ms for `{}`", duration.as_millis(), sleep.name);
+        tracing::info!(
+            "sleeping {} ms for `{}`",
+            Milliseconds(duration),
+            sleep.name
+        );
         tokio::time::sleep(duration).await;
         match sleep.fault {
             Some(fault) if fault.strikes() => Err(originate(Failure::Chance {
@@ -272,6 +276,23 @@ impl Executor {
     }
 }
 
+/// A duration in milliseconds as a person writes it: `250`, or `1.5` for a
+/// script's fractional sleep, which whole milliseconds would show as `1`.
+struct Milliseconds(Duration);
+
+impl std::fmt::Display for Milliseconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let micros = self.0.as_micros();
+        let (whole, fraction) = (micros / 1000, micros % 1000);
+        if fraction == 0 {
+            write!(f, "{whole}")
+        } else {
+            let fraction = format!("{fraction:03}");
+            write!(f, "{whole}.{}", fraction.trim_end_matches('0'))
+        }
+    }
+}
+
 /// Reports a failure where it starts: one error event on the current span,
 /// which also marks that span as failed.
 fn originate(failure: Failure) -> Failure {
@@ -316,4 +337,22 @@ fn raise_failure(raise: &Raise) -> Failure {
 /// Marks the current span as failed without logging again.
 fn mark_failed(failure: &Failure) {
     Span::current().set_status(OtelStatus::error(failure.to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_show_a_fraction_only_when_there_is_one() {
+        for (duration, shown) in [
+            (Duration::from_millis(250), "250"),
+            (Duration::ZERO, "0"),
+            (Duration::from_micros(1_500), "1.5"),
+            (Duration::from_micros(2_125), "2.125"),
+            (Duration::from_micros(300), "0.3"),
+        ] {
+            assert_eq!(Milliseconds(duration).to_string(), shown);
+        }
+    }
 }
