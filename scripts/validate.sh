@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lints and schema-checks everything that runs Thespian outside cargo: the
-# Dockerfile, the Compose stack, the Kubernetes manifests, the CI workflow and
-# the justfile. It installs nothing; the tools come from
+# Dockerfile, the Compose stack, the Kubernetes manifests, the CI workflow,
+# the justfile and the shell scripts. It installs nothing; the tools come from
 #   pip install -r scripts/validate-requirements.txt
 # plus kubectl (or kustomize) to render the Kubernetes overlays.
 #
@@ -59,6 +59,9 @@ check "compose: every mounted file exists" \
   python3 scripts/check_compose_mounts.py instrumentation/docker-compose.yaml
 check "compose: every mounted file exists (EXTRA_TRACE_BACKEND=jaeger)" \
   env EXTRA_TRACE_BACKEND=jaeger python3 scripts/check_compose_mounts.py instrumentation/docker-compose.yaml
+
+# --- Shell scripts -----------------------------------------------------------
+check "shellcheck (.ci/run and scripts/*.sh)" shellcheck .ci/run scripts/*.sh
 
 # --- YAML everywhere ---------------------------------------------------------
 check "yamllint (all YAML in the repository)" yamllint --strict .
