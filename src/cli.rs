@@ -5,7 +5,6 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use tokio::net::TcpListener;
 
 use crate::{
     config::Config,
@@ -341,8 +340,7 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     // The config is read before telemetry starts, so a bad one fails fast
     // with a plain message on stderr.
     let config = settings.config(None)?;
-    let listener = TcpListener::bind(("0.0.0.0", settings.port))
-        .await
+    let listener = server::listen(settings.port)
         .map_err(|e| format!("cannot listen on port {}: {e}", settings.port))?;
 
     let destinations = settings.telemetry();

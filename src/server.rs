@@ -2,7 +2,12 @@
 //! listener the caller provides, until a shutdown future the caller provides
 //! completes.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use opentelemetry::trace::{Status as OtelStatus, TraceContextExt, TraceId};
 use tokio::net::TcpListener;
@@ -45,6 +50,33 @@ impl Default for ServerOptions {
             metrics: Metrics::default(),
         }
     }
+}
+
+/// A listener on `port` on every interface. Where the host has IPv6 it is
+/// one dual-stack socket that takes IPv6 and IPv4 alike, as probes and
+/// callers in IPv6 and dual-stack Kubernetes clusters need; elsewhere it is
+/// IPv4 alone. Must run inside a tokio runtime.
+pub fn listen(port: u16) -> std::io::Result<TcpListener> {
+    match listen_dual_stack(port) {
+        Err(e) if e.kind() != std::io::ErrorKind::AddrInUse => {
+            let listener = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))?;
+            listener.set_nonblocking(true)?;
+            TcpListener::from_std(listener)
+        }
+        listening => listening,
+    }
+}
+
+fn listen_dual_stack(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    // Said outright: some hosts make IPv6 sockets IPv6-only by default.
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Serves on `listener` until `shutdown` completes, then stops accepting,

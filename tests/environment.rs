@@ -147,3 +147,20 @@ fn help_lists_the_variables_users_configure_thespian_with() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_answers_over_ipv6_and_ipv4_alike() {
+    let instance = Instance::builder("both").start().await;
+    for address in [
+        format!("http://127.0.0.1:{}", instance.port),
+        format!("http://[::1]:{}", instance.port),
+    ] {
+        let mut client = thespian::proto::thespian_client::ThespianClient::connect(address.clone())
+            .await
+            .unwrap_or_else(|e| panic!("connect to {address}: {e}"));
+        client
+            .a(thespian::proto::Empty {})
+            .await
+            .unwrap_or_else(|e| panic!("A at {address}: {e}"));
+    }
+}
