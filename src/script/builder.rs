@@ -159,18 +159,21 @@ impl Build {
         self.steps += 1;
         Ok(())
     }
+
+    /// Counts `step` and adds it to the newest frame.
+    fn push(&mut self, step: Step, position: Position) -> Result<(), Box<EvalAltResult>> {
+        self.settle();
+        self.count(position)?;
+        if let Some(frame) = self.frames.last_mut() {
+            frame.push(step);
+        }
+        Ok(())
+    }
 }
 
 /// Records a step that holds no others (a sleep, a call, a fail chance).
 pub(super) fn record(step: Step, position: Position) -> Result<(), Box<EvalAltResult>> {
-    with(position, |build| {
-        build.settle();
-        build.count(position)?;
-        if let Some(frame) = build.frames.last_mut() {
-            frame.push(step);
-        }
-        Ok(())
-    })
+    with(position, |build| build.push(step, position))
 }
 
 /// Records a `print` or `debug` line as a step. Past the step limit the
@@ -178,19 +181,14 @@ pub(super) fn record(step: Step, position: Position) -> Result<(), Box<EvalAltRe
 /// its next host function.
 pub(super) fn log(level: LogLevel, text: &str, line: Option<usize>) {
     let _ = with(Position::NONE, |build| {
-        build.settle();
-        if let Err(overflow) = build.count(Position::NONE) {
-            build.overflow.get_or_insert(overflow);
-            return Ok(());
-        }
         let step = Step::Log(Log {
             level,
             message: text.to_owned(),
             source: Arc::clone(&build.label),
             line,
         });
-        if let Some(frame) = build.frames.last_mut() {
-            frame.push(step);
+        if let Err(overflow) = build.push(step, Position::NONE) {
+            build.overflow.get_or_insert(overflow);
         }
         Ok(())
     });
