@@ -252,8 +252,13 @@ struct Ending<'a> {
 impl Ending<'_> {
     /// Records the status the request answered with.
     fn answer(mut self, code: tonic::Code, cause: Option<&'static str>) {
-        self.span.record("rpc.grpc.status_code", code as i32);
+        self.end(code, cause);
+    }
+
+    /// Puts `code` on the server span and in the metrics, the first time.
+    fn end(&mut self, code: tonic::Code, cause: Option<&'static str>) {
         if let Some(served) = self.served.take() {
+            self.span.record("rpc.grpc.status_code", code as i32);
             served.finish(code, cause);
         }
     }
@@ -261,9 +266,9 @@ impl Ending<'_> {
 
 impl Drop for Ending<'_> {
     fn drop(&mut self) {
-        let Some(served) = self.served.take() else {
+        if self.served.is_none() {
             return;
-        };
+        }
         let timed_out = self
             .deadline
             .is_some_and(|deadline| Instant::now() + DEADLINE_SLACK >= deadline);
@@ -275,7 +280,6 @@ impl Drop for Ending<'_> {
                 "its caller cancelled it or the instance shut down",
             )
         };
-        self.span.record("rpc.grpc.status_code", code as i32);
         self.span.in_scope(|| {
             tracing::warn!(
                 rpc.grpc.status_code = code as i32,
@@ -289,6 +293,6 @@ impl Drop for Ending<'_> {
             self.span
                 .set_status(OtelStatus::error(format!("cut off: {why}")));
         }
-        served.finish(code, None);
+        self.end(code, None);
     }
 }
