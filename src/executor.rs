@@ -283,13 +283,17 @@ struct Milliseconds(Duration);
 impl std::fmt::Display for Milliseconds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let micros = self.0.as_micros();
-        let (whole, fraction) = (micros / 1000, micros % 1000);
+        let (whole, mut fraction) = (micros / 1000, micros % 1000);
         if fraction == 0 {
-            write!(f, "{whole}")
-        } else {
-            let fraction = format!("{fraction:03}");
-            write!(f, "{whole}.{}", fraction.trim_end_matches('0'))
+            return write!(f, "{whole}");
         }
+        // Three decimal places, less the trailing zeros.
+        let mut digits = 3;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            digits -= 1;
+        }
+        write!(f, "{whole}.{fraction:0digits$}")
     }
 }
 
