@@ -14,11 +14,10 @@ use std::{
 use tokio::process::Command;
 
 use serde_json::{Value, json};
-use support::instance::Instance;
+use support::instance::{Instance, run_to_exit};
 
-/// How long a refused input may take to stop the binary. An input that is
-/// wrongly accepted starts serving instead; the bound turns that into a
-/// failed test rather than a hung one.
+/// How long a refused input may take to stop the binary (see
+/// [`run_to_exit`] for why there is a bound).
 const EXIT_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs the binary with a clean environment plus `env`, and `args`, and
@@ -46,16 +45,16 @@ fn thespian(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("RUST_BACKTRACE", "1")
         .env("PORT", "0")
         .env("OTEL_BACKEND_ADDRESS", "")
-        .envs(env.iter().copied())
-        .kill_on_drop(true);
+        .envs(env.iter().copied());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime to wait on the binary");
-    runtime
-        .block_on(async { tokio::time::timeout(EXIT_WAIT, command.output()).await })
-        .unwrap_or_else(|_| panic!("thespian {args:?} with {env:?} kept running"))
-        .expect("run the thespian binary")
+    runtime.block_on(run_to_exit(
+        command,
+        EXIT_WAIT,
+        &format!("thespian {args:?} with {env:?}"),
+    ))
 }
 
 /// Asserts that `output` is a refusal: a failing exit code and one

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::instance::{Instance, InstanceBuilder, trace_id};
+use support::instance::{Instance, InstanceBuilder, run_to_exit, trace_id};
 use support::loki::{self, LokiBehaviour, LokiReceiver};
 use support::otlp::{
     self, Behaviour, DEFAULT_WAIT, MetricKind, OtlpReceiver, ReceivedSpan, SpansExt as _,
@@ -735,17 +735,12 @@ async fn bad_signal_settings_stop_the_instance_with_a_message_naming_the_variabl
         ),
         ("LOKI_ADDRESS", "ftp://localhost:3100"),
     ] {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_thespian"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_thespian"));
+        command
             .env("PORT", "0")
             .env("OTEL_BACKEND_ADDRESS", "")
-            .env(variable, value)
-            .kill_on_drop(true)
-            .output();
-        // A wrongly accepted value starts serving; fail rather than hang.
-        let output = tokio::time::timeout(DEFAULT_WAIT, output)
-            .await
-            .unwrap_or_else(|_| panic!("{variable}={value} was accepted and kept serving"))
-            .expect("run thespian");
+            .env(variable, value);
+        let output = run_to_exit(command, DEFAULT_WAIT, &format!("{variable}={value}")).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{variable}={value} was accepted");
         assert!(

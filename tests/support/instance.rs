@@ -7,7 +7,7 @@
 
 use std::{
     collections::BTreeMap,
-    process::{ExitStatus, Stdio},
+    process::{ExitStatus, Output as ProcessOutput, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -332,4 +332,15 @@ async fn wait_for_line(
             return None;
         }
     }
+}
+
+/// Runs `command` (the binary, given something it should refuse) to its
+/// exit, waiting at most `timeout`. Input that is wrongly accepted starts
+/// serving instead; the bound turns that into a failed test naming `what`
+/// rather than a hung one, and the process is killed.
+pub async fn run_to_exit(mut command: Command, timeout: Duration, what: &str) -> ProcessOutput {
+    let exited = tokio::time::timeout(timeout, command.kill_on_drop(true).output()).await;
+    exited
+        .unwrap_or_else(|_| panic!("{what} was accepted and kept running"))
+        .expect("run the thespian binary")
 }
