@@ -369,7 +369,8 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
         config.behaviour,
         Executor::new(settings.span_names)
             .with_call_timeout(Duration::from_millis(settings.call_timeout_ms))
-            .with_metrics(telemetry.metrics()),
+            .with_metrics(telemetry.metrics())
+            .with_tracer(telemetry.tracer()),
         ServerOptions {
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             metrics: telemetry.metrics(),

@@ -5,19 +5,21 @@
 //! starts; every span it then passes through on its way up is marked as an
 //! error without logging it again.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
-use opentelemetry::trace::Status as OtelStatus;
-use tracing::{Instrument, Span, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry::{
+    Context, KeyValue,
+    context::FutureExt as _,
+    trace::{SpanKind, Status as OtelStatus, TraceContextExt},
+};
 
 use crate::{
-    behaviour::{Call, Concurrently, Fail, Log, LogLevel, Raise, Sleep, Step},
+    behaviour::{Call, Concurrently, Fail, Latency, Log, LogLevel, Raise, Sleep, Step},
     client::Clients,
     failure::{DownstreamStatus, Failure, code_name},
     propagation,
-    telemetry::Metrics,
+    telemetry::{Metrics, Tracer},
 };
 
 /// How spans are named.
@@ -40,6 +42,8 @@ pub struct Executor {
     names: SpanNames,
     /// Times each call to another Thespian.
     metrics: Metrics,
+    /// Opens each step's span.
+    tracer: Tracer,
 }
 
 impl Executor {
@@ -49,7 +53,13 @@ impl Executor {
             clients: Clients::default(),
             names,
             metrics: Metrics::default(),
+            tracer: Tracer::default(),
         }
+    }
+
+    /// The same executor, recording its spans through `tracer`.
+    pub fn with_tracer(self, tracer: Tracer) -> Executor {
+        Executor { tracer, ..self }
     }
 
     /// The same executor, giving up on a call after `timeout`.
@@ -65,56 +75,34 @@ impl Executor {
         Executor { metrics, ..self }
     }
 
+    /// Opens the spans of steps, and of the requests that act them out.
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
     /// Acts out `step` under the current span, which is marked as failed
     /// if the step fails, like every other span the failure passes through.
     pub async fn perform(&self, step: Arc<Step>) -> Result<(), Failure> {
         self.act(&step).await.inspect_err(mark_failed)
     }
 
-    /// Makes the step's span now, while the caller's span is current, then
-    /// runs the step inside it.
+    /// Runs the step, inside a span of its own for the steps that have one.
     fn act<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), Failure>> {
         match step {
-            Step::Sleep(sleep) => {
-                let span = self.sleep_span(sleep);
-                self.sleep(sleep).instrument(span).boxed()
-            }
-            Step::Call(call) => {
-                let span = self.call_span(call);
-                self.call(call).instrument(span).boxed()
-            }
-            Step::Function(function) => {
-                let span = tracing::info_span!(
-                    "Function.enact",
-                    otel.name = self.span_name(&function.name, "Function.enact"),
-                    _tracing_name = function.name.as_str(),
-                    thespian.action = "function",
-                );
-                self.sequence(&function.steps).instrument(span).boxed()
-            }
-            Step::Concurrently(group) => match &group.name {
-                Some(name) => {
-                    let span = tracing::info_span!(
-                        "concurrently",
-                        otel.name = self.span_name(name, "concurrently"),
-                        _tracing_name = name.as_str(),
-                        thespian.action = "concurrently",
-                        thespian.branches = group.branches.len() as i64,
-                    );
-                    self.concurrently(group).instrument(span).boxed()
-                }
-                None => self.concurrently(group).boxed(),
-            },
-            Step::Fail(fail) => {
-                let span = tracing::info_span!(
-                    "fail_with_chance",
-                    otel.name = self.span_name(&fail.name, "fail_with_chance"),
-                    _tracing_name = fail.name.as_str(),
-                    thespian.action = "fail_with_chance",
-                    failure_chance = fail.fault.chance(),
-                );
-                async move { self.roll(fail) }.instrument(span).boxed()
-            }
+            Step::Sleep(sleep) => self
+                .traced(step, SpanKind::Internal, self.sleep(sleep))
+                .boxed(),
+            Step::Call(call) => self.traced(step, SpanKind::Client, self.call(call)).boxed(),
+            Step::Function(function) => self
+                .traced(step, SpanKind::Internal, self.sequence(&function.steps))
+                .boxed(),
+            Step::Concurrently(group) if group.name.is_some() => self
+                .traced(step, SpanKind::Internal, self.concurrently(group))
+                .boxed(),
+            Step::Concurrently(group) => self.concurrently(group).boxed(),
+            Step::Fail(fail) => self
+                .traced(step, SpanKind::Internal, async move { self.roll(fail) })
+                .boxed(),
             Step::Raise(raise) => async move { Err(raise_failure(raise)) }.boxed(),
             Step::Log(log) => async move {
                 write(log);
@@ -134,6 +122,26 @@ impl Executor {
             }
             .boxed(),
         }
+    }
+
+    /// Runs `work`, the body of `step`, inside the step's span: opened
+    /// under the current span when the step starts, and ended with the
+    /// step's name and attributes when it finishes or is dropped.
+    async fn traced(
+        &self,
+        step: &Step,
+        kind: SpanKind,
+        work: impl Future<Output = Result<(), Failure>>,
+    ) -> Result<(), Failure> {
+        let cx = self
+            .tracer
+            .open(&Context::current(), self.span_name(step), kind);
+        let open = OpenStep {
+            executor: self,
+            step,
+            cx,
+        };
+        work.with_context(open.cx.clone()).await
     }
 
     async fn sequence(&self, steps: &[Step]) -> Result<(), Failure> {
@@ -196,7 +204,7 @@ impl Executor {
 
     async fn call(&self, call: &Call) -> Result<(), Failure> {
         let mut metadata = tonic::metadata::MetadataMap::new();
-        propagation::inject(&Span::current().context(), &mut metadata);
+        propagation::inject(&Context::current(), &mut metadata);
         tracing::info!(
             "calling {} at {} for `{}`",
             call.method,
@@ -220,7 +228,10 @@ impl Executor {
             elapsed.as_millis(),
             call.name
         );
-        Span::current().record("rpc.grpc.status_code", code as i32);
+        Context::map_current(|cx| {
+            cx.span()
+                .set_attribute(KeyValue::new("rpc.grpc.status_code", code as i64))
+        });
         outcome.map_err(|status| {
             originate(Failure::Downstream {
                 target: call.target.clone(),
@@ -233,46 +244,97 @@ impl Executor {
         })
     }
 
-    fn sleep_span(&self, sleep: &Sleep) -> Span {
-        let crate::behaviour::Latency::Fixed(duration) = sleep.latency;
-        // Integers go in as i64: the OpenTelemetry layer exports unsigned
-        // ones as strings, which backends cannot compare or sum.
-        let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        tracing::info_span!(
-            "sleep",
-            otel.name = self.span_name(&sleep.name, "sleep"),
-            _tracing_name = sleep.name.as_str(),
-            thespian.action = "sleep",
-            duration_ms,
-            failure_chance = sleep.fault.map(|fault| fault.chance()),
-        )
-    }
-
-    fn call_span(&self, call: &Call) -> Span {
-        tracing::info_span!(
-            "call_service",
-            otel.name = self.span_name(&call.name, "call_service"),
-            otel.kind = "client",
-            _tracing_name = call.name.as_str(),
-            thespian.action = "call",
-            thespian.target = call.target.as_str(),
-            rpc.system = "grpc",
-            rpc.service = "thespian.Thespian",
-            rpc.method = call.method.as_str(),
-            rpc.grpc.status_code = Empty,
-            server.address = call.target.host(),
-            server.port = i64::from(call.target.port()),
-        )
-    }
-
     /// The name a step's span goes by: the user's, or the step kind's
-    /// `generic` one. Given when the span is made, so naming costs no
-    /// second pass over the span.
-    fn span_name<'a>(&self, name: &'a str, generic: &'static str) -> &'a str {
+    /// generic one.
+    fn span_name<'a>(&self, step: &'a Step) -> &'a str {
+        let (name, generic) = match step {
+            Step::Sleep(sleep) => (sleep.name.as_str(), "sleep"),
+            Step::Call(call) => (call.name.as_str(), "call_service"),
+            Step::Function(function) => (function.name.as_str(), "Function.enact"),
+            Step::Concurrently(group) => (
+                group.name.as_deref().unwrap_or("concurrently"),
+                "concurrently",
+            ),
+            Step::Fail(fail) => (fail.name.as_str(), "fail_with_chance"),
+            _ => ("", ""),
+        };
         match self.names {
             SpanNames::Descriptive => name,
             SpanNames::Generic => generic,
         }
+    }
+}
+
+/// A step whose span is open; dropping it ends the span, whether the step
+/// finished or was dropped with its request.
+struct OpenStep<'a> {
+    executor: &'a Executor,
+    step: &'a Step,
+    /// The context in which the step's span is active.
+    cx: Context,
+}
+
+impl Drop for OpenStep<'_> {
+    fn drop(&mut self) {
+        let span = self.cx.span();
+        if !span.is_recording() {
+            return;
+        }
+        span.update_name(self.executor.span_name(self.step).to_owned());
+        span.set_attributes(describe(self.step));
+        span.end();
+    }
+}
+
+/// The attributes of a step's span: its own name, its kind, and what it
+/// was told to do.
+fn describe(step: &Step) -> Vec<KeyValue> {
+    fn named(name: &str, action: &'static str) -> Vec<KeyValue> {
+        vec![
+            KeyValue::new("_tracing_name", name.to_owned()),
+            KeyValue::new("thespian.action", action),
+        ]
+    }
+    match step {
+        Step::Sleep(sleep) => {
+            let Latency::Fixed(duration) = sleep.latency;
+            let mut attributes = named(&sleep.name, "sleep");
+            attributes.push(KeyValue::new(
+                "duration_ms",
+                i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+            ));
+            if let Some(fault) = sleep.fault {
+                attributes.push(KeyValue::new("failure_chance", fault.chance()));
+            }
+            attributes
+        }
+        Step::Call(call) => {
+            let mut attributes = named(&call.name, "call");
+            attributes.extend([
+                KeyValue::new("thespian.target", call.target.as_str().to_owned()),
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", "thespian.Thespian"),
+                KeyValue::new("rpc.method", call.method.as_str()),
+                KeyValue::new("server.address", call.target.host().to_owned()),
+                KeyValue::new("server.port", i64::from(call.target.port())),
+            ]);
+            attributes
+        }
+        Step::Function(function) => named(&function.name, "function"),
+        Step::Concurrently(group) => {
+            let mut attributes = named(group.name.as_deref().unwrap_or_default(), "concurrently");
+            attributes.push(KeyValue::new(
+                "thespian.branches",
+                group.branches.len() as i64,
+            ));
+            attributes
+        }
+        Step::Fail(fail) => {
+            let mut attributes = named(&fail.name, "fail_with_chance");
+            attributes.push(KeyValue::new("failure_chance", fail.fault.chance()));
+            attributes
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -340,7 +402,12 @@ fn raise_failure(raise: &Raise) -> Failure {
 
 /// Marks the current span as failed without logging again.
 fn mark_failed(failure: &Failure) {
-    Span::current().set_status(OtelStatus::error(failure.to_string()));
+    Context::map_current(|cx| {
+        let span = cx.span();
+        if span.is_recording() {
+            span.set_status(OtelStatus::error(failure.to_string()));
+        }
+    });
 }
 
 #[cfg(test)]

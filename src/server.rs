@@ -9,13 +9,16 @@ use std::{
     time::Duration,
 };
 
-use opentelemetry::trace::{Status as OtelStatus, TraceContextExt, TraceId};
+use opentelemetry::{
+    Context, KeyValue,
+    context::FutureExt as _,
+    trace::{SpanKind, Status as OtelStatus, TraceContextExt, TraceId},
+};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Server};
-use tracing::{Instrument, Span, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing::Instrument;
 
 use crate::{
     behaviour::{Behaviour, MethodName},
@@ -173,32 +176,39 @@ impl Service {
         request: Request<EmptyMessage>,
     ) -> Result<Response<EmptyMessage>, Status> {
         let served = self.metrics.request_started(method);
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = &method.path()[1..],
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "thespian.Thespian",
-            rpc.method = method.as_str(),
-            rpc.grpc.status_code = Empty,
+        let cx = self.executor.tracer().open(
+            &propagation::extract(request.metadata()),
+            &method.path()[1..],
+            SpanKind::Server,
         );
-        // Fails only once the span has started, which it has not.
-        let _ = span.set_parent(propagation::extract(request.metadata()));
+        // Loki's lines take their fields from `tracing` spans: this one
+        // holds the ids of the step that logs each line. It is made only
+        // when Loki is on.
+        let lines = tracing::trace_span!(target: "thespian::request", "rpc");
         let ending = Ending {
-            span: &span,
+            cx: &cx,
+            lines: &lines,
+            method,
             served: Some(served),
             deadline: deadline::read(request.metadata()),
         };
         // The request's headers would otherwise stay allocated for as long
         // as the method acts, about 600 bytes per request in flight.
         drop(request);
-        let trace_id = span.context().span().span_context().trace_id();
+        let trace_id = cx.span().span_context().trace_id();
 
         let outcome = match self.behaviour.get(method) {
             None => Ok(()),
             Some(director) => {
-                let step = span.in_scope(|| director.direct());
-                self.executor.perform(step).instrument(span.clone()).await
+                let step = {
+                    let _inside = cx.clone().attach();
+                    lines.in_scope(|| director.direct())
+                };
+                self.executor
+                    .perform(step)
+                    .with_context(cx.clone())
+                    .instrument(lines.clone())
+                    .await
             }
         };
 
@@ -241,8 +251,12 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(20);
 /// The steps in flight are dropped with it, so this is the one place left
 /// to put that ending on the server span and in the metrics.
 struct Ending<'a> {
-    /// The request's server span.
-    span: &'a Span,
+    /// The context in which the request's server span is active.
+    cx: &'a Context,
+    /// The `tracing` span the request's lines are logged in.
+    lines: &'a tracing::Span,
+    /// The method the request called.
+    method: MethodName,
     /// The request's metrics, until they are finished.
     served: Option<ServedRequest>,
     /// When the caller said it would stop waiting, if it did.
@@ -255,10 +269,19 @@ impl Ending<'_> {
         self.end(code, cause);
     }
 
-    /// Puts `code` on the server span and in the metrics, the first time.
+    /// Puts `code` on the server span and ends it, and records it in the
+    /// metrics, the first time.
     fn end(&mut self, code: tonic::Code, cause: Option<&'static str>) {
         if let Some(served) = self.served.take() {
-            self.span.record("rpc.grpc.status_code", code as i32);
+            let span = self.cx.span();
+            span.update_name(&self.method.path()[1..]);
+            span.set_attributes([
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", "thespian.Thespian"),
+                KeyValue::new("rpc.method", self.method.as_str()),
+                KeyValue::new("rpc.grpc.status_code", code as i64),
+            ]);
+            span.end();
             served.finish(code, cause);
         }
     }
@@ -280,7 +303,8 @@ impl Drop for Ending<'_> {
                 "its caller cancelled it or the instance shut down",
             )
         };
-        self.span.in_scope(|| {
+        let _inside = self.cx.clone().attach();
+        self.lines.in_scope(|| {
             tracing::warn!(
                 rpc.grpc.status_code = code as i32,
                 "cut off before it answered: {why} ({})",
@@ -290,7 +314,8 @@ impl Drop for Ending<'_> {
         // As OpenTelemetry's conventions for gRPC server spans have it, a
         // deadline that passed is an error; a cancelled request is not.
         if timed_out {
-            self.span
+            self.cx
+                .span()
                 .set_status(OtelStatus::error(format!("cut off: {why}")));
         }
         self.end(code, None);

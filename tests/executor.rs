@@ -1,34 +1,35 @@
 //! The executor's timing and failure rules, checked in paused tokio time so
 //! that "two seconds" means exactly two seconds, however busy the machine.
 //!
-//! A small recording layer stands in for the OpenTelemetry one: it notes
-//! when each step's span closes and which spans an error was logged in.
+//! A recording span processor stands in for the export pipeline: it notes
+//! when each step's span ends, in tokio time, and which spans carry an
+//! error event.
 
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use opentelemetry_sdk::{
+    error::OTelSdkResult,
+    trace::{SpanData, SpanProcessor},
+};
 use thespian::{
     behaviour::{Concurrently, Fail, Fault, Function, Latency, Raise, Sleep, Step},
     executor::{Executor, SpanNames},
     failure::Failure,
+    telemetry::{SpanEvents, Tracer},
 };
 use tokio::time::Instant;
-use tracing::{
-    Subscriber,
-    field::{Field, Visit},
-    span,
-};
-use tracing_subscriber::{Layer, layer::Context, prelude::*, registry::LookupSpan};
+use tracing_subscriber::prelude::*;
 
-/// What the recording layer saw.
+/// What the recording processor saw.
 #[derive(Debug, Default)]
 struct Seen {
-    /// Each step span that closed: its `_tracing_name` and when, measured
+    /// Each step span that ended: its `_tracing_name` and when, measured
     /// from the start of the test.
     closed: Vec<(String, Duration)>,
-    /// The `_tracing_name` of the span each ERROR event was logged in.
+    /// The `_tracing_name` of the span of each ERROR event.
     errors: Vec<String>,
 }
 
@@ -41,72 +42,59 @@ impl Seen {
     }
 }
 
-/// The `_tracing_name` of a span, kept in its extensions.
-struct TracingName(String);
-
-struct NameVisitor(Option<String>);
-
-impl Visit for NameVisitor {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "_tracing_name" {
-            self.0 = Some(value.to_owned());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "_tracing_name" {
-            self.0 = Some(format!("{value:?}"));
-        }
-    }
-}
-
+#[derive(Debug)]
 struct Recorder {
     started: Instant,
     seen: Arc<Mutex<Seen>>,
 }
 
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
-    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        let mut visitor = NameVisitor(None);
-        attrs.record(&mut visitor);
-        if let (Some(name), Some(span)) = (visitor.0, ctx.span(id)) {
-            span.extensions_mut().insert(TracingName(name));
-        }
-    }
+impl SpanProcessor for Recorder {
+    fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &opentelemetry::Context) {}
 
-    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        if *event.metadata().level() != tracing::Level::ERROR {
+    fn on_end(&self, span: SpanData) {
+        let attribute = |attributes: &[opentelemetry::KeyValue], key: &str| {
+            attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.as_str().into_owned())
+        };
+        let Some(name) = attribute(&span.attributes, "_tracing_name") else {
             return;
-        }
-        let name = ctx
-            .event_span(event)
-            .and_then(|span| span.extensions().get::<TracingName>().map(|n| n.0.clone()))
-            .unwrap_or_else(|| "<no step>".to_owned());
-        self.seen.lock().unwrap().errors.push(name);
+        };
+        let errors = span
+            .events
+            .iter()
+            .filter(|e| attribute(&e.attributes, "level").as_deref() == Some("ERROR"))
+            .count();
+        let mut seen = self.seen.lock().unwrap();
+        seen.errors
+            .extend(std::iter::repeat_n(name.clone(), errors));
+        seen.closed.push((name, self.started.elapsed()));
     }
 
-    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
-        if let Some(name) = span.extensions().get::<TracingName>() {
-            let at = self.started.elapsed();
-            self.seen.lock().unwrap().closed.push((name.0.clone(), at));
-        }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
     }
 }
 
-/// Acts out `step` with a recording subscriber, returning the outcome, how
+/// Acts out `step` with a recording tracer, returning the outcome, how
 /// long it took in tokio time, and what was recorded.
 async fn perform(step: Step) -> (Result<(), Failure>, Duration, Seen) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let started = Instant::now();
-    let subscriber = tracing_subscriber::registry().with(Recorder {
+    let tracer = Tracer::new(Some(Arc::new(Recorder {
         started,
         seen: Arc::clone(&seen),
-    });
+    })));
     // Paused-time tests run on one thread, so a thread-local default
-    // subscriber sees every span the executor makes.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // subscriber sees every event the executor logs.
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(SpanEvents));
     let outcome = Executor::new(SpanNames::Descriptive)
+        .with_tracer(tracer)
         .perform(Arc::new(step))
         .await;
     let elapsed = started.elapsed();

@@ -22,7 +22,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-/// Events that report an error: the ones the OpenTelemetry layer made from
+/// Events that report an error: the span events made from
 /// an ERROR-level event.
 fn error_events(span: &ReceivedSpan) -> usize {
     span.events

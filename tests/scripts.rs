@@ -470,14 +470,16 @@ async fn print_and_debug_become_log_lines_not_raw_output() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_print_is_written_when_the_story_reaches_it_inside_its_block() {
+    let receiver = OtlpReceiver::start().await;
     let instance = Instance::builder("storyteller")
         .config(&inline(
-            r#"function("checkout", || { sleep("load cart", 5); print("cart loaded"); });"#,
+            r#"function("fill cart", || { sleep("load cart", 5); print("cart loaded"); });"#,
             json!({}),
         ))
+        .otlp(&receiver.endpoint())
         .start()
         .await;
-    instance.call_a().await;
+    let answer = instance.call_a().await;
     let printed = instance
         .wait_for_line(|line| line.contains("cart loaded"), WAIT)
         .await;
@@ -496,8 +498,14 @@ async fn a_print_is_written_when_the_story_reaches_it_inside_its_block() {
         lines.join("\n")
     );
     let printed: serde_json::Value = serde_json::from_str(&printed).expect("a JSON log line");
-    assert_eq!(printed["span"], "Function.enact", "{printed}");
     assert_eq!(printed["level"], "INFO", "{printed}");
+    let spans = trace(&receiver, &trace_id(answer.metadata())).await;
+    let block = spans.only_named("fill cart");
+    assert_eq!(printed["span_id"], block.span_id.as_str(), "{printed}");
+    assert!(
+        block.event("cart loaded").is_some(),
+        "the print is an event of its block's span: {block}"
+    );
 }
 
 /// Replaces `path` the way many editors save: write a new file beside it,

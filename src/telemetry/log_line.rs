@@ -19,7 +19,7 @@ use tracing_subscriber::{
 };
 
 /// The JSON line format: `timestamp`, `level`, `message`, `service`,
-/// `trace_id`, `span_id`, `target`, `span`, then the event's own fields.
+/// `trace_id`, `span_id`, `target`, then the event's own fields.
 #[derive(Debug, Clone)]
 pub struct JsonLines {
     /// Written on every line, so lines from many instances can be mixed.
@@ -42,7 +42,7 @@ where
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, N>,
+        _ctx: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -50,11 +50,7 @@ where
         SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
         let mut message = Message(None);
         event.record(&mut message);
-        let span = event
-            .parent()
-            .and_then(|id| ctx.span(id))
-            .or_else(|| ctx.lookup_current());
-        let ids = span.as_ref().and_then(|span| super::trace_ids(&span.id()));
+        let ids = super::current_ids();
 
         let level = event.metadata().level().as_str();
         let head = [
@@ -68,7 +64,6 @@ where
             ),
             ("span_id", ids.as_ref().map(|(_, span_id)| span_id.as_str())),
             ("target", Some(event.metadata().target())),
-            ("span", span.as_ref().map(|span| span.name())),
         ];
         let mut line = Vec::with_capacity(256);
         write_line(&mut line, &head, event).map_err(|_| fmt::Error)?;
@@ -218,8 +213,6 @@ mod tests {
     #[test]
     fn a_line_is_one_json_object_with_the_event_fields_after_the_line_keys() {
         let lines = lines_of(|| {
-            let span = tracing::info_span!("checkout");
-            let _entered = span.enter();
             tracing::warn!(attempt = 2, slow = true, "card \"declined\"\nretrying");
         });
         assert_eq!(lines.len(), 1);
@@ -233,7 +226,6 @@ mod tests {
                 "message",
                 "service",
                 "target",
-                "span",
                 "attempt",
                 "slow"
             ]
@@ -241,9 +233,32 @@ mod tests {
         assert_eq!(line["level"], "WARN");
         assert_eq!(line["message"], "card \"declined\"\nretrying");
         assert_eq!(line["service"], "checkout");
-        assert_eq!(line["span"], "checkout");
         assert_eq!(line["attempt"], 2);
         assert_eq!(line["slow"], true);
+    }
+
+    #[test]
+    fn a_line_logged_inside_a_span_names_its_trace_and_span() {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        };
+        let span = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let lines = lines_of(|| {
+            let _inside = opentelemetry::Context::new()
+                .with_remote_span_context(span)
+                .attach();
+            tracing::info!("charging");
+        });
+        assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(lines[0]["span_id"], "00f067aa0ba902b7");
+        let outside = lines_of(|| tracing::info!("idle"));
+        assert!(outside[0].get("trace_id").is_none(), "{}", outside[0]);
     }
 
     #[test]

@@ -355,13 +355,16 @@ where
     }
 }
 
-/// Records the trace and span ids of span `id` as its fields in tracing-
-/// loki's bookkeeping, so the line carries them.
+/// Records the trace and span ids of the OpenTelemetry span the line is
+/// logged in as fields of the `tracing` span `id` in tracing-loki's
+/// bookkeeping, just before the line is formatted, so the line carries them.
+/// A request's lines all happen inside its one `tracing` span, and the ids
+/// recorded are those of the step that logs each line.
 fn record_ids<S>(loki: &tracing_loki::Layer, id: &Id, ctx: Context<'_, S>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let Some((trace_id, span_id)) = super::trace_ids(id) else {
+    let Some((trace_id, span_id)) = super::current_ids() else {
         return;
     };
     let fields = IDS.fields();

@@ -15,13 +15,11 @@ mod delivery;
 mod log_line;
 mod loki;
 mod metrics;
+mod span;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use opentelemetry::{
-    metrics::MeterProvider as _,
-    trace::{TraceContextExt as _, TracerProvider as _},
-};
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
@@ -29,8 +27,7 @@ use opentelemetry_sdk::{
     logs::{BatchLogProcessor, SdkLoggerProvider},
     metrics::{PeriodicReader, SdkMeterProvider},
     trace::{
-        BatchConfigBuilder, SdkTracerProvider,
-        span_processor_with_async_runtime::BatchSpanProcessor,
+        BatchConfigBuilder, SpanProcessor, span_processor_with_async_runtime::BatchSpanProcessor,
     },
 };
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
@@ -42,6 +39,7 @@ use tracing_subscriber::{
 pub use delivery::{Delivery, Exporter, Signal};
 pub use loki::{Loki, LokiLayer};
 pub use metrics::{Metrics, MetricsTemporality, ServedRequest};
+pub use span::{SpanEvents, Tracer, current_ids};
 
 /// How log lines on stdout look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -84,8 +82,10 @@ pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync>;
 /// Keeps the providers alive; [`Telemetry::shutdown`] flushes them.
 #[derive(Debug)]
 pub struct Telemetry {
-    /// Makes and exports spans.
-    tracer_provider: SdkTracerProvider,
+    /// Queues and exports finished spans, when they go over OTLP.
+    spans: Option<Arc<dyn SpanProcessor>>,
+    /// Opens the spans of requests and steps.
+    tracer: Tracer,
     /// Makes and exports log records, when they go over OTLP.
     logger_provider: Option<SdkLoggerProvider>,
     /// Aggregates and exports request metrics, when they are on.
@@ -164,43 +164,36 @@ impl Telemetry {
             .with_service_name(settings.service_name.clone())
             .build();
         let delivery = Delivery::default();
-        let mut tracer_provider = SdkTracerProvider::builder().with_resource(resource.clone());
-        if let Some(endpoint) = &settings.otlp_endpoint {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(otlp_url(endpoint)?)
-                .with_timeout(Duration::from_secs(10))
-                .build()?;
-            let (queue, batch) = batch_sizes();
-            // The SDK's default batch processor runs on a thread of its own
-            // and allocates and touches every slot of its queue up front:
-            // 24 MB for 65,536 spans, resident from the first second. This
-            // one runs as a task on the runtime, over a tokio channel that
-            // grows only as spans wait, with the same bound, and costs the
-            // same CPU per span (see `scripts/bench.sh`).
-            let processor = BatchSpanProcessor::builder(
-                delivery.spans(exporter),
-                opentelemetry_sdk::runtime::Tokio,
-            )
-            .with_batch_config(batch_config(queue, batch))
-            .build();
-            let processor = backlog::Backlog::new(processor, queue, batch, delivery.clone());
-            tracer_provider = tracer_provider.with_span_processor(processor);
-        }
-        let tracer_provider = tracer_provider.build();
-
-        let spans = tracing_opentelemetry::layer()
-            .with_tracer(tracer_provider.tracer("thespian"))
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_tracked_inactivity(false)
-            // Making a span's OpenTelemetry context current on every poll
-            // costs each request several microseconds. Only the OTLP log
-            // bridge reads that context, to stamp records with trace ids;
-            // everything else finds a span's context through `tracing`.
-            .with_context_activation(settings.otlp_logs_endpoint.is_some())
-            .with_filter(thespian_spans().or(events(&settings.verbosity)?));
+        let spans: Option<Arc<dyn SpanProcessor>> = match &settings.otlp_endpoint {
+            Some(endpoint) => {
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(otlp_url(endpoint)?)
+                    .with_timeout(Duration::from_secs(10))
+                    .build()?;
+                let (queue, batch) = batch_sizes();
+                // The SDK's default batch processor runs on a thread of its
+                // own and allocates and touches every slot of its queue up
+                // front: 24 MB for 65,536 spans, resident from the first
+                // second. This one runs as a task on the runtime, over a
+                // tokio channel that grows only as spans wait, with the same
+                // bound, and costs the same CPU per span (see
+                // `scripts/bench.sh`).
+                let processor = BatchSpanProcessor::builder(
+                    delivery.spans(exporter),
+                    opentelemetry_sdk::runtime::Tokio,
+                )
+                .with_batch_config(batch_config(queue, batch))
+                .build();
+                let mut processor =
+                    backlog::Backlog::new(processor, queue, batch, delivery.clone());
+                processor.set_resource(&resource);
+                Some(Arc::new(processor))
+            }
+            None => None,
+        };
+        let tracer = Tracer::new(spans.clone());
+        let span_events = SpanEvents.with_filter(events(&settings.verbosity)?);
 
         // A pipe that is read slowly (a stalled log shipper, a paused
         // terminal) must not block the threads that serve requests, so
@@ -224,7 +217,7 @@ impl Telemetry {
             LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
         }
         .with_filter(EnvFilter::try_new(&settings.verbosity)?.and(plumbing(&settings.verbosity)));
-        let mut layers = vec![spans.boxed(), stdout.boxed()];
+        let mut layers = vec![span_events.boxed(), stdout.boxed()];
 
         let logger_provider = match &settings.otlp_logs_endpoint {
             Some(endpoint) => {
@@ -293,7 +286,8 @@ impl Telemetry {
         };
 
         let telemetry = Telemetry {
-            tracer_provider,
+            spans,
+            tracer,
             logger_provider,
             meter_provider,
             loki,
@@ -304,6 +298,12 @@ impl Telemetry {
             stdout_dropped,
         };
         Ok((telemetry, layers))
+    }
+
+    /// Opens the spans of requests and steps; hand it to the server's
+    /// executor.
+    pub fn tracer(&self) -> Tracer {
+        self.tracer.clone()
     }
 
     /// The request instruments, to hand to the server and the executor;
@@ -317,7 +317,8 @@ impl Telemetry {
     /// the runtime, can make progress meanwhile.
     pub async fn shutdown(self) {
         let Telemetry {
-            tracer_provider,
+            spans,
+            tracer: _,
             logger_provider,
             meter_provider,
             loki,
@@ -329,8 +330,11 @@ impl Telemetry {
         } = self;
         stdout_watch.abort();
         let flushed = tokio::task::spawn_blocking(move || {
-            let _ = tracer_provider.force_flush();
-            let mut outcome = tracer_provider.shutdown();
+            let mut outcome = Ok(());
+            if let Some(spans) = spans {
+                let _ = spans.force_flush();
+                outcome = spans.shutdown();
+            }
             // Metrics first: their last export is the last word on requests.
             if let Some(meter_provider) = meter_provider {
                 outcome = outcome.and(meter_provider.shutdown());
@@ -393,23 +397,6 @@ async fn report_stdout_drops(counter: ErrorCounter) {
             reported = dropped;
         }
     }
-}
-
-/// The trace and span ids, in hex, of the OpenTelemetry span behind the
-/// `tracing` span `id`, when it has a valid one: what every log line,
-/// on stdout or in Loki, carries to join it to its trace.
-fn trace_ids(id: &tracing::span::Id) -> Option<(String, String)> {
-    let cx = tracing::dispatcher::get_default(|dispatch| {
-        tracing_opentelemetry::get_otel_context(id, dispatch)
-    })?;
-    let span = cx.span();
-    let span_context = span.span_context();
-    span_context.is_valid().then(|| {
-        (
-            span_context.trace_id().to_string(),
-            span_context.span_id().to_string(),
-        )
-    })
 }
 
 /// The OTLP endpoint as the exporter wants it. A bare `host:port`, as

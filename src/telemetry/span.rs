@@ -1,0 +1,425 @@
+//! Spans as Thespian makes them: light while they run, whole when they end.
+//!
+//! Each request and each step gets an OpenTelemetry span that, while it
+//! runs, holds only its identity, its start time and whatever is logged or
+//! set on it meanwhile. Its name and the attributes that describe the step
+//! are given when it ends, by the code that opened it, and the finished span
+//! goes straight to the batch pipeline. A request asleep in a step thus
+//! holds a few hundred bytes of spans, where a `tracing` span bridged to
+//! OpenTelemetry held kilobytes (the README's benchmark section has the
+//! measurements).
+//!
+//! A span is the active span of an OpenTelemetry [`Context`], which the
+//! step's future carries (`FutureExt::with_context`). So whatever runs
+//! inside it finds it through `Context::current()`: log lines take their
+//! trace and span ids from it, calls propagate it, and [`SpanEvents`] adds
+//! every event logged inside it to it as a span event.
+
+use std::{borrow::Cow, cell::Cell, sync::Arc, time::SystemTime};
+
+use opentelemetry::{
+    Context, InstrumentationScope, KeyValue,
+    trace::{Event, Span, SpanContext, SpanId, SpanKind, Status, TraceContextExt},
+};
+use opentelemetry_sdk::trace::{
+    Config, IdGenerator, RandomIdGenerator, SamplingDecision, ShouldSample, SpanData, SpanLinks,
+    SpanProcessor,
+};
+use tracing::{
+    Subscriber,
+    field::{Field, Visit},
+};
+use tracing_subscriber::{Layer, layer};
+
+/// The most events one span keeps, as the SDK's default limit has it; the
+/// rest are counted as dropped, so a script that logs in a loop cannot
+/// grow a span without bound.
+const MAX_EVENTS: usize = 128;
+
+thread_local! {
+    /// Set while a finished span is handed on, so that anything the
+    /// pipeline logs meanwhile is not added to a span that is being ended.
+    static ENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Opens the spans of requests and steps, and hands each to the span
+/// pipeline when it ends. Cheap to clone.
+#[derive(Clone)]
+pub struct Tracer {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    /// Where finished spans go; with none, spans still have ids, so log
+    /// lines and responses still name a trace, but nothing is recorded.
+    processor: Option<Arc<dyn SpanProcessor>>,
+    /// Decides which traces are recorded: `OTEL_TRACES_SAMPLER`, or every
+    /// trace whose caller recorded it (or that starts here), by default.
+    sampler: Box<dyn ShouldSample>,
+    /// Makes trace and span ids.
+    ids: RandomIdGenerator,
+    /// Names Thespian as the maker of every span.
+    scope: InstrumentationScope,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("exporting", &self.inner.processor.is_some())
+            .finish()
+    }
+}
+
+impl Default for Tracer {
+    /// A tracer that records nothing: ids only.
+    fn default() -> Self {
+        Tracer::new(None)
+    }
+}
+
+impl Tracer {
+    /// A tracer whose finished spans go to `processor`, if there is one.
+    pub fn new(processor: Option<Arc<dyn SpanProcessor>>) -> Tracer {
+        Tracer {
+            inner: Arc::new(Shared {
+                processor,
+                sampler: Config::default().sampler,
+                ids: RandomIdGenerator::default(),
+                scope: InstrumentationScope::builder("thespian")
+                    .with_version(env!("CARGO_PKG_VERSION"))
+                    .build(),
+            }),
+        }
+    }
+
+    /// Opens a span called `name` (for the sampler; the span's own name is
+    /// given when it ends) as a child of `parent`'s active span, or as the
+    /// root of a new trace when `parent` has none. Returns `parent` with the
+    /// new span active. End it with [`SpanRef::end`](opentelemetry::trace::SpanRef::end).
+    pub fn open(&self, parent: &Context, name: &str, kind: SpanKind) -> Context {
+        let shared = &*self.inner;
+        let parent_span = parent.span();
+        let parent_context = parent_span.span_context();
+        let trace_id = if parent_context.is_valid() {
+            parent_context.trace_id()
+        } else {
+            shared.ids.new_trace_id()
+        };
+        let sampling = shared
+            .sampler
+            .should_sample(Some(parent), trace_id, name, &kind, &[], &[]);
+        let flags = parent_context
+            .trace_flags()
+            .with_sampled(sampling.decision == SamplingDecision::RecordAndSample);
+        let span_context = SpanContext::new(
+            trace_id,
+            shared.ids.new_span_id(),
+            flags,
+            false,
+            sampling.trace_state,
+        );
+        if shared.processor.is_none() || sampling.decision == SamplingDecision::Drop {
+            // Nothing will be recorded: the context alone carries the ids.
+            return parent.with_remote_span_context(span_context);
+        }
+        parent.with_span(OpenSpan {
+            span_context,
+            parent_span_id: parent_context.span_id(),
+            parent_is_remote: parent_context.is_valid() && parent_context.is_remote(),
+            kind,
+            start: opentelemetry::time::now(),
+            name: Cow::Borrowed(""),
+            attributes: sampling.attributes,
+            events: Vec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+            tracer: Some(self.clone()),
+        })
+    }
+}
+
+/// A span that has not ended: what is known of it so far.
+struct OpenSpan {
+    span_context: SpanContext,
+    parent_span_id: SpanId,
+    parent_is_remote: bool,
+    kind: SpanKind,
+    start: SystemTime,
+    /// Given when it ends.
+    name: Cow<'static, str>,
+    attributes: Vec<KeyValue>,
+    events: Vec<Event>,
+    dropped_events: u32,
+    status: Status,
+    /// Where it goes when it ends; taken then, so it ends once.
+    tracer: Option<Tracer>,
+}
+
+impl Span for OpenSpan {
+    fn add_event_with_timestamp<T>(
+        &mut self,
+        name: T,
+        timestamp: SystemTime,
+        attributes: Vec<KeyValue>,
+    ) where
+        T: Into<Cow<'static, str>>,
+    {
+        if self.events.len() < MAX_EVENTS {
+            self.events.push(Event::new(name, timestamp, attributes, 0));
+        } else {
+            self.dropped_events += 1;
+        }
+    }
+
+    fn span_context(&self) -> &SpanContext {
+        &self.span_context
+    }
+
+    fn is_recording(&self) -> bool {
+        self.tracer.is_some()
+    }
+
+    fn set_attribute(&mut self, attribute: KeyValue) {
+        self.attributes.push(attribute);
+    }
+
+    fn set_status(&mut self, status: Status) {
+        // As the SDK does: Ok beats Error, which beats Unset.
+        if status > self.status {
+            self.status = status;
+        }
+    }
+
+    fn update_name<T>(&mut self, new_name: T)
+    where
+        T: Into<Cow<'static, str>>,
+    {
+        self.name = new_name.into();
+    }
+
+    fn add_link(&mut self, _span_context: SpanContext, _attributes: Vec<KeyValue>) {}
+
+    fn end_with_timestamp(&mut self, timestamp: SystemTime) {
+        let Some(tracer) = self.tracer.take() else {
+            return;
+        };
+        let Some(processor) = &tracer.inner.processor else {
+            return;
+        };
+        let mut events = opentelemetry_sdk::trace::SpanEvents::default();
+        events.events = std::mem::take(&mut self.events);
+        events.dropped_count = self.dropped_events;
+        let span = SpanData {
+            span_context: self.span_context.clone(),
+            parent_span_id: self.parent_span_id,
+            parent_span_is_remote: self.parent_is_remote,
+            span_kind: self.kind.clone(),
+            name: std::mem::take(&mut self.name),
+            start_time: self.start,
+            end_time: timestamp,
+            attributes: std::mem::take(&mut self.attributes),
+            dropped_attributes_count: 0,
+            events,
+            links: SpanLinks::default(),
+            status: std::mem::take(&mut self.status),
+            instrumentation_scope: tracer.inner.scope.clone(),
+        };
+        ENDING.set(true);
+        processor.on_end(span);
+        ENDING.set(false);
+    }
+}
+
+/// The trace and span ids, in hex, of the span that whatever runs now is
+/// inside, if it is inside one: what every log line carries to join it to
+/// its trace.
+pub fn current_ids() -> Option<(String, String)> {
+    Context::map_current(|cx| {
+        let span = cx.span();
+        let span_context = span.span_context();
+        span_context.is_valid().then(|| {
+            (
+                span_context.trace_id().to_string(),
+                span_context.span_id().to_string(),
+            )
+        })
+    })
+}
+
+/// Adds each event logged inside a recorded span to that span, as a span
+/// event named by its message, with its level, target and fields as
+/// attributes, so a trace view shows what each step said.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SpanEvents;
+
+impl<S: Subscriber> Layer<S> for SpanEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: layer::Context<'_, S>) {
+        if ENDING.get() {
+            return;
+        }
+        Context::map_current(|cx| {
+            let span = cx.span();
+            if !span.is_recording() {
+                return;
+            }
+            let metadata = event.metadata();
+            let mut fields = EventFields {
+                message: None,
+                attributes: vec![
+                    KeyValue::new("level", metadata.level().as_str()),
+                    KeyValue::new("target", metadata.target()),
+                ],
+            };
+            event.record(&mut fields);
+            let name = match fields.message {
+                Some(message) => Cow::Owned(message),
+                None => Cow::Borrowed(metadata.name()),
+            };
+            span.add_event(name, fields.attributes);
+        });
+    }
+}
+
+/// An event's message, and its other fields as attributes.
+struct EventFields {
+    message: Option<String>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Visit for EventFields {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.attributes.push(KeyValue::new(field.name(), value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        // Backends compare and sum integers, not strings of digits.
+        match i64::try_from(value) {
+            Ok(value) => self.record_i64(field, value),
+            Err(_) => self.record_debug(field, &value),
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.attributes.push(KeyValue::new(field.name(), value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.attributes.push(KeyValue::new(field.name(), value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_owned());
+        } else {
+            self.attributes
+                .push(KeyValue::new(field.name(), value.to_owned()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = Some(format!("{value:?}"));
+        } else {
+            self.attributes
+                .push(KeyValue::new(field.name(), format!("{value:?}")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use opentelemetry::trace::{TraceFlags, TraceId, TraceState};
+    use opentelemetry_sdk::error::OTelSdkResult;
+
+    use super::*;
+
+    /// Keeps the spans that end.
+    #[derive(Debug, Default, Clone)]
+    struct Kept(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanProcessor for Kept {
+        fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &Context) {}
+
+        fn on_end(&self, span: SpanData) {
+            self.0.lock().unwrap().push(span);
+        }
+
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+
+        fn shutdown_with_timeout(&self, _: std::time::Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    fn caller() -> Context {
+        Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        ))
+    }
+
+    #[test]
+    fn a_span_continues_its_callers_trace_and_is_whole_when_it_ends() {
+        let kept = Kept::default();
+        let tracer = Tracer::new(Some(Arc::new(kept.clone())));
+        let server = tracer.open(&caller(), "A", SpanKind::Server);
+        let step = tracer.open(&server, "step", SpanKind::Internal);
+        step.span().add_event("said", vec![]);
+        step.span().update_name("load cart");
+        step.span().set_attribute(KeyValue::new("duration_ms", 5));
+        step.span().end();
+        step.span().end();
+        server.span().set_status(Status::error("boom"));
+        server.span().end();
+
+        let kept = kept.0.lock().unwrap();
+        assert_eq!(kept.len(), 2, "each span ends once: {kept:?}");
+        let (step, server) = (&kept[0], &kept[1]);
+        assert_eq!(
+            server.span_context.trace_id(),
+            caller().span().span_context().trace_id()
+        );
+        assert_eq!(
+            server.parent_span_id,
+            caller().span().span_context().span_id()
+        );
+        assert!(server.parent_span_is_remote);
+        assert!(server.span_context.is_sampled());
+        assert_eq!(server.span_kind, SpanKind::Server);
+        assert_eq!(server.status, Status::error("boom"));
+        assert_eq!(step.parent_span_id, server.span_context.span_id());
+        assert!(!step.parent_span_is_remote);
+        assert_eq!(step.name, "load cart");
+        assert_eq!(step.attributes, [KeyValue::new("duration_ms", 5)]);
+        assert_eq!(step.events.events[0].name, "said");
+        assert!(step.start_time <= step.end_time);
+    }
+
+    #[test]
+    fn a_span_keeps_a_bounded_number_of_events_and_counts_the_rest() {
+        let kept = Kept::default();
+        let tracer = Tracer::new(Some(Arc::new(kept.clone())));
+        let span = tracer.open(&Context::new(), "chatty", SpanKind::Internal);
+        for _ in 0..MAX_EVENTS + 5 {
+            span.span().add_event("again", vec![]);
+        }
+        span.span().end();
+        let kept = kept.0.lock().unwrap();
+        assert_eq!(kept[0].events.events.len(), MAX_EVENTS);
+        assert_eq!(kept[0].events.dropped_count, 5);
+    }
+
+    #[test]
+    fn without_a_pipeline_spans_still_have_ids_but_record_nothing() {
+        let span = Tracer::default().open(&Context::new(), "quiet", SpanKind::Server);
+        assert!(span.span().span_context().is_valid());
+        assert!(!span.span().is_recording());
+    }
+}
