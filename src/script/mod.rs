@@ -19,7 +19,7 @@ mod watch;
 use std::{
     fmt,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex, OnceLock, RwLock},
 };
 
 use rhai::{AST, Dynamic, Engine, Scope};
@@ -57,8 +57,10 @@ impl Default for ScriptSettings {
 /// script files live, and the limits. Cheap to clone.
 #[derive(Clone)]
 pub struct Scripting {
-    /// Shared by every script and request: building it is the expensive part.
-    engine: Arc<Engine>,
+    /// Shared by every script and request: building it is the expensive
+    /// part, so it is built when the first script is loaded. An instance
+    /// without scripts never builds it, and never pages its code in.
+    engine: Arc<OnceLock<Arc<Engine>>>,
     /// Relative script paths resolve against this.
     dir: PathBuf,
     /// Also held by each script, for the deadline and messages.
@@ -84,10 +86,18 @@ impl Scripting {
     /// Builds the engine with `settings`' limits.
     pub fn new(settings: &ScriptSettings) -> Scripting {
         Scripting {
-            engine: Arc::new(engine::build(&settings.limits)),
+            engine: Arc::default(),
             dir: settings.scripts_dir.clone(),
             limits: settings.limits,
         }
+    }
+
+    /// The engine, built on first use.
+    fn engine(&self) -> Arc<Engine> {
+        Arc::clone(
+            self.engine
+                .get_or_init(|| Arc::new(engine::build(&self.limits))),
+        )
     }
 
     /// Loads and compiles the script file `file` (relative to the scripts
@@ -143,7 +153,7 @@ impl Scripting {
             label: label.into(),
             path,
             params,
-            engine: Arc::clone(&self.engine),
+            engine: self.engine(),
             limits: self.limits,
             program: RwLock::new(Arc::new(AST::empty())),
             last_read: Mutex::new(String::new()),
