@@ -125,23 +125,30 @@ impl Executor {
     }
 
     /// Runs `work`, the body of `step`, inside the step's span: opened
-    /// under the current span when the step starts, and ended with the
-    /// step's name and attributes when it finishes or is dropped.
-    async fn traced(
-        &self,
-        step: &Step,
+    /// under the current span now, as the step starts, and ended with the
+    /// step's name and attributes when `work` finishes or is dropped.
+    ///
+    /// A combinator rather than an `async fn`, which would keep `work`
+    /// twice for as long as it runs: once as its argument and once inside
+    /// the future it awaits.
+    fn traced<'a>(
+        &'a self,
+        step: &'a Step,
         kind: SpanKind,
-        work: impl Future<Output = Result<(), Failure>>,
-    ) -> Result<(), Failure> {
+        work: impl Future<Output = Result<(), Failure>> + 'a,
+    ) -> impl Future<Output = Result<(), Failure>> + 'a {
         let cx = self
             .tracer
             .open(&Context::current(), self.span_name(step), kind);
         let open = OpenStep {
             executor: self,
             step,
-            cx,
+            cx: cx.clone(),
         };
-        work.with_context(open.cx.clone()).await
+        work.with_context(cx).map(move |outcome| {
+            drop(open);
+            outcome
+        })
     }
 
     async fn sequence(&self, steps: &[Step]) -> Result<(), Failure> {
@@ -287,53 +294,61 @@ impl Drop for OpenStep<'_> {
 }
 
 /// The attributes of a step's span: its own name, its kind, and what it
-/// was told to do.
+/// was told to do. Made to size: they wait in the export queue with the span.
 fn describe(step: &Step) -> Vec<KeyValue> {
-    fn named(name: &str, action: &'static str) -> Vec<KeyValue> {
-        vec![
-            KeyValue::new("_tracing_name", name.to_owned()),
-            KeyValue::new("thespian.action", action),
-        ]
+    fn named<const N: usize>(
+        name: &str,
+        action: &'static str,
+        rest: [KeyValue; N],
+    ) -> Vec<KeyValue> {
+        let mut attributes = Vec::with_capacity(2 + N);
+        attributes.push(KeyValue::new("_tracing_name", name.to_owned()));
+        attributes.push(KeyValue::new("thespian.action", action));
+        attributes.extend(rest);
+        attributes
     }
     match step {
         Step::Sleep(sleep) => {
             let Latency::Fixed(duration) = sleep.latency;
-            let mut attributes = named(&sleep.name, "sleep");
-            attributes.push(KeyValue::new(
+            let duration_ms = KeyValue::new(
                 "duration_ms",
                 i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-            ));
-            if let Some(fault) = sleep.fault {
-                attributes.push(KeyValue::new("failure_chance", fault.chance()));
+            );
+            match sleep.fault {
+                Some(fault) => named(
+                    &sleep.name,
+                    "sleep",
+                    [duration_ms, KeyValue::new("failure_chance", fault.chance())],
+                ),
+                None => named(&sleep.name, "sleep", [duration_ms]),
             }
-            attributes
         }
-        Step::Call(call) => {
-            let mut attributes = named(&call.name, "call");
-            attributes.extend([
+        Step::Call(call) => named(
+            &call.name,
+            "call",
+            [
                 KeyValue::new("thespian.target", call.target.as_str().to_owned()),
                 KeyValue::new("rpc.system", "grpc"),
                 KeyValue::new("rpc.service", "thespian.Thespian"),
                 KeyValue::new("rpc.method", call.method.as_str()),
                 KeyValue::new("server.address", call.target.host().to_owned()),
                 KeyValue::new("server.port", i64::from(call.target.port())),
-            ]);
-            attributes
-        }
-        Step::Function(function) => named(&function.name, "function"),
-        Step::Concurrently(group) => {
-            let mut attributes = named(group.name.as_deref().unwrap_or_default(), "concurrently");
-            attributes.push(KeyValue::new(
+            ],
+        ),
+        Step::Function(function) => named(&function.name, "function", []),
+        Step::Concurrently(group) => named(
+            group.name.as_deref().unwrap_or_default(),
+            "concurrently",
+            [KeyValue::new(
                 "thespian.branches",
                 group.branches.len() as i64,
-            ));
-            attributes
-        }
-        Step::Fail(fail) => {
-            let mut attributes = named(&fail.name, "fail_with_chance");
-            attributes.push(KeyValue::new("failure_chance", fail.fault.chance()));
-            attributes
-        }
+            )],
+        ),
+        Step::Fail(fail) => named(
+            &fail.name,
+            "fail_with_chance",
+            [KeyValue::new("failure_chance", fail.fault.chance())],
+        ),
         _ => Vec::new(),
     }
 }

@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use futures::future::BoxFuture;
 use opentelemetry::{
     Context, KeyValue,
     context::FutureExt as _,
@@ -152,88 +153,104 @@ struct Service {
     metrics: Metrics,
 }
 
+/// What each method answers with, boxed as the trait has it.
+type Answer<'a> = BoxFuture<'a, Result<Response<EmptyMessage>, Status>>;
+
+// The methods box `answer`'s future themselves: written as `async fn`s,
+// each would box a future that also keeps the request, for as long as the
+// method acts.
 #[tonic::async_trait]
 impl Thespian for Service {
-    async fn a(&self, request: Request<EmptyMessage>) -> Result<Response<EmptyMessage>, Status> {
-        self.answer(MethodName::A, request).await
+    fn a<'s, 'f>(&'s self, request: Request<EmptyMessage>) -> Answer<'f>
+    where
+        's: 'f,
+    {
+        Box::pin(self.answer(MethodName::A, request))
     }
 
-    async fn b(&self, request: Request<EmptyMessage>) -> Result<Response<EmptyMessage>, Status> {
-        self.answer(MethodName::B, request).await
+    fn b<'s, 'f>(&'s self, request: Request<EmptyMessage>) -> Answer<'f>
+    where
+        's: 'f,
+    {
+        Box::pin(self.answer(MethodName::B, request))
     }
 
-    async fn c(&self, request: Request<EmptyMessage>) -> Result<Response<EmptyMessage>, Status> {
-        self.answer(MethodName::C, request).await
+    fn c<'s, 'f>(&'s self, request: Request<EmptyMessage>) -> Answer<'f>
+    where
+        's: 'f,
+    {
+        Box::pin(self.answer(MethodName::C, request))
     }
 }
 
 impl Service {
     /// Acts out `method` inside a server span that continues the caller's
-    /// trace, and answers with the trace id attached.
-    async fn answer(
+    /// trace, and answers with the trace id attached. What it needs of the
+    /// request is read at once, and the request is not kept: its headers
+    /// would stay allocated for as long as the method acts, about 600
+    /// bytes per request in flight.
+    fn answer(
         &self,
         method: MethodName,
         request: Request<EmptyMessage>,
-    ) -> Result<Response<EmptyMessage>, Status> {
+    ) -> impl Future<Output = Result<Response<EmptyMessage>, Status>> + Send + '_ {
         let served = self.metrics.request_started(method);
         let cx = self.executor.tracer().open(
             &propagation::extract(request.metadata()),
             &method.path()[1..],
             SpanKind::Server,
         );
-        // Loki's lines take their fields from `tracing` spans: this one
-        // holds the ids of the step that logs each line. It is made only
-        // when Loki is on.
-        let lines = tracing::trace_span!(target: "thespian::request", "rpc");
-        let ending = Ending {
-            cx: &cx,
-            lines: &lines,
-            method,
-            served: Some(served),
-            deadline: deadline::read(request.metadata()),
-        };
-        // The request's headers would otherwise stay allocated for as long
-        // as the method acts, about 600 bytes per request in flight.
-        drop(request);
-        let trace_id = cx.span().span_context().trace_id();
-
-        let outcome = match self.behaviour.get(method) {
-            None => Ok(()),
-            Some(director) => {
-                let step = {
-                    let _inside = cx.clone().attach();
-                    lines.in_scope(|| director.direct())
-                };
-                self.executor
-                    .perform(step)
-                    .with_context(cx.clone())
-                    .instrument(lines.clone())
-                    .await
-            }
-        };
-
-        let code = match &outcome {
-            Ok(()) => tonic::Code::Ok,
-            Err(failure) => failure.code(),
-        };
-        ending.answer(code, outcome.as_ref().err().map(Failure::cause));
-        let trace_id = (trace_id != TraceId::INVALID)
-            .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
-            .flatten();
-        match outcome {
-            Ok(()) => {
-                let mut response = Response::new(EmptyMessage {});
-                if let Some(trace_id) = trace_id {
-                    response.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
+        let deadline = deadline::read(request.metadata());
+        async move {
+            // Loki's lines take their fields from `tracing` spans: this
+            // one holds the ids of the step that logs each line. It is
+            // made only when Loki is on.
+            let lines = tracing::trace_span!(target: "thespian::request", "rpc");
+            let ending = Ending {
+                cx: &cx,
+                lines: &lines,
+                method,
+                served: Some(served),
+                deadline,
+            };
+            let trace_id = cx.span().span_context().trace_id();
+            let outcome = match self.behaviour.get(method) {
+                None => Ok(()),
+                Some(director) => {
+                    let step = {
+                        let _inside = cx.clone().attach();
+                        lines.in_scope(|| director.direct())
+                    };
+                    self.executor
+                        .perform(step)
+                        .with_context(cx.clone())
+                        .instrument(lines.clone())
+                        .await
                 }
-                Ok(response)
-            }
-            Err(failure) => {
-                let mut status = Status::from(failure);
-                if let Some(trace_id) = trace_id {
-                    status.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
+            };
+            let code = match &outcome {
+                Ok(()) => tonic::Code::Ok,
+                Err(failure) => failure.code(),
+            };
+            ending.answer(code, outcome.as_ref().err().map(Failure::cause));
+            let trace_id = (trace_id != TraceId::INVALID)
+                .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
+                .flatten();
+            match outcome {
+                Ok(()) => {
+                    let mut response = Response::new(EmptyMessage {});
+                    if let Some(trace_id) = trace_id {
+                        response.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
+                    }
+                    Ok(response)
                 }
-                Err(status)
+                Err(failure) => {
+                    let mut status = Status::from(failure);
+                    if let Some(trace_id) = trace_id {
+                        status.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
+                    }
+                    Err(status)
+                }
             }
         }
     }

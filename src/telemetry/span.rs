@@ -122,19 +122,19 @@ impl Tracer {
             // Nothing will be recorded: the context alone carries the ids.
             return parent.with_remote_span_context(span_context);
         }
-        parent.with_span(OpenSpan {
+        let mut span = OpenSpan {
             span_context,
             parent_span_id: parent_context.span_id(),
             parent_is_remote: parent_context.is_valid() && parent_context.is_remote(),
             kind,
             start: opentelemetry::time::now(),
-            name: Cow::Borrowed(""),
-            attributes: sampling.attributes,
-            events: Vec::new(),
-            dropped_events: 0,
-            status: Status::Unset,
+            told: None,
             tracer: Some(self.clone()),
-        })
+        };
+        if !sampling.attributes.is_empty() {
+            span.told().attributes = sampling.attributes;
+        }
+        parent.with_span(span)
     }
 }
 
@@ -145,14 +145,30 @@ struct OpenSpan {
     parent_is_remote: bool,
     kind: SpanKind,
     start: SystemTime,
-    /// Given when it ends.
+    /// What it has been told since it opened. Most spans are told nothing
+    /// until they end, so this is made when first needed, and a request
+    /// waiting on a step holds only the spans' identities.
+    told: Option<Box<Told>>,
+    /// Where it goes when it ends; taken then, so it ends once.
+    tracer: Option<Tracer>,
+}
+
+/// What a span is told between opening and ending.
+#[derive(Default)]
+struct Told {
+    /// Its name, given when it ends.
     name: Cow<'static, str>,
     attributes: Vec<KeyValue>,
     events: Vec<Event>,
+    /// Events past [`MAX_EVENTS`].
     dropped_events: u32,
     status: Status,
-    /// Where it goes when it ends; taken then, so it ends once.
-    tracer: Option<Tracer>,
+}
+
+impl OpenSpan {
+    fn told(&mut self) -> &mut Told {
+        self.told.get_or_insert_default()
+    }
 }
 
 impl Span for OpenSpan {
@@ -164,10 +180,17 @@ impl Span for OpenSpan {
     ) where
         T: Into<Cow<'static, str>>,
     {
-        if self.events.len() < MAX_EVENTS {
-            self.events.push(Event::new(name, timestamp, attributes, 0));
+        let told = self.told();
+        if told.events.len() < MAX_EVENTS {
+            // Most spans log one or two events, and a request asleep keeps
+            // its first one for as long as it sleeps: room for exactly
+            // those, rather than the four a first push makes room for.
+            if told.events.len() < 2 {
+                told.events.reserve_exact(1);
+            }
+            told.events.push(Event::new(name, timestamp, attributes, 0));
         } else {
-            self.dropped_events += 1;
+            told.dropped_events += 1;
         }
     }
 
@@ -180,13 +203,28 @@ impl Span for OpenSpan {
     }
 
     fn set_attribute(&mut self, attribute: KeyValue) {
-        self.attributes.push(attribute);
+        self.told().attributes.push(attribute);
+    }
+
+    fn set_attributes(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
+        // The first attributes a span is given are taken as they come, so a
+        // list made to size stays that size while the span waits to be
+        // exported.
+        let told = self.told();
+        if told.attributes.is_empty() {
+            told.attributes = attributes.into_iter().collect();
+        } else {
+            let attributes = attributes.into_iter();
+            told.attributes.reserve_exact(attributes.size_hint().0);
+            told.attributes.extend(attributes);
+        }
     }
 
     fn set_status(&mut self, status: Status) {
         // As the SDK does: Ok beats Error, which beats Unset.
-        if status > self.status {
-            self.status = status;
+        let told = self.told();
+        if status > told.status {
+            told.status = status;
         }
     }
 
@@ -194,7 +232,7 @@ impl Span for OpenSpan {
     where
         T: Into<Cow<'static, str>>,
     {
-        self.name = new_name.into();
+        self.told().name = new_name.into();
     }
 
     fn add_link(&mut self, _span_context: SpanContext, _attributes: Vec<KeyValue>) {}
@@ -206,22 +244,23 @@ impl Span for OpenSpan {
         let Some(processor) = &tracer.inner.processor else {
             return;
         };
+        let told = *self.told.take().unwrap_or_default();
         let mut events = opentelemetry_sdk::trace::SpanEvents::default();
-        events.events = std::mem::take(&mut self.events);
-        events.dropped_count = self.dropped_events;
+        events.events = told.events;
+        events.dropped_count = told.dropped_events;
         let span = SpanData {
             span_context: self.span_context.clone(),
             parent_span_id: self.parent_span_id,
             parent_span_is_remote: self.parent_is_remote,
             span_kind: self.kind.clone(),
-            name: std::mem::take(&mut self.name),
+            name: told.name,
             start_time: self.start,
             end_time: timestamp,
-            attributes: std::mem::take(&mut self.attributes),
+            attributes: told.attributes,
             dropped_attributes_count: 0,
             events,
             links: SpanLinks::default(),
-            status: std::mem::take(&mut self.status),
+            status: told.status,
             instrumentation_scope: tracer.inner.scope.clone(),
         };
         ENDING.set(true);
