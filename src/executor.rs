@@ -5,12 +5,17 @@
 //! starts; every span it then passes through on its way up is marked as an
 //! error without logging it again.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{self, Poll},
+    time::Duration,
+};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use opentelemetry::{
     Context, KeyValue,
-    context::FutureExt as _,
     trace::{SpanKind, Status as OtelStatus, TraceContextExt},
 };
 
@@ -127,28 +132,15 @@ impl Executor {
     /// Runs `work`, the body of `step`, inside the step's span: opened
     /// under the current span now, as the step starts, and ended with the
     /// step's name and attributes when `work` finishes or is dropped.
-    ///
-    /// A combinator rather than an `async fn`, which would keep `work`
-    /// twice for as long as it runs: once as its argument and once inside
-    /// the future it awaits.
-    fn traced<'a>(
-        &'a self,
-        step: &'a Step,
-        kind: SpanKind,
-        work: impl Future<Output = Result<(), Failure>> + 'a,
-    ) -> impl Future<Output = Result<(), Failure>> + 'a {
-        let cx = self
-            .tracer
-            .open(&Context::current(), self.span_name(step), kind);
-        let open = OpenStep {
+    fn traced<'a, F>(&'a self, step: &'a Step, kind: SpanKind, work: F) -> Traced<'a, F> {
+        Traced {
+            cx: self
+                .tracer
+                .open(&Context::current(), self.span_name(step), kind),
             executor: self,
             step,
-            cx: cx.clone(),
-        };
-        work.with_context(cx).map(move |outcome| {
-            drop(open);
-            outcome
-        })
+            work,
+        }
     }
 
     async fn sequence(&self, steps: &[Step]) -> Result<(), Failure> {
@@ -272,25 +264,54 @@ impl Executor {
     }
 }
 
-/// A step whose span is open; dropping it ends the span, whether the step
-/// finished or was dropped with its request.
-struct OpenStep<'a> {
-    executor: &'a Executor,
-    step: &'a Step,
-    /// The context in which the step's span is active.
-    cx: Context,
+pin_project_lite::pin_project! {
+    /// A step acting inside its span, which is the current span whenever
+    /// the step runs. The span ends when the step finishes, or when it is
+    /// dropped unfinished with its request. One context serves both, where
+    /// `WithContext` and a drop guard would each keep one, in every step of
+    /// every request in flight.
+    struct Traced<'a, F> {
+        #[pin]
+        work: F,
+        executor: &'a Executor,
+        step: &'a Step,
+        cx: Context,
+    }
+
+    impl<F> PinnedDrop for Traced<'_, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            end_span(this.executor, this.step, this.cx);
+        }
+    }
 }
 
-impl Drop for OpenStep<'_> {
-    fn drop(&mut self) {
-        let span = self.cx.span();
-        if !span.is_recording() {
-            return;
+impl<F: Future> Future for Traced<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut task::Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let polled = {
+            let _inside = this.cx.clone().attach();
+            this.work.poll(task)
+        };
+        if polled.is_ready() {
+            end_span(this.executor, this.step, this.cx);
         }
-        span.update_name(self.executor.span_name(self.step).to_owned());
-        span.set_attributes(describe(self.step));
-        span.end();
+        polled
     }
+}
+
+/// Ends the span of `step` that is active in `cx`, giving it the step's
+/// name and attributes, unless it has ended already.
+fn end_span(executor: &Executor, step: &Step, cx: &Context) {
+    let span = cx.span();
+    if !span.is_recording() {
+        return;
+    }
+    span.update_name(executor.span_name(step).to_owned());
+    span.set_attributes(describe(step));
+    span.end();
 }
 
 /// The attributes of a step's span: its own name, its kind, and what it

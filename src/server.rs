@@ -194,37 +194,32 @@ impl Service {
         method: MethodName,
         request: Request<EmptyMessage>,
     ) -> impl Future<Output = Result<Response<EmptyMessage>, Status>> + Send + '_ {
-        let served = self.metrics.request_started(method);
-        let cx = self.executor.tracer().open(
-            &propagation::extract(request.metadata()),
-            &method.path()[1..],
-            SpanKind::Server,
-        );
-        let deadline = deadline::read(request.metadata());
+        let ending = Ending {
+            cx: self.executor.tracer().open(
+                &propagation::extract(request.metadata()),
+                &method.path()[1..],
+                SpanKind::Server,
+            ),
+            // Loki's lines take their fields from `tracing` spans: this one
+            // holds the ids of the step that logs each line. It is made only
+            // when Loki is on.
+            lines: tracing::trace_span!(target: "thespian::request", "rpc"),
+            method,
+            served: Some(self.metrics.request_started(method)),
+            deadline: deadline::read(request.metadata()),
+        };
         async move {
-            // Loki's lines take their fields from `tracing` spans: this
-            // one holds the ids of the step that logs each line. It is
-            // made only when Loki is on.
-            let lines = tracing::trace_span!(target: "thespian::request", "rpc");
-            let ending = Ending {
-                cx: &cx,
-                lines: &lines,
-                method,
-                served: Some(served),
-                deadline,
-            };
-            let trace_id = cx.span().span_context().trace_id();
             let outcome = match self.behaviour.get(method) {
                 None => Ok(()),
                 Some(director) => {
                     let step = {
-                        let _inside = cx.clone().attach();
-                        lines.in_scope(|| director.direct())
+                        let _inside = ending.cx.clone().attach();
+                        ending.lines.in_scope(|| director.direct())
                     };
                     self.executor
                         .perform(step)
-                        .with_context(cx.clone())
-                        .instrument(lines.clone())
+                        .with_context(ending.cx.clone())
+                        .instrument(ending.lines.clone())
                         .await
                 }
             };
@@ -232,6 +227,7 @@ impl Service {
                 Ok(()) => tonic::Code::Ok,
                 Err(failure) => failure.code(),
             };
+            let trace_id = ending.cx.span().span_context().trace_id();
             ending.answer(code, outcome.as_ref().err().map(Failure::cause));
             let trace_id = (trace_id != TraceId::INVALID)
                 .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
@@ -267,11 +263,11 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(20);
 /// reset the stream, its `grpc-timeout` ran out, or shutdown cut it off.
 /// The steps in flight are dropped with it, so this is the one place left
 /// to put that ending on the server span and in the metrics.
-struct Ending<'a> {
+struct Ending {
     /// The context in which the request's server span is active.
-    cx: &'a Context,
+    cx: Context,
     /// The `tracing` span the request's lines are logged in.
-    lines: &'a tracing::Span,
+    lines: tracing::Span,
     /// The method the request called.
     method: MethodName,
     /// The request's metrics, until they are finished.
@@ -280,7 +276,7 @@ struct Ending<'a> {
     deadline: Option<Instant>,
 }
 
-impl Ending<'_> {
+impl Ending {
     /// Records the status the request answered with.
     fn answer(mut self, code: tonic::Code, cause: Option<&'static str>) {
         self.end(code, cause);
@@ -304,7 +300,7 @@ impl Ending<'_> {
     }
 }
 
-impl Drop for Ending<'_> {
+impl Drop for Ending {
     fn drop(&mut self) {
         if self.served.is_none() {
             return;
