@@ -15,7 +15,7 @@
 //! trace and span ids from it, calls propagate it, and [`SpanEvents`] adds
 //! every event logged inside it to it as a span event.
 
-use std::{borrow::Cow, cell::Cell, sync::Arc, time::SystemTime};
+use std::{borrow::Cow, sync::Arc, time::SystemTime};
 
 use opentelemetry::{
     Context, InstrumentationScope, KeyValue,
@@ -35,12 +35,6 @@ use tracing_subscriber::{Layer, layer};
 /// rest are counted as dropped, so a script that logs in a loop cannot
 /// grow a span without bound.
 const MAX_EVENTS: usize = 128;
-
-thread_local! {
-    /// Set while a finished span is handed on, so that anything the
-    /// pipeline logs meanwhile is not added to a span that is being ended.
-    static ENDING: Cell<bool> = const { Cell::new(false) };
-}
 
 /// Opens the spans of requests and steps, and hands each to the span
 /// pipeline when it ends. Cheap to clone.
@@ -263,9 +257,11 @@ impl Span for OpenSpan {
             status: told.status,
             instrumentation_scope: tracer.inner.scope.clone(),
         };
-        ENDING.set(true);
+        // Whatever the pipeline logs meanwhile belongs to no request: it
+        // must not be added to this span, whose lock the caller holds, nor
+        // carry its ids.
+        let _outside = Context::new().attach();
         processor.on_end(span);
-        ENDING.set(false);
     }
 }
 
@@ -293,9 +289,6 @@ pub struct SpanEvents;
 
 impl<S: Subscriber> Layer<S> for SpanEvents {
     fn on_event(&self, event: &tracing::Event<'_>, _: layer::Context<'_, S>) {
-        if ENDING.get() {
-            return;
-        }
         Context::map_current(|cx| {
             let span = cx.span();
             if !span.is_recording() {
@@ -374,14 +367,18 @@ mod tests {
 
     use super::*;
 
-    /// Keeps the spans that end.
+    /// Keeps the spans that end, and notes whether any span was current
+    /// while one was handed on.
     #[derive(Debug, Default, Clone)]
-    struct Kept(Arc<Mutex<Vec<SpanData>>>);
+    struct Kept(Arc<Mutex<Vec<SpanData>>>, Arc<Mutex<bool>>);
 
     impl SpanProcessor for Kept {
         fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &Context) {}
 
         fn on_end(&self, span: SpanData) {
+            if Context::map_current(|cx| cx.span().span_context().is_valid()) {
+                *self.1.lock().unwrap() = true;
+            }
             self.0.lock().unwrap().push(span);
         }
 
@@ -410,6 +407,7 @@ mod tests {
         let tracer = Tracer::new(Some(Arc::new(kept.clone())));
         let server = tracer.open(&caller(), "A", SpanKind::Server);
         let step = tracer.open(&server, "step", SpanKind::Internal);
+        let _inside = step.clone().attach();
         step.span().add_event("said", vec![]);
         step.span().update_name("load cart");
         step.span().set_attribute(KeyValue::new("duration_ms", 5));
@@ -418,6 +416,10 @@ mod tests {
         server.span().set_status(Status::error("boom"));
         server.span().end();
 
+        assert!(
+            !*kept.1.lock().unwrap(),
+            "what the pipeline logs belongs to no request"
+        );
         let kept = kept.0.lock().unwrap();
         assert_eq!(kept.len(), 2, "each span ends once: {kept:?}");
         let (step, server) = (&kept[0], &kept[1]);
