@@ -51,7 +51,7 @@ pub struct Backlog<P> {
     /// Spans finished so far.
     ended: AtomicU64,
     /// How many spans can be waiting without any being dropped: the queue,
-    /// the batch being filled and the batch being exported.
+    /// the batch being filled and the batches being exported.
     capacity: u64,
     /// What the exporter delivered and lost.
     delivery: Delivery,
@@ -61,13 +61,20 @@ pub struct Backlog<P> {
 }
 
 impl<P: SpanProcessor + 'static> Backlog<P> {
-    /// Watches `inner`, whose queue holds `queue` spans and whose batches
-    /// hold `batch`, with `delivery` counting what its exporter does.
-    pub fn new(inner: P, queue: usize, batch: usize, delivery: Delivery) -> Backlog<P> {
+    /// Watches `inner`, whose queue holds `queue` spans, whose batches hold
+    /// `batch` and which exports up to `exports` batches at once, with
+    /// `delivery` counting what its exporter does.
+    pub fn new(
+        inner: P,
+        queue: usize,
+        batch: usize,
+        exports: usize,
+        delivery: Delivery,
+    ) -> Backlog<P> {
         Backlog {
             inner: Arc::new(inner),
             ended: AtomicU64::new(0),
-            capacity: (queue + 2 * batch) as u64,
+            capacity: (queue + (1 + exports) * batch) as u64,
             delivery,
             dropping: AtomicBool::new(false),
         }
@@ -227,7 +234,7 @@ mod tests {
             .with_batch_config(config)
             .build();
         SdkTracerProvider::builder()
-            .with_span_processor(Backlog::new(processor, queue, 2, Delivery::default()))
+            .with_span_processor(Backlog::new(processor, queue, 2, 1, Delivery::default()))
             .build()
     }
 

@@ -125,6 +125,11 @@ const DEFAULT_QUEUE: usize = 65_536;
 const DEFAULT_BATCH: usize = 2_048;
 /// The batch delay when `OTEL_BSP_SCHEDULE_DELAY` is not set.
 const DEFAULT_DELAY: Duration = Duration::from_millis(200);
+/// How many batches may be on their way to the collector at once when
+/// `OTEL_BSP_MAX_CONCURRENT_EXPORTS` is not set. With one, the queue waits
+/// out each round trip, and on a busy machine a two-instance chain filled
+/// it while the collector was idle between batches.
+const DEFAULT_CONCURRENT_EXPORTS: usize = 2;
 /// The log record queue when `OTEL_BLRP_MAX_QUEUE_SIZE` is not set: records
 /// are bigger than spans, so the queue is shallower.
 const DEFAULT_LOG_QUEUE: usize = 16_384;
@@ -171,7 +176,7 @@ impl Telemetry {
                     .with_endpoint(otlp_url(endpoint)?)
                     .with_timeout(Duration::from_secs(10))
                     .build()?;
-                let (queue, batch) = batch_sizes();
+                let (queue, batch, exports) = batch_sizes();
                 // The SDK's default batch processor runs on a thread of its
                 // own and allocates and touches every slot of its queue up
                 // front: 24 MB for 65,536 spans, resident from the first
@@ -183,10 +188,10 @@ impl Telemetry {
                     delivery.spans(exporter),
                     opentelemetry_sdk::runtime::Tokio,
                 )
-                .with_batch_config(batch_config(queue, batch))
+                .with_batch_config(batch_config(queue, batch, exports))
                 .build();
                 let mut processor =
-                    backlog::Backlog::new(processor, queue, batch, delivery.clone());
+                    backlog::Backlog::new(processor, queue, batch, exports, delivery.clone());
                 processor.set_resource(&resource);
                 Some(Arc::new(processor))
             }
@@ -479,19 +484,27 @@ fn log_batch_config() -> opentelemetry_sdk::logs::BatchConfig {
 /// The span queue and batch sizes: the standard `OTEL_BSP_*` variables
 /// where set, otherwise defaults sized for bursts. Read once, so that the
 /// batch processor and the count of dropped spans agree.
-fn batch_sizes() -> (usize, usize) {
+fn batch_sizes() -> (usize, usize, usize) {
     let queue = number_from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_QUEUE);
     let batch = number_from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_BATCH);
+    let exports = number_from_env("OTEL_BSP_MAX_CONCURRENT_EXPORTS")
+        .filter(|exports| *exports > 0)
+        .unwrap_or(DEFAULT_CONCURRENT_EXPORTS);
     // The SDK never batches more than its queue holds.
-    (queue, batch.min(queue))
+    (queue, batch.min(queue), exports)
 }
 
 /// The span batch settings for a queue of `queue` spans exported `batch` at
 /// a time; the delay is `OTEL_BSP_SCHEDULE_DELAY` where set.
-fn batch_config(queue: usize, batch: usize) -> opentelemetry_sdk::trace::BatchConfig {
+fn batch_config(
+    queue: usize,
+    batch: usize,
+    exports: usize,
+) -> opentelemetry_sdk::trace::BatchConfig {
     let mut builder = BatchConfigBuilder::default()
         .with_max_queue_size(queue)
-        .with_max_export_batch_size(batch);
+        .with_max_export_batch_size(batch)
+        .with_max_concurrent_exports(exports);
     if number_from_env("OTEL_BSP_SCHEDULE_DELAY").is_none() {
         builder = builder.with_scheduled_delay(DEFAULT_DELAY);
     }
