@@ -19,7 +19,8 @@
 //! - [`deadline`]: the caller's `grpc-timeout`.
 //! - [`failure`]: why a request failed, and the one place that becomes a
 //!   gRPC status.
-//! - [`telemetry`]: the tracing subscriber, OpenTelemetry providers and flush.
+//! - [`telemetry`]: the spans of requests and steps, the tracing subscriber,
+//!   OpenTelemetry providers and flush.
 //! - [`health`]: a health-check client for container probes.
 //! - [`poke`]: a load generator that calls one method at a steady rate.
 //! - [`proto`]: the generated gRPC code.

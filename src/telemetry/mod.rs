@@ -1,5 +1,6 @@
-//! Telemetry: the tracing subscriber, the OpenTelemetry providers behind it,
-//! and the flush that runs at shutdown.
+//! Telemetry: the spans of requests and steps (`span`), the tracing
+//! subscriber, the OpenTelemetry providers behind them, and the flush that
+//! runs at shutdown.
 //!
 //! Spans, log records and request metrics go to the OTLP endpoint, and log
 //! lines to stdout and, when `LOKI_ADDRESS` is set, to Loki; every log line
