@@ -83,9 +83,8 @@ pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync>;
 /// Keeps the providers alive; [`Telemetry::shutdown`] flushes them.
 #[derive(Debug)]
 pub struct Telemetry {
-    /// Queues and exports finished spans, when they go over OTLP.
-    spans: Option<Arc<dyn SpanProcessor>>,
-    /// Opens the spans of requests and steps.
+    /// Opens the spans of requests and steps, and owns the pipeline that
+    /// exports them.
     tracer: Tracer,
     /// Makes and exports log records, when they go over OTLP.
     logger_provider: Option<SdkLoggerProvider>,
@@ -198,7 +197,7 @@ impl Telemetry {
             }
             None => None,
         };
-        let tracer = Tracer::new(spans.clone());
+        let tracer = Tracer::new(spans);
         let span_events = SpanEvents.with_filter(events(&settings.verbosity)?);
 
         // A pipe that is read slowly (a stalled log shipper, a paused
@@ -292,7 +291,6 @@ impl Telemetry {
         };
 
         let telemetry = Telemetry {
-            spans,
             tracer,
             logger_provider,
             meter_provider,
@@ -323,8 +321,7 @@ impl Telemetry {
     /// the runtime, can make progress meanwhile.
     pub async fn shutdown(self) {
         let Telemetry {
-            spans,
-            tracer: _,
+            tracer,
             logger_provider,
             meter_provider,
             loki,
@@ -336,11 +333,7 @@ impl Telemetry {
         } = self;
         stdout_watch.abort();
         let flushed = tokio::task::spawn_blocking(move || {
-            let mut outcome = Ok(());
-            if let Some(spans) = spans {
-                let _ = spans.force_flush();
-                outcome = spans.shutdown();
-            }
+            let mut outcome = tracer.shutdown();
             // Metrics first: their last export is the last word on requests.
             if let Some(meter_provider) = meter_provider {
                 outcome = outcome.and(meter_provider.shutdown());

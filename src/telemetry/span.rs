@@ -21,9 +21,12 @@ use opentelemetry::{
     Context, InstrumentationScope, KeyValue,
     trace::{Event, Span, SpanContext, SpanId, SpanKind, Status, TraceContextExt},
 };
-use opentelemetry_sdk::trace::{
-    Config, IdGenerator, RandomIdGenerator, SamplingDecision, ShouldSample, SpanData, SpanLinks,
-    SpanProcessor,
+use opentelemetry_sdk::{
+    error::OTelSdkResult,
+    trace::{
+        Config, IdGenerator, RandomIdGenerator, SamplingDecision, ShouldSample, SpanData,
+        SpanLinks, SpanProcessor,
+    },
 };
 use tracing::{
     Subscriber,
@@ -83,6 +86,18 @@ impl Tracer {
                     .with_version(env!("CARGO_PKG_VERSION"))
                     .build(),
             }),
+        }
+    }
+
+    /// Exports the spans still queued, then stops the pipeline; a tracer
+    /// that exports nothing has nothing to stop.
+    pub fn shutdown(&self) -> OTelSdkResult {
+        match &self.inner.processor {
+            Some(processor) => {
+                let _ = processor.force_flush();
+                processor.shutdown()
+            }
+            None => Ok(()),
         }
     }
 
