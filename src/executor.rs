@@ -24,7 +24,7 @@ use crate::{
     client::Clients,
     failure::{DownstreamStatus, Failure, code_name},
     propagation,
-    telemetry::{Metrics, Tracer},
+    telemetry::{Metrics, Tracer, rpc_attributes},
 };
 
 /// How spans are named.
@@ -344,18 +344,21 @@ fn describe(step: &Step) -> Vec<KeyValue> {
                 None => named(&sleep.name, "sleep", [duration_ms]),
             }
         }
-        Step::Call(call) => named(
-            &call.name,
-            "call",
-            [
-                KeyValue::new("thespian.target", call.target.as_str().to_owned()),
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", "thespian.Thespian"),
-                KeyValue::new("rpc.method", call.method.as_str()),
-                KeyValue::new("server.address", call.target.host().to_owned()),
-                KeyValue::new("server.port", i64::from(call.target.port())),
-            ],
-        ),
+        Step::Call(call) => {
+            let [system, service, method] = rpc_attributes(call.method);
+            named(
+                &call.name,
+                "call",
+                [
+                    KeyValue::new("thespian.target", call.target.as_str().to_owned()),
+                    system,
+                    service,
+                    method,
+                    KeyValue::new("server.address", call.target.host().to_owned()),
+                    KeyValue::new("server.port", i64::from(call.target.port())),
+                ],
+            )
+        }
         Step::Function(function) => named(&function.name, "function", []),
         Step::Concurrently(group) => named(
             group.name.as_deref().unwrap_or_default(),

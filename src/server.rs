@@ -31,7 +31,7 @@ use crate::{
         self, Empty as EmptyMessage,
         thespian_server::{Thespian, ThespianServer},
     },
-    telemetry::{Metrics, ServedRequest},
+    telemetry::{Metrics, ServedRequest, rpc_attributes},
 };
 
 /// The response header that names the request's trace, so `grpcurl -v`
@@ -288,10 +288,11 @@ impl Ending {
         if let Some(served) = self.served.take() {
             let span = self.cx.span();
             span.update_name(&self.method.path()[1..]);
+            let [system, service, method] = rpc_attributes(self.method);
             span.set_attributes([
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", "thespian.Thespian"),
-                KeyValue::new("rpc.method", self.method.as_str()),
+                system,
+                service,
+                method,
                 KeyValue::new("rpc.grpc.status_code", code as i64),
             ]);
             span.end();

@@ -48,17 +48,6 @@ const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// The `rpc.system` of every call Thespian serves or makes. Built from
-/// static strings, so it costs no allocation.
-fn rpc_system() -> KeyValue {
-    KeyValue::new("rpc.system", "grpc")
-}
-
-/// The `rpc.service` of every call Thespian serves or makes.
-fn rpc_service() -> KeyValue {
-    KeyValue::new("rpc.service", "thespian.Thespian")
-}
-
 /// The request instruments. Cheap to clone: clones share the instruments.
 /// The default records nothing, for instances that export no metrics and
 /// for tests that do not look at them.
@@ -126,7 +115,7 @@ impl Metrics {
     /// is finished or dropped.
     pub fn request_started(&self, method: MethodName) -> ServedRequest {
         if let Some(instruments) = &self.instruments {
-            instruments.active.add(1, &active_attributes(method));
+            instruments.active.add(1, &rpc_attributes(method));
         }
         ServedRequest {
             instruments: self.instruments.clone(),
@@ -148,12 +137,13 @@ impl Metrics {
         let Some(instruments) = &self.instruments else {
             return;
         };
+        let [system, service, method] = rpc_attributes(method);
         instruments.client_duration.record(
             elapsed.as_secs_f64(),
             &[
-                rpc_system(),
-                rpc_service(),
-                KeyValue::new("rpc.method", method.as_str()),
+                system,
+                service,
+                method,
                 KeyValue::new("rpc.grpc.status_code", code as i64),
                 KeyValue::new("server.address", target.host().to_owned()),
                 KeyValue::new("server.port", i64::from(target.port())),
@@ -191,12 +181,12 @@ impl ServedRequest {
         let Some(instruments) = &self.instruments else {
             return;
         };
-        let method = KeyValue::new("rpc.method", self.method.as_str());
+        let [system, service, method] = rpc_attributes(self.method);
         instruments.server_duration.record(
             self.started.elapsed().as_secs_f64(),
             &[
-                rpc_system(),
-                rpc_service(),
+                system,
+                service,
                 method.clone(),
                 KeyValue::new("rpc.grpc.status_code", code as i64),
             ],
@@ -215,15 +205,18 @@ impl Drop for ServedRequest {
             self.record(tonic::Code::Cancelled, None);
         }
         if let Some(instruments) = &self.instruments {
-            instruments.active.add(-1, &active_attributes(self.method));
+            instruments.active.add(-1, &rpc_attributes(self.method));
         }
     }
 }
 
-fn active_attributes(method: MethodName) -> [KeyValue; 3] {
+/// What names a call of `method` by OpenTelemetry's RPC conventions, on
+/// spans and metrics alike: `rpc.system`, `rpc.service` and `rpc.method`.
+/// Built from static strings, so it costs no allocation.
+pub(crate) fn rpc_attributes(method: MethodName) -> [KeyValue; 3] {
     [
-        rpc_system(),
-        rpc_service(),
+        KeyValue::new("rpc.system", "grpc"),
+        KeyValue::new("rpc.service", "thespian.Thespian"),
         KeyValue::new("rpc.method", method.as_str()),
     ]
 }

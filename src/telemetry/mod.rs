@@ -39,6 +39,7 @@ use tracing_subscriber::{
 
 pub use delivery::{Delivery, Exporter, Signal};
 pub use loki::{Loki, LokiLayer};
+pub(crate) use metrics::rpc_attributes;
 pub use metrics::{Metrics, MetricsTemporality, ServedRequest};
 pub use span::{SpanEvents, Tracer, current_ids};
 
