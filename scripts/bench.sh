@@ -179,18 +179,59 @@ rss_mb() {
     awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
 
+TICKS_PER_S=$(getconf CLK_TCK)
+# CPU time a running process has used so far (user + system), in s. The
+# fields are counted after the command name, which may hold spaces.
+cpu_s() {
+    sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$TICKS_PER_S" '{ printf "%.2f", ($12 + $13) / hz }'
+}
+
+# us_per_request SECONDS_BEFORE SECONDS_AFTER REQUESTS: CPU per request, in µs.
+us_per_request() {
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (n > 0) ? (b - a) * 1e6 / n : 0 }'
+}
+
+# cpu_now PID...: the CPU seconds each process has used so far.
+cpu_now() {
+    local pid
+    for pid in "$@"; do
+        printf '%s ' "$(cpu_s "$pid")"
+    done
+}
+
+# cpu_per_request REQUESTS "CPU_NOW_BEFORE" PID...: what the last load cost
+# in CPU. Sets CPU_PARTS (µs per request for each process, then h2load's)
+# and CPU_TOTAL (their sum). On a machine whose cores the load keeps busy,
+# requests/s is about the cores' time divided by CPU_TOTAL.
+cpu_per_request() {
+    local n=$1 pid i=0
+    local -a before
+    read -r -a before <<<"$2"
+    shift 2
+    CPU_PARTS=()
+    for pid in "$@"; do
+        CPU_PARTS+=("$(us_per_request "${before[i]}" "$(cpu_s "$pid")" "$n")")
+        i=$((i + 1))
+    done
+    CPU_PARTS+=("$(us_per_request 0 "$LOAD_CPU_S" "$n")")
+    CPU_TOTAL=$(printf '%s\n' "${CPU_PARTS[@]}" | awk '{ t += $1 } END { printf "%.1f", t }')
+}
+
 # --- Load ----------------------------------------------------------------------
 
 # load NAME PORT METHOD H2LOAD_ARGS... : posts empty gRPC messages with h2load.
 # Sets RATE (requests/s), DONE, FAILED (HTTP or stream failures), GRPC_OK
-# (responses that carried a message: gRPC errors carry none), ELAPSED_S.
+# (responses that carried a message: gRPC errors carry none), ELAPSED_S,
+# and LOAD_CPU_S (the CPU time h2load itself used, in s).
 load() {
     local name=$1 port=$2 method=$3
     shift 3
     local out=$RESULTS/$name.h2load.txt
-    h2load "$@" -d "$FRAME" -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://127.0.0.1:$port/thespian.Thespian/$method" >"$out" 2>&1 ||
+    local TIMEFORMAT='%U %S'
+    { time h2load "$@" -d "$FRAME" -H 'content-type: application/grpc' -H 'te: trailers' \
+        "http://127.0.0.1:$port/thespian.Thespian/$method" >"$out" 2>&1; } 2>"$out.cpu" ||
         die "h2load failed for $name; see $out"
+    LOAD_CPU_S=$(awk '{ printf "%.2f", $1 + $2 }' "$out.cpu")
     RATE=$(awk '/^finished in/ { print $4 }' "$out")
     ELAPSED_S=$(awk '/^finished in/ {
         t = $3; sub(/,$/, "", t)
@@ -305,6 +346,7 @@ setup() {
     SINK_PORT=$(free_port)
     start otlp-sink "$SINK_PORT" "$RESULTS/otlp-sink.log" \
         "$RELEASE/examples/otlp_sink" --port "$SINK_PORT" --counts "$SINK_COUNTS"
+    SINK_PID=$LAST_PID
     OTLP=http://127.0.0.1:$SINK_PORT
 }
 
@@ -320,16 +362,21 @@ bench_bare() {
     local port
     port=$(free_port)
     start bare "$port" "$RESULTS/bare.log" "$RELEASE/examples/bare_server" "$port"
+    local pid=$LAST_PID before
     warm_up bare "$port" A
+    before=$(cpu_now "$pid")
     load bare "$port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
     BARE_RATE=$RATE
+    cpu_per_request "$DONE" "$before" "$pid"
+    BARE_CPU_US=$CPU_TOTAL
     row "bare tonic server, no-op A" "$(printf '%.0f' "$RATE") req/s" "baseline" "-"
-    stop "$LAST_PID"
+    row "bare: CPU per request (server + h2load)" "$CPU_TOTAL µs (${CPU_PARTS[0]} + ${CPU_PARTS[1]})" "-" "INFO"
+    stop "$pid"
 
     # A fresh process, so its peak memory is the sleepers' alone.
     port=$(free_port)
     start bare-sleepers "$port" "$RESULTS/bare-sleepers.log" "$RELEASE/examples/bare_server" "$port"
-    local pid=$LAST_PID
+    pid=$LAST_PID
     load bare-sleepers.warmup "$port" A -n 1000 "${THROUGHPUT_SHAPE[@]}"
     load bare-sleepers "$port" B -n "$SLEEPERS" "${SLEEP_SHAPE[@]}" --log-file="$RESULTS/bare-sleepers.times"
     BARE_SLEEP_RSS=$(peak_rss_mb "$pid")
@@ -428,11 +475,20 @@ bench_chain() {
         "$RELEASE/examples/bare_server" "$bare_front" "http://127.0.0.1:$bare_back"
     local bare_front_pid=$LAST_PID
     warm_up bare-chain "$bare_front" A
+    local cpu_before
+    cpu_before=$(cpu_now "$bare_front_pid" "$bare_back_pid")
     load bare-chain "$bare_front" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
     local bare_chain=$RATE
+    cpu_per_request "$DONE" "$cpu_before" "$bare_front_pid" "$bare_back_pid"
+    local bare_chain_cpu=$CPU_TOTAL
     stop "$bare_front_pid"
     stop "$bare_back_pid"
     row "bare two-server chain: rate ÷ bare" "$(ratio "$bare_chain" "$BARE_RATE")× ($(printf '%.0f' "$bare_chain") req/s)" "-" "INFO"
+    row "bare chain: CPU per request (front + back + h2load)" \
+        "$CPU_TOTAL µs (${CPU_PARTS[0]} + ${CPU_PARTS[1]} + ${CPU_PARTS[2]})" "-" "INFO"
+    # With every core busy, rates go as the inverse of CPU per request: the
+    # most a chain can reach here, whatever its servers do.
+    row "bare chain: CPU per request ÷ bare's" "$(ratio "$bare_chain_cpu" "$BARE_CPU_US")×" "-" "INFO"
 
     wait_for_quiet_sink
     local back_port front_port back front before
@@ -447,8 +503,14 @@ bench_chain() {
     start_thespian chain-front "$front_port" "$RESULTS/chain-front.log" OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
     front=$LAST_PID
     warm_up chain "$front_port" A
+    # The warm-up's spans are exported before the CPU count starts, and the
+    # load's after it ends are counted.
+    wait_for_quiet_sink
+    cpu_before=$(cpu_now "$front" "$back" "$SINK_PID")
     load chain "$front_port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
     local rate=$RATE sent=$((WARMED + DONE)) ok=$GRPC_OK failed=$FAILED
+    wait_for_quiet_sink
+    cpu_per_request "$DONE" "$cpu_before" "$front" "$back" "$SINK_PID"
     stop "$front"
     stop "$back"
     wait_for_quiet_sink
@@ -464,6 +526,8 @@ bench_chain() {
     r=$(ratio "$rate" "$BARE_RATE")
     row "two-instance chain: rate ÷ bare" "${r}× ($(printf '%.0f' "$rate") req/s)" "≥ 0.3×" "$(verdict "$r" ">=" 0.3)"
     row "two-instance chain: rate ÷ bare chain" "$(ratio "$rate" "$bare_chain")×" "-" "INFO"
+    row "two-instance chain: CPU per request (front + back + sink + h2load)" \
+        "$CPU_TOTAL µs (${CPU_PARTS[0]} + ${CPU_PARTS[1]} + ${CPU_PARTS[2]} + ${CPU_PARTS[3]})" "-" "INFO"
     row "two-instance chain: spans per request, failures" \
         "$(ratio "$spans" "$sent") spans; $((DONE - ok + failed)) failed; $warnings warnings" "-" "INFO"
 }
