@@ -250,8 +250,9 @@ impl<E: PushMetricExporter> PushMetricExporter for Counting<E> {
 pub enum Exporter {
     /// To the OTLP endpoint.
     Otlp,
-    /// Nowhere. Log records and metrics are then not made at all; spans
-    /// still are, so log lines and answers keep their trace ids.
+    /// Nowhere: the signal is not exported. Spans are still made, so log
+    /// lines and answers keep their trace ids; log records and metrics are
+    /// not made at all.
     #[value(name = "none")]
     Off,
 }
