@@ -50,8 +50,7 @@ pub struct Backlog<P> {
     inner: Arc<P>,
     /// Spans finished so far.
     ended: AtomicU64,
-    /// How many spans can be waiting without any being dropped: the queue,
-    /// the batch being filled and the batches being exported.
+    /// How many spans can be waiting without any being dropped.
     capacity: u64,
     /// What the exporter delivered and lost.
     delivery: Delivery,
@@ -61,20 +60,13 @@ pub struct Backlog<P> {
 }
 
 impl<P: SpanProcessor + 'static> Backlog<P> {
-    /// Watches `inner`, whose queue holds `queue` spans, whose batches hold
-    /// `batch` and which exports up to `exports` batches at once, with
+    /// Watches `inner`, which can hold `capacity` spans waiting, with
     /// `delivery` counting what its exporter does.
-    pub fn new(
-        inner: P,
-        queue: usize,
-        batch: usize,
-        exports: usize,
-        delivery: Delivery,
-    ) -> Backlog<P> {
+    pub fn new(inner: P, capacity: u64, delivery: Delivery) -> Backlog<P> {
         Backlog {
             inner: Arc::new(inner),
             ended: AtomicU64::new(0),
-            capacity: (queue + (1 + exports) * batch) as u64,
+            capacity,
             delivery,
             dropping: AtomicBool::new(false),
         }
@@ -234,7 +226,12 @@ mod tests {
             .with_batch_config(config)
             .build();
         SdkTracerProvider::builder()
-            .with_span_processor(Backlog::new(processor, queue, 2, 1, Delivery::default()))
+            // The queue, the batch being filled and the one being exported.
+            .with_span_processor(Backlog::new(
+                processor,
+                (queue + 2 * 2) as u64,
+                Delivery::default(),
+            ))
             .build()
     }
 

@@ -177,7 +177,7 @@ impl Telemetry {
                     .with_endpoint(otlp_url(endpoint)?)
                     .with_timeout(Duration::from_secs(10))
                     .build()?;
-                let (queue, batch, exports) = batch_sizes();
+                let batching = SpanBatching::from_env();
                 // The SDK's default batch processor runs on a thread of its
                 // own and allocates and touches every slot of its queue up
                 // front: 24 MB for 65,536 spans, resident from the first
@@ -189,10 +189,10 @@ impl Telemetry {
                     delivery.spans(exporter),
                     opentelemetry_sdk::runtime::Tokio,
                 )
-                .with_batch_config(batch_config(queue, batch, exports))
+                .with_batch_config(batching.config())
                 .build();
                 let mut processor =
-                    backlog::Backlog::new(processor, queue, batch, exports, delivery.clone());
+                    backlog::Backlog::new(processor, batching.capacity(), delivery.clone());
                 processor.set_resource(&resource);
                 Some(Arc::new(processor))
             }
@@ -476,34 +476,52 @@ fn log_batch_config() -> opentelemetry_sdk::logs::BatchConfig {
     builder.build()
 }
 
-/// The span queue and batch sizes: the standard `OTEL_BSP_*` variables
+/// How spans are batched for export: the standard `OTEL_BSP_*` variables
 /// where set, otherwise defaults sized for bursts. Read once, so that the
 /// batch processor and the count of dropped spans agree.
-fn batch_sizes() -> (usize, usize, usize) {
-    let queue = number_from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_QUEUE);
-    let batch = number_from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_BATCH);
-    let exports = number_from_env("OTEL_BSP_MAX_CONCURRENT_EXPORTS")
-        .filter(|exports| *exports > 0)
-        .unwrap_or(DEFAULT_CONCURRENT_EXPORTS);
-    // The SDK never batches more than its queue holds.
-    (queue, batch.min(queue), exports)
+#[derive(Debug, Clone, Copy)]
+struct SpanBatching {
+    /// How many spans may wait in the queue.
+    queue: usize,
+    /// How many spans go in one export; never more than the queue holds.
+    batch: usize,
+    /// How many batches may be on their way to the collector at once.
+    exports: usize,
 }
 
-/// The span batch settings for a queue of `queue` spans exported `batch` at
-/// a time; the delay is `OTEL_BSP_SCHEDULE_DELAY` where set.
-fn batch_config(
-    queue: usize,
-    batch: usize,
-    exports: usize,
-) -> opentelemetry_sdk::trace::BatchConfig {
-    let mut builder = BatchConfigBuilder::default()
-        .with_max_queue_size(queue)
-        .with_max_export_batch_size(batch)
-        .with_max_concurrent_exports(exports);
-    if number_from_env("OTEL_BSP_SCHEDULE_DELAY").is_none() {
-        builder = builder.with_scheduled_delay(DEFAULT_DELAY);
+impl SpanBatching {
+    fn from_env() -> SpanBatching {
+        let queue = number_from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_QUEUE);
+        let batch = number_from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_BATCH);
+        let exports = number_from_env("OTEL_BSP_MAX_CONCURRENT_EXPORTS")
+            .filter(|exports| *exports > 0)
+            .unwrap_or(DEFAULT_CONCURRENT_EXPORTS);
+        SpanBatching {
+            queue,
+            // The SDK never batches more than its queue holds.
+            batch: batch.min(queue),
+            exports,
+        }
     }
-    builder.build()
+
+    /// How many spans can be waiting without any being dropped: the queue,
+    /// the batch being filled and the batches being exported.
+    fn capacity(&self) -> u64 {
+        (self.queue + (1 + self.exports) * self.batch) as u64
+    }
+
+    /// The batch processor's settings; the delay is
+    /// `OTEL_BSP_SCHEDULE_DELAY` where set.
+    fn config(&self) -> opentelemetry_sdk::trace::BatchConfig {
+        let mut builder = BatchConfigBuilder::default()
+            .with_max_queue_size(self.queue)
+            .with_max_export_batch_size(self.batch)
+            .with_max_concurrent_exports(self.exports);
+        if number_from_env("OTEL_BSP_SCHEDULE_DELAY").is_none() {
+            builder = builder.with_scheduled_delay(DEFAULT_DELAY);
+        }
+        builder.build()
+    }
 }
 
 #[cfg(test)]
