@@ -41,6 +41,12 @@ impl MethodName {
         }
     }
 
+    /// The name of a request's server span, by OpenTelemetry's RPC
+    /// conventions: the path without its leading slash.
+    pub fn span_name(self) -> &'static str {
+        &self.path()[1..]
+    }
+
     /// Position in [`MethodName::ALL`], for per-method tables.
     pub fn index(self) -> usize {
         self as usize

@@ -197,7 +197,7 @@ impl Service {
         let ending = Ending {
             cx: self.executor.tracer().open(
                 &propagation::extract(request.metadata()),
-                &method.path()[1..],
+                method.span_name(),
                 SpanKind::Server,
             ),
             // Loki's lines take their fields from `tracing` spans: this one
@@ -287,7 +287,7 @@ impl Ending {
     fn end(&mut self, code: tonic::Code, cause: Option<&'static str>) {
         if let Some(served) = self.served.take() {
             let span = self.cx.span();
-            span.update_name(&self.method.path()[1..]);
+            span.update_name(self.method.span_name());
             let [system, service, method] = rpc_attributes(self.method);
             span.set_attributes([
                 system,
