@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lints and schema-checks everything that runs Thespian outside cargo: the
 # Dockerfile, the Compose stack, the Kubernetes manifests, the CI workflow,
-# the justfile and the shell scripts. It installs nothing; the tools come from
+# the justfile and the shell scripts; and checks that every relative link in
+# the documentation leads somewhere. It installs nothing; the tools come from
 #   pip install -r scripts/validate-requirements.txt
 # plus kubectl (or kustomize) to render the Kubernetes overlays.
 #
@@ -103,6 +104,15 @@ fi
 # --- justfile ----------------------------------------------------------------
 check "just --list" just --list
 check "just --fmt --check" just --fmt --check --unstable
+
+# --- Documentation -----------------------------------------------------------
+# Every relative link and #anchor in the Markdown files (README.md, docs/, the
+# READMEs beside the deployment files) must resolve. --offline leaves web links
+# alone, so the check needs no network and fails only on the repository's own
+# mistakes.
+mapfile -t markdown < <(git ls-files --cached --others --exclude-standard '*.md')
+check "lychee: relative links and anchors in ${#markdown[@]} Markdown files" \
+  lychee --offline --include-fragments --no-progress "${markdown[@]}"
 
 # --- Thespian configs --------------------------------------------------------
 if [[ -n "${THESPIAN_BIN:-}" ]]; then
