@@ -15,7 +15,7 @@ use std::{cell::RefCell, sync::Arc, time::Instant};
 
 use rhai::{Dynamic, EvalAltResult, Position};
 
-use super::{engine::Limits, error};
+use super::{error, limits::Limits};
 use crate::behaviour::{Log, LogLevel, Raise, Step};
 
 /// The state of one evaluation.

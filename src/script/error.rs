@@ -6,7 +6,7 @@ use std::fmt;
 
 use rhai::{Dynamic, EvalAltResult, Map, ParseError, Position};
 
-use super::engine::Limits;
+use super::limits::Limits;
 use crate::{behaviour::Raise, failure};
 
 /// A script that cannot be used, or a runtime error, placed in the script.

@@ -14,6 +14,7 @@ mod builder;
 mod engine;
 mod error;
 mod host;
+mod limits;
 mod watch;
 
 use std::{
@@ -24,34 +25,11 @@ use std::{
 
 use rhai::{AST, Dynamic, Engine, Scope};
 
-pub use engine::Limits;
 pub use error::ScriptError;
+pub use limits::{Limits, ScriptSettings};
 pub use watch::{Watch, watch};
 
 use crate::behaviour::{Director, Function, Step};
-
-/// Where scripts come from and how much they may do: the command line's
-/// share of scripting.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ScriptSettings {
-    /// Where a config's `"script"` file names are looked up; scripts there are
-    /// reloaded when they change.
-    #[arg(long, env = "SCRIPTS_DIR", default_value = "./scripts", global = true)]
-    pub scripts_dir: PathBuf,
-
-    /// What one evaluation of a script may do.
-    #[command(flatten)]
-    pub limits: Limits,
-}
-
-impl Default for ScriptSettings {
-    fn default() -> Self {
-        ScriptSettings {
-            scripts_dir: PathBuf::from("./scripts"),
-            limits: Limits::DEFAULT,
-        }
-    }
-}
 
 /// What loading scripts needs: the one engine every script shares, where
 /// script files live, and the limits. Cheap to clone.
