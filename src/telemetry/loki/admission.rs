@@ -1,5 +1,7 @@
-//! Admission: what the layer does for each line, deciding under one lock
-//! which session takes it, or dropping and counting it when none has room.
+//! Admission: the line of sessions waiting to take log lines, and what
+//! the layer does for each line: hand it to the session taking lines, or
+//! drop and count it when none has room. Every move along the line, by
+//! the layer or by the supervisor, happens here under one lock.
 
 use std::sync::{
     Arc, Mutex, MutexGuard,
@@ -8,7 +10,7 @@ use std::sync::{
 
 use tokio::{sync::Notify, time::Instant};
 
-use super::{SESSION_LINES, session::Session};
+use super::{SESSION_AGE, SESSION_LINES, session::Session};
 
 /// What the layer and the supervisor share: the slots, the count of lost
 /// lines, and the bell the layer rings when it fills a session.
@@ -35,13 +37,13 @@ impl std::fmt::Debug for Shared {
 
 /// The sessions in line to take lines, and those the layer has filled.
 #[derive(Default)]
-pub(super) struct Slots {
+struct Slots {
     /// The session taking lines, how many it took, and since when.
-    pub(super) current: Option<Taking>,
+    current: Option<Taking>,
     /// The session that takes over when the current one is full.
-    pub(super) spare: Option<Arc<Session>>,
+    spare: Option<Arc<Session>>,
     /// Sessions the layer retired, for the supervisor to stop.
-    pub(super) retired: Vec<(Arc<Session>, usize)>,
+    retired: Vec<(Arc<Session>, usize)>,
 }
 
 /// The session taking lines, with what the layer and the supervisor need
@@ -49,12 +51,12 @@ pub(super) struct Slots {
 pub(super) struct Taking {
     pub(super) session: Arc<Session>,
     pub(super) lines: usize,
-    pub(super) since: Instant,
+    since: Instant,
 }
 
 impl Taking {
     /// Starts `session` taking lines now.
-    pub(super) fn new(session: Arc<Session>) -> Taking {
+    fn new(session: Arc<Session>) -> Taking {
         Taking {
             session,
             lines: 0,
@@ -63,10 +65,13 @@ impl Taking {
     }
 }
 
+/// The session that was taking lines and the spare, taken out of line.
+pub(super) type InLine = (Option<Taking>, Option<Arc<Session>>);
+
 impl Shared {
     /// Locks the slots, and keeps using them after a panic elsewhere
     /// poisoned the lock.
-    pub(super) fn slots(&self) -> MutexGuard<'_, Slots> {
+    fn slots(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -98,5 +103,73 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// Puts a new session in line: taking lines when none is, or else as
+    /// the spare.
+    pub(super) fn line_up(&self, session: &Arc<Session>) {
+        let mut slots = self.slots();
+        if slots.current.is_none() {
+            slots.current = Some(Taking::new(Arc::clone(session)));
+        } else {
+            slots.spare = Some(Arc::clone(session));
+        }
+    }
+
+    /// How many of the two places in line, taking lines and spare, are
+    /// empty.
+    pub(super) fn vacancies(&self) -> usize {
+        let slots = self.slots();
+        usize::from(slots.current.is_none()) + usize::from(slots.spare.is_none())
+    }
+
+    /// The sessions the layer retired since the last call, with how many
+    /// lines each took.
+    pub(super) fn take_retired(&self) -> Vec<(Arc<Session>, usize)> {
+        std::mem::take(&mut self.slots().retired)
+    }
+
+    /// Takes the current session out of line, the spare taking over, once
+    /// it has taken lines for [`SESSION_AGE`].
+    pub(super) fn retire_if_old(&self, now: Instant) -> Option<Taking> {
+        let mut slots = self.slots();
+        let due = slots
+            .current
+            .as_ref()
+            .is_some_and(|t| t.lines > 0 && now.duration_since(t.since) >= SESSION_AGE);
+        if !due {
+            return None;
+        }
+        let next = slots.spare.take().map(Taking::new);
+        std::mem::replace(&mut slots.current, next)
+    }
+
+    /// Takes `session` out of line and returns how many lines it took.
+    pub(super) fn withdraw(&self, session: &Arc<Session>) -> usize {
+        let mut slots = self.slots();
+        if slots
+            .current
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(&t.session, session))
+        {
+            let taken = slots.current.take().map_or(0, |t| t.lines);
+            slots.current = slots.spare.take().map(Taking::new);
+            return taken;
+        }
+        if slots
+            .spare
+            .as_ref()
+            .is_some_and(|spare| Arc::ptr_eq(spare, session))
+        {
+            slots.spare = None;
+        }
+        0
+    }
+
+    /// Takes both sessions out of line, so no line is taken until the
+    /// supervisor lines up new ones.
+    pub(super) fn empty_line(&self) -> InLine {
+        let mut slots = self.slots();
+        (slots.current.take(), slots.spare.take())
     }
 }

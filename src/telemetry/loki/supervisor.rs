@@ -10,13 +10,13 @@ use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 use tracing_loki::url::Url;
 
 use super::{
-    MAX_SESSIONS, PUSH_TIMEOUT, RETRY_FIRST, RETRY_MAX, SESSION_AGE, SHUTDOWN_WAIT, TARGET, TICK,
-    admission::{Shared, Taking},
+    MAX_SESSIONS, PUSH_TIMEOUT, RETRY_FIRST, RETRY_MAX, SHUTDOWN_WAIT, TARGET, TICK,
+    admission::{InLine, Shared},
     session::{Outcome, Session, open},
 };
 
 /// Owns every session from opening to reaping; the layer only moves
-/// sessions between the slots it shares with it.
+/// sessions along the line it shares with it.
 pub(super) struct Supervisor {
     shared: Arc<Shared>,
     /// Makes each session's layer and task, with the labels.
@@ -81,14 +81,7 @@ impl Supervisor {
 
     /// Makes a new session the spare, or the current one when there is none.
     fn adopt(&mut self, (session, task): (Arc<Session>, JoinHandle<Outcome>)) {
-        {
-            let mut slots = self.shared.slots();
-            if slots.current.is_none() {
-                slots.current = Some(Taking::new(Arc::clone(&session)));
-            } else {
-                slots.spare = Some(Arc::clone(&session));
-            }
-        }
+        self.shared.line_up(&session);
         self.running.push(Running {
             session,
             task,
@@ -109,8 +102,7 @@ impl Supervisor {
 
     /// Takes over the sessions the layer retired.
     fn collect_retired(&mut self, now: Instant) {
-        let retired = std::mem::take(&mut self.shared.slots().retired);
-        for (session, lines) in retired {
+        for (session, lines) in self.shared.take_retired() {
             self.mark_retired(&session, lines, now);
         }
     }
@@ -128,19 +120,7 @@ impl Supervisor {
 
     /// Retires the current session once it has taken lines for long enough.
     fn retire_old(&mut self, now: Instant) {
-        let old = {
-            let mut slots = self.shared.slots();
-            let due = slots
-                .current
-                .as_ref()
-                .is_some_and(|t| t.lines > 0 && now.duration_since(t.since) >= SESSION_AGE);
-            if !due {
-                return;
-            }
-            let next = slots.spare.take().map(Taking::new);
-            std::mem::replace(&mut slots.current, next)
-        };
-        if let Some(old) = old {
+        if let Some(old) = self.shared.retire_if_old(now) {
             self.mark_retired(&old.session, old.lines, now);
         }
     }
@@ -194,34 +174,14 @@ impl Supervisor {
             let lines = if running.retired_at.is_some() {
                 running.lines
             } else {
-                self.withdraw(&running.session)
+                self.shared.withdraw(&running.session)
             };
             self.settle(outcome, lines, now);
         }
     }
 
-    /// Takes a session out of the slots and returns how many lines it took.
-    fn withdraw(&mut self, session: &Arc<Session>) -> usize {
-        let mut slots = self.shared.slots();
-        if slots
-            .current
-            .as_ref()
-            .is_some_and(|t| Arc::ptr_eq(&t.session, session))
-        {
-            let taken = slots.current.take().map_or(0, |t| t.lines);
-            slots.current = slots.spare.take().map(Taking::new);
-            return taken;
-        }
-        if slots
-            .spare
-            .as_ref()
-            .is_some_and(|spare| Arc::ptr_eq(spare, session))
-        {
-            slots.spare = None;
-        }
-        0
-    }
-
+    /// Counts the lines of a failed session as undelivered, and notes
+    /// whether Loki is failing or answering again.
     fn settle(&mut self, outcome: Outcome, lines: usize, now: Instant) {
         match outcome {
             Outcome::Delivered => {
@@ -273,10 +233,12 @@ impl Supervisor {
             self.resume_at = Some(now + self.retry_wait);
         }
         // The sessions taking lines would fail the same way.
-        let (current, spare) = {
-            let mut slots = self.shared.slots();
-            (slots.current.take(), slots.spare.take())
-        };
+        let in_line = self.shared.empty_line();
+        self.retire_in_line(in_line, now);
+    }
+
+    /// Retires the sessions that were taking lines or waiting as the spare.
+    fn retire_in_line(&mut self, (current, spare): InLine, now: Instant) {
         if let Some(current) = current {
             self.mark_retired(&current.session, current.lines, now);
         }
@@ -292,10 +254,7 @@ impl Supervisor {
             return;
         }
         loop {
-            let missing = {
-                let slots = self.shared.slots();
-                usize::from(slots.current.is_none()) + usize::from(slots.spare.is_none())
-            };
+            let missing = self.shared.vacancies();
             if missing == 0 || self.running.len() >= MAX_SESSIONS {
                 return;
             }
@@ -314,17 +273,11 @@ impl Supervisor {
     async fn drain(mut self) {
         self.shared.closed.store(true, Ordering::Relaxed);
         let now = Instant::now();
-        let (current, spare) = {
-            let mut slots = self.shared.slots();
-            (slots.current.take(), slots.spare.take())
-        };
+        // Emptied first, the line can no longer retire a session behind
+        // the supervisor's back.
+        let in_line = self.shared.empty_line();
         self.collect_retired(now);
-        if let Some(current) = current {
-            self.mark_retired(&current.session, current.lines, now);
-        }
-        if let Some(spare) = spare {
-            self.mark_retired(&spare, 0, now);
-        }
+        self.retire_in_line(in_line, now);
         let deadline = now + SHUTDOWN_WAIT;
         while !self.running.is_empty() && Instant::now() < deadline {
             self.stop_retired().await;
