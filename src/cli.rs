@@ -13,7 +13,10 @@ use crate::{
     poke::{self, PokeArgs},
     script::{self, ScriptSettings, Scripting},
     server::{self, ServerOptions},
-    telemetry::{Exporter, LogFormat, MetricsTemporality, Telemetry, TelemetrySettings},
+    telemetry::{
+        Batching, DEFAULT_METRIC_INTERVAL, Exporter, LogFormat, MetricsTemporality, Telemetry,
+        TelemetrySettings,
+    },
 };
 
 /// The default OTLP/gRPC endpoint, where a local collector or Tempo listens.
@@ -139,15 +142,16 @@ pub struct Settings {
     )]
     pub otel_metrics_exporter: Option<Exporter>,
 
-    /// How often metrics are exported, in milliseconds [default: 15000].
+    /// How often metrics are exported, in milliseconds.
     #[arg(
         long,
         env = "OTEL_METRIC_EXPORT_INTERVAL",
+        default_value_t = DEFAULT_METRIC_INTERVAL.as_millis() as u64,
         value_parser = clap::value_parser!(u64).range(1..),
         global = true,
         hide_short_help = true
     )]
-    pub otel_metric_export_interval: Option<u64>,
+    pub otel_metric_export_interval: u64,
 
     /// Whether metrics are exported as running totals or per interval.
     #[arg(
@@ -193,6 +197,10 @@ pub struct Settings {
         global = true
     )]
     pub shutdown_grace_ms: u64,
+
+    /// How spans and log records are batched on their way to the collector.
+    #[command(flatten)]
+    pub batching: Batching,
 
     /// Where scripts are found, and what one evaluation of a script may do.
     #[command(flatten)]
@@ -286,9 +294,10 @@ impl Settings {
             verbosity: self.verbosity.clone(),
             otlp_logs_endpoint: self.otlp_logs_endpoint(),
             otlp_metrics_endpoint: self.otlp_metrics_endpoint(),
-            metric_export_interval: self.otel_metric_export_interval.map(Duration::from_millis),
+            metric_export_interval: Duration::from_millis(self.otel_metric_export_interval),
             metrics_temporality: self.otel_exporter_otlp_metrics_temporality_preference,
             loki_address: self.loki_address(),
+            batching: self.batching,
         }
     }
 }

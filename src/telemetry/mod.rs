@@ -12,6 +12,7 @@
 //! everything that is exported, so telemetry never feeds on itself.
 
 mod backlog;
+mod batching;
 mod delivery;
 mod log_line;
 mod loki;
@@ -27,9 +28,7 @@ use opentelemetry_sdk::{
     Resource,
     logs::{BatchLogProcessor, SdkLoggerProvider},
     metrics::{PeriodicReader, SdkMeterProvider},
-    trace::{
-        BatchConfigBuilder, SpanProcessor, span_processor_with_async_runtime::BatchSpanProcessor,
-    },
+    trace::{SpanProcessor, span_processor_with_async_runtime::BatchSpanProcessor},
 };
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{
@@ -37,6 +36,7 @@ use tracing_subscriber::{
     util::SubscriberInitExt,
 };
 
+pub use batching::Batching;
 pub use delivery::{Delivery, Exporter, Signal};
 pub use loki::{Loki, LokiLayer};
 pub(crate) use metrics::rpc_attributes;
@@ -69,13 +69,14 @@ pub struct TelemetrySettings {
     pub otlp_logs_endpoint: Option<String>,
     /// Where request metrics go over OTLP/gRPC; `None` records none.
     pub otlp_metrics_endpoint: Option<String>,
-    /// How often metrics are exported; `None` takes
-    /// [`DEFAULT_METRIC_INTERVAL`].
-    pub metric_export_interval: Option<Duration>,
+    /// How often metrics are exported.
+    pub metric_export_interval: Duration,
     /// Whether metrics are reported as running totals or per interval.
     pub metrics_temporality: MetricsTemporality,
     /// A Loki to push log lines to, such as `http://localhost:3100`.
     pub loki_address: Option<String>,
+    /// How spans and log records are batched for export.
+    pub batching: Batching,
 }
 
 /// A layer of the subscriber, boxed so layers of different types stack.
@@ -118,22 +119,6 @@ const INTERNAL_TARGETS: [&str; 7] = [
     "tracing_loki",
 ];
 
-/// The batch queue when `OTEL_BSP_MAX_QUEUE_SIZE` is not set: deep enough
-/// to ride out a burst of tens of thousands of requests, bounded so a dead
-/// collector costs at most a few tens of megabytes.
-const DEFAULT_QUEUE: usize = 65_536;
-/// The batch size when `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` is not set.
-const DEFAULT_BATCH: usize = 2_048;
-/// The batch delay when `OTEL_BSP_SCHEDULE_DELAY` is not set.
-const DEFAULT_DELAY: Duration = Duration::from_millis(200);
-/// How many batches may be on their way to the collector at once when
-/// `OTEL_BSP_MAX_CONCURRENT_EXPORTS` is not set. With one, the queue waits
-/// out each round trip, and on a busy machine a two-instance chain filled
-/// it while the collector was idle between batches.
-const DEFAULT_CONCURRENT_EXPORTS: usize = 2;
-/// The log record queue when `OTEL_BLRP_MAX_QUEUE_SIZE` is not set: records
-/// are bigger than spans, so the queue is shallower.
-const DEFAULT_LOG_QUEUE: usize = 16_384;
 /// How many log lines may wait for a slow stdout before new ones are
 /// dropped and counted: a few megabytes at most.
 const STDOUT_BACKLOG: usize = 16_384;
@@ -141,9 +126,9 @@ const STDOUT_BACKLOG: usize = 16_384;
 const STDOUT_REPORT_EVERY: Duration = Duration::from_secs(5);
 /// How long shutdown waits for stdout to take the last log lines.
 const STDOUT_FLUSH_WAIT: Duration = Duration::from_secs(2);
-/// How often metrics are exported when `OTEL_METRIC_EXPORT_INTERVAL` is not
-/// set: shorter than the standard minute, so a dashboard follows a test
-/// while it runs.
+/// How often metrics are exported unless `OTEL_METRIC_EXPORT_INTERVAL`
+/// says otherwise: more often than the standard minute, so a dashboard
+/// follows a test while it runs.
 pub const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(15);
 
 impl Telemetry {
@@ -177,7 +162,6 @@ impl Telemetry {
                     .with_endpoint(otlp_url(endpoint)?)
                     .with_timeout(Duration::from_secs(10))
                     .build()?;
-                let batching = SpanBatching::from_env();
                 // The SDK's default batch processor runs on a thread of its
                 // own and allocates and touches every slot of its queue up
                 // front: 24 MB for 65,536 spans, resident from the first
@@ -189,10 +173,13 @@ impl Telemetry {
                     delivery.spans(exporter),
                     opentelemetry_sdk::runtime::Tokio,
                 )
-                .with_batch_config(batching.config())
+                .with_batch_config(settings.batching.spans())
                 .build();
-                let mut processor =
-                    backlog::Backlog::new(processor, batching.capacity(), delivery.clone());
+                let mut processor = backlog::Backlog::new(
+                    processor,
+                    settings.batching.span_capacity(),
+                    delivery.clone(),
+                );
                 processor.set_resource(&resource);
                 Some(Arc::new(processor))
             }
@@ -233,7 +220,7 @@ impl Telemetry {
                     .with_timeout(Duration::from_secs(10))
                     .build()?;
                 let processor = BatchLogProcessor::builder(delivery.logs(exporter))
-                    .with_batch_config(log_batch_config())
+                    .with_batch_config(settings.batching.logs())
                     .build();
                 let provider = SdkLoggerProvider::builder()
                     .with_resource(resource.clone())
@@ -258,11 +245,7 @@ impl Telemetry {
                     .with_temporality(settings.metrics_temporality.into())
                     .build()?;
                 let reader = PeriodicReader::builder(delivery.metrics(exporter))
-                    .with_interval(
-                        settings
-                            .metric_export_interval
-                            .unwrap_or(DEFAULT_METRIC_INTERVAL),
-                    )
+                    .with_interval(settings.metric_export_interval)
                     .build();
                 Some(
                     SdkMeterProvider::builder()
@@ -452,76 +435,6 @@ fn plumbing<S>(verbosity: &str) -> impl tracing_subscriber::layer::Filter<S> + u
                 .iter()
                 .any(|internal| metadata.target().starts_with(internal))
     })
-}
-
-/// A whole-number setting from the environment, or `None` when it is unset
-/// or not a number (the SDK then ignores it too).
-fn number_from_env(name: &str) -> Option<usize> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
-/// The log batch settings: the standard `OTEL_BLRP_*` variables where set,
-/// otherwise the span batch defaults, with a shallower queue.
-fn log_batch_config() -> opentelemetry_sdk::logs::BatchConfig {
-    let mut builder = opentelemetry_sdk::logs::BatchConfigBuilder::default();
-    if number_from_env("OTEL_BLRP_MAX_QUEUE_SIZE").is_none() {
-        builder = builder.with_max_queue_size(DEFAULT_LOG_QUEUE);
-    }
-    if number_from_env("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE").is_none() {
-        builder = builder.with_max_export_batch_size(DEFAULT_BATCH);
-    }
-    if number_from_env("OTEL_BLRP_SCHEDULE_DELAY").is_none() {
-        builder = builder.with_scheduled_delay(DEFAULT_DELAY);
-    }
-    builder.build()
-}
-
-/// How spans are batched for export: the standard `OTEL_BSP_*` variables
-/// where set, otherwise defaults sized for bursts. Read once, so that the
-/// batch processor and the count of dropped spans agree.
-#[derive(Debug, Clone, Copy)]
-struct SpanBatching {
-    /// How many spans may wait in the queue.
-    queue: usize,
-    /// How many spans go in one export; never more than the queue holds.
-    batch: usize,
-    /// How many batches may be on their way to the collector at once.
-    exports: usize,
-}
-
-impl SpanBatching {
-    fn from_env() -> SpanBatching {
-        let queue = number_from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_QUEUE);
-        let batch = number_from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_BATCH);
-        let exports = number_from_env("OTEL_BSP_MAX_CONCURRENT_EXPORTS")
-            .filter(|exports| *exports > 0)
-            .unwrap_or(DEFAULT_CONCURRENT_EXPORTS);
-        SpanBatching {
-            queue,
-            // The SDK never batches more than its queue holds.
-            batch: batch.min(queue),
-            exports,
-        }
-    }
-
-    /// How many spans can be waiting without any being dropped: the queue,
-    /// the batch being filled and the batches being exported.
-    fn capacity(&self) -> u64 {
-        (self.queue + (1 + self.exports) * self.batch) as u64
-    }
-
-    /// The batch processor's settings; the delay is
-    /// `OTEL_BSP_SCHEDULE_DELAY` where set.
-    fn config(&self) -> opentelemetry_sdk::trace::BatchConfig {
-        let mut builder = BatchConfigBuilder::default()
-            .with_max_queue_size(self.queue)
-            .with_max_export_batch_size(self.batch)
-            .with_max_concurrent_exports(self.exports);
-        if number_from_env("OTEL_BSP_SCHEDULE_DELAY").is_none() {
-            builder = builder.with_scheduled_delay(DEFAULT_DELAY);
-        }
-        builder.build()
-    }
 }
 
 #[cfg(test)]
