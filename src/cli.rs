@@ -14,8 +14,8 @@ use crate::{
     script::{self, ScriptSettings, Scripting},
     server::{self, ServerOptions},
     telemetry::{
-        Batching, DEFAULT_METRIC_INTERVAL, Exporter, LogFormat, MetricsTemporality, Telemetry,
-        TelemetrySettings,
+        Batching, DEFAULT_METRIC_INTERVAL, Exporter, LogFormat, MetricsTemporality,
+        ResourceAttributes, Telemetry, TelemetrySettings,
     },
 };
 
@@ -106,14 +106,15 @@ pub struct Settings {
     )]
     pub otel_traces_exporter: Option<Exporter>,
 
-    /// Extra resource attributes, `key=value,key=value`, on everything exported.
+    /// Extra resource attributes, `key=value,key=value` with values percent-encoded, on
+    /// everything exported; SERVICE_NAME wins over a `service.name` among them.
     #[arg(
         long,
         env = "OTEL_RESOURCE_ATTRIBUTES",
         global = true,
         hide_short_help = true
     )]
-    pub otel_resource_attributes: Option<String>,
+    pub otel_resource_attributes: Option<ResourceAttributes>,
 
     /// A Loki to push logs to directly, such as http://localhost:3100.
     #[arg(long, env = "LOKI_ADDRESS", global = true)]
@@ -289,6 +290,7 @@ impl Settings {
     pub fn telemetry(&self) -> TelemetrySettings {
         TelemetrySettings {
             service_name: self.service_name(),
+            resource_attributes: self.otel_resource_attributes.clone().unwrap_or_default(),
             otlp_endpoint: self.otlp_endpoint(),
             log_format: self.log_format,
             verbosity: self.verbosity.clone(),

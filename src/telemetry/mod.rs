@@ -17,6 +17,7 @@ mod delivery;
 mod log_line;
 mod loki;
 mod metrics;
+mod resource;
 mod span;
 
 use std::{sync::Arc, time::Duration};
@@ -25,7 +26,6 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
-    Resource,
     logs::{BatchLogProcessor, SdkLoggerProvider},
     metrics::{PeriodicReader, SdkMeterProvider},
     trace::{SpanProcessor, span_processor_with_async_runtime::BatchSpanProcessor},
@@ -41,6 +41,7 @@ pub use delivery::{Delivery, Exporter, Signal};
 pub use loki::{Loki, LokiLayer};
 pub(crate) use metrics::rpc_attributes;
 pub use metrics::{Metrics, MetricsTemporality, ServedRequest};
+pub use resource::ResourceAttributes;
 pub use span::{SpanEvents, Tracer, current_ids};
 
 /// How log lines on stdout look.
@@ -58,6 +59,9 @@ pub enum LogFormat {
 pub struct TelemetrySettings {
     /// `service.name` on every span, log line and resource.
     pub service_name: String,
+    /// The other attributes of the resource; `service_name` wins over a
+    /// `service.name` among them.
+    pub resource_attributes: ResourceAttributes,
     /// Where spans go over OTLP/gRPC; `None` exports nothing, but spans are
     /// still made, so log lines and responses carry trace ids.
     pub otlp_endpoint: Option<String>,
@@ -151,9 +155,7 @@ impl Telemetry {
     where
         S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        let resource = Resource::builder()
-            .with_service_name(settings.service_name.clone())
-            .build();
+        let resource = resource::resource(&settings.service_name, &settings.resource_attributes);
         let delivery = Delivery::default();
         let spans: Option<Arc<dyn SpanProcessor>> = match &settings.otlp_endpoint {
             Some(endpoint) => {
