@@ -1,6 +1,10 @@
 //! Telemetry: the spans of requests and steps (`span`), the tracing
 //! subscriber, the OpenTelemetry providers behind them, and the flush that
-//! runs at shutdown.
+//! runs at shutdown. [`Telemetry::build`] composes one pipeline per signal
+//! (`pipeline`) from the plain [`TelemetrySettings`] the command line
+//! hands down: the resource they all carry (`resource`), how spans and
+//! log records are batched (`batching`), and what each destination takes
+//! (`filter`).
 //!
 //! Spans, log records and request metrics go to the OTLP endpoint, and log
 //! lines to stdout and, when `LOKI_ADDRESS` is set, to Loki; every log line
@@ -14,26 +18,21 @@
 mod backlog;
 mod batching;
 mod delivery;
+mod filter;
 mod log_line;
 mod loki;
 mod metrics;
+mod pipeline;
 mod resource;
 mod span;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::{
-    logs::{BatchLogProcessor, SdkLoggerProvider},
-    metrics::{PeriodicReader, SdkMeterProvider},
-    trace::{SpanProcessor, span_processor_with_async_runtime::BatchSpanProcessor},
-};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use opentelemetry_sdk::{logs::SdkLoggerProvider, metrics::SdkMeterProvider};
+use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
 use tracing_subscriber::{
-    EnvFilter, Layer, filter::FilterExt, layer::SubscriberExt, registry::LookupSpan,
-    util::SubscriberInitExt,
+    Layer, layer::SubscriberExt, registry::LookupSpan, util::SubscriberInitExt,
 };
 
 pub use batching::Batching;
@@ -111,21 +110,6 @@ pub struct Telemetry {
     stdout_watch: tokio::task::JoinHandle<()>,
 }
 
-/// Targets whose events would describe the exporter's own work: exporting
-/// them would make one export cause the next.
-const INTERNAL_TARGETS: [&str; 7] = [
-    "h2",
-    "hyper",
-    "tonic",
-    "tower",
-    "opentelemetry",
-    "reqwest",
-    "tracing_loki",
-];
-
-/// How many log lines may wait for a slow stdout before new ones are
-/// dropped and counted: a few megabytes at most.
-const STDOUT_BACKLOG: usize = 16_384;
 /// How often lines dropped by a slow stdout are reported while running.
 const STDOUT_REPORT_EVERY: Duration = Duration::from_secs(5);
 /// How long shutdown waits for stdout to take the last log lines.
@@ -157,124 +141,20 @@ impl Telemetry {
     {
         let resource = resource::resource(&settings.service_name, &settings.resource_attributes);
         let delivery = Delivery::default();
-        let spans: Option<Arc<dyn SpanProcessor>> = match &settings.otlp_endpoint {
-            Some(endpoint) => {
-                let exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(otlp_url(endpoint)?)
-                    .with_timeout(Duration::from_secs(10))
-                    .build()?;
-                // The SDK's default batch processor runs on a thread of its
-                // own and allocates and touches every slot of its queue up
-                // front: 24 MB for 65,536 spans, resident from the first
-                // second. This one runs as a task on the runtime, over a
-                // tokio channel that grows only as spans wait, with the same
-                // bound, and costs the same CPU per span (see
-                // `scripts/bench.sh`).
-                let processor = BatchSpanProcessor::builder(
-                    delivery.spans(exporter),
-                    opentelemetry_sdk::runtime::Tokio,
-                )
-                .with_batch_config(settings.batching.spans())
-                .build();
-                let mut processor = backlog::Backlog::new(
-                    processor,
-                    settings.batching.span_capacity(),
-                    delivery.clone(),
-                );
-                processor.set_resource(&resource);
-                Some(Arc::new(processor))
-            }
-            None => None,
-        };
-        let tracer = Tracer::new(spans);
-        let span_events = SpanEvents.with_filter(events(&settings.verbosity)?);
-
-        // A pipe that is read slowly (a stalled log shipper, a paused
-        // terminal) must not block the threads that serve requests, so
-        // lines are written by a thread of their own, batched, and dropped
-        // once too many wait.
-        let (writer, stdout_guard) = NonBlockingBuilder::default()
-            .buffered_lines_limit(STDOUT_BACKLOG)
-            .lossy(true)
-            .thread_name("thespian-stdout")
-            .finish(std::io::BufWriter::new(std::io::stdout()));
-        let stdout_dropped = writer.error_counter();
-        let stdout = match settings.log_format {
-            LogFormat::Json => tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                // JSON lines never print span fields, so spans are not
-                // formatted into text that nobody reads: that cost a few
-                // percent of the CPU and ~200 bytes per live span.
-                .fmt_fields(tracing_subscriber::fmt::format::debug_fn(|_, _, _| Ok(())))
-                .event_format(log_line::JsonLines::new(&settings.service_name))
+        let tracer = pipeline::spans(settings, &resource, &delivery)?;
+        let mut layers = vec![
+            SpanEvents
+                .with_filter(filter::events(&settings.verbosity)?)
                 .boxed(),
-            LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
-        }
-        .with_filter(EnvFilter::try_new(&settings.verbosity)?.and(plumbing(&settings.verbosity)));
-        let mut layers = vec![span_events.boxed(), stdout.boxed()];
-
-        let logger_provider = match &settings.otlp_logs_endpoint {
-            Some(endpoint) => {
-                let exporter = opentelemetry_otlp::LogExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(otlp_url(endpoint)?)
-                    .with_timeout(Duration::from_secs(10))
-                    .build()?;
-                let processor = BatchLogProcessor::builder(delivery.logs(exporter))
-                    .with_batch_config(settings.batching.logs())
-                    .build();
-                let provider = SdkLoggerProvider::builder()
-                    .with_resource(resource.clone())
-                    .with_log_processor(processor)
-                    .build();
-                layers.push(
-                    OpenTelemetryTracingBridge::new(&provider)
-                        .with_filter(events(&settings.verbosity)?)
-                        .boxed(),
-                );
-                Some(provider)
-            }
-            None => None,
-        };
-
-        let meter_provider = match &settings.otlp_metrics_endpoint {
-            Some(endpoint) => {
-                let exporter = opentelemetry_otlp::MetricExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(otlp_url(endpoint)?)
-                    .with_timeout(Duration::from_secs(10))
-                    .with_temporality(settings.metrics_temporality.into())
-                    .build()?;
-                let reader = PeriodicReader::builder(delivery.metrics(exporter))
-                    .with_interval(settings.metric_export_interval)
-                    .build();
-                Some(
-                    SdkMeterProvider::builder()
-                        .with_resource(resource)
-                        .with_reader(reader)
-                        .build(),
-                )
-            }
-            None => None,
-        };
+        ];
+        let (stdout, stdout_dropped) = pipeline::stdout(settings, &mut layers)?;
+        let logger_provider = pipeline::otlp_logs(settings, &resource, &delivery, &mut layers)?;
+        let meter_provider = pipeline::metrics(settings, &resource, &delivery)?;
         let metrics = meter_provider
             .as_ref()
             .map(|provider| Metrics::new(&provider.meter("thespian")))
             .unwrap_or_default();
-
-        let loki = match &settings.loki_address {
-            Some(address) => {
-                let (loki, layer) = Loki::start(address, &settings.service_name)?;
-                layers.push(
-                    layer
-                        .with_filter(thespian_spans().or(events(&settings.verbosity)?))
-                        .boxed(),
-                );
-                Some(loki)
-            }
-            None => None,
-        };
+        let loki = pipeline::loki(settings, &mut layers)?;
 
         let telemetry = Telemetry {
             tracer,
@@ -283,7 +163,7 @@ impl Telemetry {
             loki,
             metrics,
             delivery,
-            stdout: stdout_guard,
+            stdout,
             stdout_watch: tokio::spawn(report_stdout_drops(stdout_dropped.clone())),
             stdout_dropped,
         };
@@ -381,80 +261,5 @@ async fn report_stdout_drops(counter: ErrorCounter) {
             );
             reported = dropped;
         }
-    }
-}
-
-/// The OTLP endpoint as the exporter wants it. A bare `host:port`, as
-/// users write for `tempo:4317`, means plaintext `http://host:port`, as it
-/// does for call targets. `https://` is refused with the reason: Thespian
-/// exports over plaintext gRPC, and a collector or mesh sidecar beside it
-/// is where TLS belongs.
-fn otlp_url(endpoint: &str) -> Result<String, crate::Error> {
-    let endpoint = endpoint.trim();
-    if endpoint.starts_with("https://") {
-        return Err(format!(
-            "the OTLP endpoint `{endpoint}` uses https, but Thespian exports over plaintext \
-             gRPC: give an http:// address, and add TLS in a collector or sidecar beside it"
-        )
-        .into());
-    }
-    Ok(crate::with_http_scheme(endpoint))
-}
-
-/// Every span Thespian itself makes, whatever the verbosity.
-fn thespian_spans<S>() -> impl tracing_subscriber::layer::Filter<S> {
-    tracing_subscriber::filter::filter_fn(|metadata| {
-        metadata.is_span() && metadata.target().starts_with("thespian")
-    })
-}
-
-/// Events at the configured verbosity, less Thespian's plumbing.
-fn events<S>(
-    verbosity: &str,
-) -> Result<impl tracing_subscriber::layer::Filter<S> + use<S>, crate::Error>
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-{
-    let level = EnvFilter::try_new(verbosity)?;
-    Ok(level.and(tracing_subscriber::filter::filter_fn(|metadata| {
-        metadata.is_event()
-            && !INTERNAL_TARGETS
-                .iter()
-                .any(|internal| metadata.target().starts_with(internal))
-    })))
-}
-
-/// Lets Thespian's plumbing (exporters, HTTP/2, gRPC internals) reach
-/// stdout only when `RUST_LOG` names it: a failing exporter logs every
-/// batch, and Thespian already reports each outage once.
-fn plumbing<S>(verbosity: &str) -> impl tracing_subscriber::layer::Filter<S> + use<S> {
-    let named = INTERNAL_TARGETS
-        .iter()
-        .any(|internal| verbosity.contains(internal));
-    tracing_subscriber::filter::filter_fn(move |metadata| {
-        named
-            || !INTERNAL_TARGETS
-                .iter()
-                .any(|internal| metadata.target().starts_with(internal))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::otlp_url;
-
-    #[test]
-    fn an_otlp_endpoint_without_a_scheme_is_plaintext_http() {
-        assert_eq!(otlp_url("tempo:4317").unwrap(), "http://tempo:4317");
-        assert_eq!(
-            otlp_url(" http://localhost:4317 ").unwrap(),
-            "http://localhost:4317"
-        );
-    }
-
-    #[test]
-    fn an_https_otlp_endpoint_is_refused_with_the_reason() {
-        let refused = otlp_url("https://tempo:4317").unwrap_err().to_string();
-        assert!(refused.contains("https://tempo:4317") && refused.contains("plaintext"));
     }
 }

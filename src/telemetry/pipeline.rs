@@ -1,0 +1,219 @@
+//! One pipeline per signal: how spans, stdout log lines, OTLP log records,
+//! metrics and Loki lines each leave the instance. Each function builds one
+//! of them from the settings and adds its layer, if it has one, to the
+//! subscriber's; [`Telemetry::build`](super::Telemetry::build) composes them.
+
+use std::{sync::Arc, time::Duration};
+
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
+use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::{
+    Resource,
+    logs::{BatchLogProcessor, SdkLoggerProvider},
+    metrics::{PeriodicReader, SdkMeterProvider},
+    trace::{SpanProcessor, span_processor_with_async_runtime::BatchSpanProcessor},
+};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::{EnvFilter, Layer, filter::FilterExt, registry::LookupSpan};
+
+use super::{
+    BoxedLayer, Delivery, LogFormat, Loki, TelemetrySettings, Tracer,
+    backlog::Backlog,
+    filter::{events, plumbing, thespian_spans},
+    log_line,
+};
+
+/// How long one OTLP export may wait for the collector's answer.
+const OTLP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many log lines may wait for a slow stdout before new ones are
+/// dropped and counted: a few megabytes at most.
+const STDOUT_BACKLOG: usize = 16_384;
+
+/// The spans' way out: batched and exported over OTLP when an endpoint is
+/// set. Without one, spans are still made, so log lines and answers carry
+/// trace ids.
+pub fn spans(
+    settings: &TelemetrySettings,
+    resource: &Resource,
+    delivery: &Delivery,
+) -> Result<Tracer, crate::Error> {
+    let Some(endpoint) = &settings.otlp_endpoint else {
+        return Ok(Tracer::new(None));
+    };
+    let exporter = otlp(SpanExporter::builder().with_tonic(), endpoint)?.build()?;
+    // The SDK's default batch processor runs on a thread of its own and
+    // allocates and touches every slot of its queue up front: 24 MB for
+    // 65,536 spans, resident from the first second. This one runs as a task
+    // on the runtime, over a tokio channel that grows only as spans wait,
+    // with the same bound, and costs the same CPU per span (see
+    // `scripts/bench.sh`).
+    let processor =
+        BatchSpanProcessor::builder(delivery.spans(exporter), opentelemetry_sdk::runtime::Tokio)
+            .with_batch_config(settings.batching.spans())
+            .build();
+    let mut processor = Backlog::new(
+        processor,
+        settings.batching.span_capacity(),
+        delivery.clone(),
+    );
+    processor.set_resource(resource);
+    let processor: Arc<dyn SpanProcessor> = Arc::new(processor);
+    Ok(Tracer::new(Some(processor)))
+}
+
+/// Log lines on stdout. A pipe that is read slowly (a stalled log shipper,
+/// a paused terminal) must not block the threads that serve requests, so
+/// lines are written by a thread of their own, batched, and dropped (and
+/// counted) once too many wait. Returns what writes them, which flushes
+/// when dropped, and the count of lines dropped.
+pub fn stdout<S>(
+    settings: &TelemetrySettings,
+    layers: &mut Vec<BoxedLayer<S>>,
+) -> Result<(WorkerGuard, ErrorCounter), crate::Error>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(STDOUT_BACKLOG)
+        .lossy(true)
+        .thread_name("thespian-stdout")
+        .finish(std::io::BufWriter::new(std::io::stdout()));
+    let dropped = writer.error_counter();
+    let lines = match settings.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            // JSON lines never print span fields, so spans are not
+            // formatted into text that nobody reads: that cost a few
+            // percent of the CPU and ~200 bytes per live span.
+            .fmt_fields(tracing_subscriber::fmt::format::debug_fn(|_, _, _| Ok(())))
+            .event_format(log_line::JsonLines::new(&settings.service_name))
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+    };
+    let filter = EnvFilter::try_new(&settings.verbosity)?.and(plumbing(&settings.verbosity));
+    layers.push(lines.with_filter(filter).boxed());
+    Ok((guard, dropped))
+}
+
+/// Log records over OTLP, when they are on: events become records through
+/// the tracing bridge, batched like spans.
+pub fn otlp_logs<S>(
+    settings: &TelemetrySettings,
+    resource: &Resource,
+    delivery: &Delivery,
+    layers: &mut Vec<BoxedLayer<S>>,
+) -> Result<Option<SdkLoggerProvider>, crate::Error>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    let Some(endpoint) = &settings.otlp_logs_endpoint else {
+        return Ok(None);
+    };
+    let exporter = otlp(LogExporter::builder().with_tonic(), endpoint)?.build()?;
+    let processor = BatchLogProcessor::builder(delivery.logs(exporter))
+        .with_batch_config(settings.batching.logs())
+        .build();
+    let provider = SdkLoggerProvider::builder()
+        .with_resource(resource.clone())
+        .with_log_processor(processor)
+        .build();
+    layers.push(
+        OpenTelemetryTracingBridge::new(&provider)
+            .with_filter(events(&settings.verbosity)?)
+            .boxed(),
+    );
+    Ok(Some(provider))
+}
+
+/// Request metrics over OTLP, when they are on, exported every interval.
+pub fn metrics(
+    settings: &TelemetrySettings,
+    resource: &Resource,
+    delivery: &Delivery,
+) -> Result<Option<SdkMeterProvider>, crate::Error> {
+    let Some(endpoint) = &settings.otlp_metrics_endpoint else {
+        return Ok(None);
+    };
+    let exporter = otlp(MetricExporter::builder().with_tonic(), endpoint)?
+        .with_temporality(settings.metrics_temporality.into())
+        .build()?;
+    let reader = PeriodicReader::builder(delivery.metrics(exporter))
+        .with_interval(settings.metric_export_interval)
+        .build();
+    Ok(Some(
+        SdkMeterProvider::builder()
+            .with_resource(resource.clone())
+            .with_reader(reader)
+            .build(),
+    ))
+}
+
+/// Log lines pushed to Loki, when it is configured. The layer sees
+/// Thespian's spans as well as the events, whatever the verbosity, since
+/// each line carries the fields of the spans it happened in.
+pub fn loki<S>(
+    settings: &TelemetrySettings,
+    layers: &mut Vec<BoxedLayer<S>>,
+) -> Result<Option<Loki>, crate::Error>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    let Some(address) = &settings.loki_address else {
+        return Ok(None);
+    };
+    let (loki, layer) = Loki::start(address, &settings.service_name)?;
+    layers.push(
+        layer
+            .with_filter(thespian_spans().or(events(&settings.verbosity)?))
+            .boxed(),
+    );
+    Ok(Some(loki))
+}
+
+/// Points an OTLP exporter builder, whichever signal it is for, at
+/// `endpoint`, with the timeout every export has. Only this much is
+/// shared: each signal's builder is a type of its own, and `with_tonic`
+/// and `build` are methods of each type rather than of a trait, so each
+/// pipeline calls those itself.
+fn otlp<B: WithExportConfig>(builder: B, endpoint: &str) -> Result<B, crate::Error> {
+    Ok(builder
+        .with_endpoint(otlp_url(endpoint)?)
+        .with_timeout(OTLP_TIMEOUT))
+}
+
+/// The OTLP endpoint as the exporter wants it. A bare `host:port`, as
+/// users write for `tempo:4317`, means plaintext `http://host:port`, as it
+/// does for call targets. `https://` is refused with the reason: Thespian
+/// exports over plaintext gRPC, and a collector or mesh sidecar beside it
+/// is where TLS belongs.
+fn otlp_url(endpoint: &str) -> Result<String, crate::Error> {
+    let endpoint = endpoint.trim();
+    if endpoint.starts_with("https://") {
+        return Err(format!(
+            "the OTLP endpoint `{endpoint}` uses https, but Thespian exports over plaintext \
+             gRPC: give an http:// address, and add TLS in a collector or sidecar beside it"
+        )
+        .into());
+    }
+    Ok(crate::with_http_scheme(endpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::otlp_url;
+
+    #[test]
+    fn an_otlp_endpoint_without_a_scheme_is_plaintext_http() {
+        assert_eq!(otlp_url("tempo:4317").unwrap(), "http://tempo:4317");
+        assert_eq!(
+            otlp_url(" http://localhost:4317 ").unwrap(),
+            "http://localhost:4317"
+        );
+    }
+
+    #[test]
+    fn an_https_otlp_endpoint_is_refused_with_the_reason() {
+        let refused = otlp_url("https://tempo:4317").unwrap_err().to_string();
+        assert!(refused.contains("https://tempo:4317") && refused.contains("plaintext"));
+    }
+}
