@@ -81,91 +81,6 @@ pub struct Settings {
     #[arg(long, env = "CONFIG_JSON", global = true, hide_env_values = true)]
     pub config_json: Option<String>,
 
-    /// Where spans go, over OTLP/gRPC [default: http://localhost:4317]. An empty value
-    /// exports nothing.
-    #[arg(long, env = "OTEL_BACKEND_ADDRESS", global = true)]
-    pub otel_backend_address: Option<String>,
-
-    /// The standard name for the same thing; OTEL_BACKEND_ADDRESS wins when both are set.
-    #[arg(
-        long,
-        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
-        global = true,
-        hide_short_help = true
-    )]
-    pub otel_exporter_otlp_endpoint: Option<String>,
-
-    /// Where spans go: `otlp` or `none` [default: otlp].
-    #[arg(
-        long,
-        env = "OTEL_TRACES_EXPORTER",
-        value_enum,
-        ignore_case = true,
-        global = true,
-        hide_short_help = true
-    )]
-    pub otel_traces_exporter: Option<Exporter>,
-
-    /// Extra resource attributes, `key=value,key=value` with values percent-encoded, on
-    /// everything exported; SERVICE_NAME wins over a `service.name` among them.
-    #[arg(
-        long,
-        env = "OTEL_RESOURCE_ATTRIBUTES",
-        global = true,
-        hide_short_help = true
-    )]
-    pub otel_resource_attributes: Option<ResourceAttributes>,
-
-    /// A Loki to push logs to directly, such as http://localhost:3100.
-    #[arg(long, env = "LOKI_ADDRESS", global = true)]
-    pub loki_address: Option<String>,
-
-    /// Where log records go: `otlp` or `none` [default: otlp when an OTLP endpoint is set
-    /// and LOKI_ADDRESS is not].
-    #[arg(
-        long,
-        env = "OTEL_LOGS_EXPORTER",
-        value_enum,
-        ignore_case = true,
-        global = true,
-        hide_short_help = true
-    )]
-    pub otel_logs_exporter: Option<Exporter>,
-
-    /// Where request metrics go: `otlp` or `none` [default: otlp when an OTLP endpoint is set].
-    #[arg(
-        long,
-        env = "OTEL_METRICS_EXPORTER",
-        value_enum,
-        ignore_case = true,
-        global = true,
-        hide_short_help = true
-    )]
-    pub otel_metrics_exporter: Option<Exporter>,
-
-    /// How often metrics are exported, in milliseconds.
-    #[arg(
-        long,
-        env = "OTEL_METRIC_EXPORT_INTERVAL",
-        default_value_t = DEFAULT_METRIC_INTERVAL.as_millis() as u64,
-        value_parser = clap::value_parser!(u64).range(1..),
-        global = true,
-        hide_short_help = true
-    )]
-    pub otel_metric_export_interval: u64,
-
-    /// Whether metrics are exported as running totals or per interval.
-    #[arg(
-        long,
-        env = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
-        value_enum,
-        ignore_case = true,
-        default_value_t = MetricsTemporality::Cumulative,
-        global = true,
-        hide_short_help = true
-    )]
-    pub otel_exporter_otlp_metrics_temporality_preference: MetricsTemporality,
-
     /// How log lines on stdout look.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
     pub log_format: LogFormat,
@@ -199,12 +114,109 @@ pub struct Settings {
     )]
     pub shutdown_grace_ms: u64,
 
+    /// Where spans go, over OTLP/gRPC [default: http://localhost:4317]. An empty value
+    /// exports nothing.
+    #[arg(
+        long,
+        env = "OTEL_BACKEND_ADDRESS",
+        global = true,
+        help_heading = "Telemetry"
+    )]
+    pub otel_backend_address: Option<String>,
+
+    /// The standard name for the same thing; OTEL_BACKEND_ADDRESS wins when both are set.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        global = true,
+        help_heading = "Telemetry",
+        hide_short_help = true
+    )]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
+    /// Where spans go: `otlp` or `none` [default: otlp].
+    #[arg(
+        long,
+        env = "OTEL_TRACES_EXPORTER",
+        value_enum,
+        ignore_case = true,
+        global = true,
+        help_heading = "Telemetry",
+        hide_short_help = true
+    )]
+    pub otel_traces_exporter: Option<Exporter>,
+
+    /// Where log records go: `otlp` or `none` [default: otlp when an OTLP endpoint is set
+    /// and LOKI_ADDRESS is not].
+    #[arg(
+        long,
+        env = "OTEL_LOGS_EXPORTER",
+        value_enum,
+        ignore_case = true,
+        global = true,
+        help_heading = "Telemetry",
+        hide_short_help = true
+    )]
+    pub otel_logs_exporter: Option<Exporter>,
+
+    /// Where request metrics go: `otlp` or `none` [default: otlp when an OTLP endpoint is set].
+    #[arg(
+        long,
+        env = "OTEL_METRICS_EXPORTER",
+        value_enum,
+        ignore_case = true,
+        global = true,
+        help_heading = "Telemetry",
+        hide_short_help = true
+    )]
+    pub otel_metrics_exporter: Option<Exporter>,
+
+    /// How often metrics are exported, in milliseconds.
+    #[arg(
+        long,
+        env = "OTEL_METRIC_EXPORT_INTERVAL",
+        default_value_t = DEFAULT_METRIC_INTERVAL.as_millis() as u64,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true,
+        help_heading = "Telemetry",
+        hide_short_help = true
+    )]
+    pub otel_metric_export_interval: u64,
+
+    /// Whether metrics are exported as running totals or per interval.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+        value_enum,
+        ignore_case = true,
+        default_value_t = MetricsTemporality::Cumulative,
+        global = true,
+        help_heading = "Telemetry",
+        hide_short_help = true
+    )]
+    pub otel_exporter_otlp_metrics_temporality_preference: MetricsTemporality,
+
+    /// Extra resource attributes, `key=value,key=value` with values percent-encoded, on
+    /// everything exported; SERVICE_NAME wins over a `service.name` among them.
+    #[arg(
+        long,
+        env = "OTEL_RESOURCE_ATTRIBUTES",
+        global = true,
+        help_heading = "Telemetry",
+        hide_short_help = true
+    )]
+    pub otel_resource_attributes: Option<ResourceAttributes>,
+
+    /// A Loki to push logs to directly, such as http://localhost:3100.
+    #[arg(long, env = "LOKI_ADDRESS", global = true, help_heading = "Telemetry")]
+    pub loki_address: Option<String>,
+
     /// How spans and log records are batched on their way to the collector.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Export batching")]
     pub batching: Batching,
 
     /// Where scripts are found, and what one evaluation of a script may do.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Scripts")]
     pub scripts: ScriptSettings,
 }
 
