@@ -5,7 +5,8 @@
 //!
 //! How the crate is laid out, from the wire inwards:
 //!
-//! - [`cli`]: the command line and environment, and the subcommands.
+//! - [`cli`]: the command line and environment, the one way every setting
+//!   comes in, and the subcommands.
 //! - [`server`]: the gRPC server (the three methods, reflection, health) and
 //!   graceful shutdown.
 //! - [`config`]: reads a config document and lowers it into the behaviour
@@ -20,7 +21,8 @@
 //! - [`failure`]: why a request failed, and the one place that becomes a
 //!   gRPC status.
 //! - [`telemetry`]: the spans of requests and steps, the tracing subscriber,
-//!   OpenTelemetry providers and flush.
+//!   one pipeline per signal (OTLP spans, log records and metrics, stdout,
+//!   Loki) and the flush at shutdown.
 //! - [`health`]: a health-check client for container probes.
 //! - [`poke`]: a load generator that calls one method at a steady rate.
 //! - [`proto`]: the generated gRPC code.
