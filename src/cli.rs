@@ -434,3 +434,20 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn resource_attributes_given_as_a_flag_reach_telemetry() {
+        let flag = "team=payments,note=a%20b";
+        let cli = Cli::try_parse_from(["thespian", "--otel-resource-attributes", flag]).unwrap();
+        assert_eq!(
+            cli.settings.telemetry().resource_attributes,
+            flag.parse().unwrap()
+        );
+    }
+}
