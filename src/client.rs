@@ -45,6 +45,23 @@ pub fn endpoint(target: &Target) -> Result<Endpoint, tonic::transport::Error> {
         .tcp_nodelay(true))
 }
 
+/// Sends `request` to `method` of the Thespian behind `client` and waits
+/// for its answer, with no deadline of its own. The one place a
+/// [`MethodName`] picks a generated client method, shared by the calls a
+/// request makes through [`Clients`] and by `thespian poke`.
+pub async fn call_method(
+    client: &mut ThespianClient<Channel>,
+    method: MethodName,
+    request: tonic::Request<Empty>,
+) -> Result<(), tonic::Status> {
+    match method {
+        MethodName::A => client.a(request).await?,
+        MethodName::B => client.b(request).await?,
+        MethodName::C => client.c(request).await?,
+    };
+    Ok(())
+}
+
 /// The channel cache. Cheap to clone; clones share the cache.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -110,15 +127,7 @@ impl Clients {
     ) -> Result<(), tonic::Status> {
         let mut client = ThespianClient::new(self.channel(target)?);
         let request = tonic::Request::from_parts(metadata, Default::default(), Empty {});
-        let answer = async {
-            match method {
-                MethodName::A => client.a(request).await?,
-                MethodName::B => client.b(request).await?,
-                MethodName::C => client.c(request).await?,
-            };
-            Ok(())
-        };
-        tokio::time::timeout(self.timeout, answer)
+        tokio::time::timeout(self.timeout, call_method(&mut client, method, request))
             .await
             .unwrap_or_else(|_| {
                 Err(tonic::Status::deadline_exceeded(format!(

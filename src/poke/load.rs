@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     behaviour::{MethodName, Target},
+    client,
     proto::{Empty, thespian_client::ThespianClient},
 };
 
@@ -110,24 +111,12 @@ async fn request(
     slot: OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
-    let code = match tokio::time::timeout(timeout, call(&mut client, method)).await {
+    let answer = client::call_method(&mut client, method, tonic::Request::new(Empty {}));
+    let code = match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(())) => Code::Ok,
         Ok(Err(status)) => status.code(),
         Err(_) => Code::DeadlineExceeded,
     };
     tally.record(code, started.elapsed());
     drop(slot);
-}
-
-/// One call, answered or not.
-async fn call(
-    client: &mut ThespianClient<Channel>,
-    method: MethodName,
-) -> Result<(), tonic::Status> {
-    match method {
-        MethodName::A => client.a(Empty {}).await?,
-        MethodName::B => client.b(Empty {}).await?,
-        MethodName::C => client.c(Empty {}).await?,
-    };
-    Ok(())
 }
