@@ -7,16 +7,16 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
+use crate::{behaviour::Target, client};
+
 /// How long a probe may take before it counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Succeeds when the Thespian at `address` reports SERVING.
 pub async fn check(address: &str) -> Result<(), crate::Error> {
-    let target = crate::behaviour::Target::parse(address)?;
+    let target = Target::parse(address)?;
     let probe = async {
-        let channel = tonic::transport::Endpoint::from_shared(target.as_str().to_owned())?
-            .connect()
-            .await?;
+        let channel = client::endpoint(&target)?.connect().await?;
         let response = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: String::new(),
@@ -24,9 +24,17 @@ pub async fn check(address: &str) -> Result<(), crate::Error> {
             .await?;
         Ok::<_, crate::Error>(response.into_inner().status())
     };
-    let status = tokio::time::timeout(PROBE_TIMEOUT, probe)
-        .await
-        .map_err(|_| format!("{target} did not answer within {PROBE_TIMEOUT:?}"))??;
+    let status = tokio::select! {
+        // The probe's deadline is looked at before the probe: the
+        // endpoint's connect timeout is as long and starts later, but both
+        // can fall due in the same timer tick, and a target that never
+        // accepts should still read as not answering in time.
+        biased;
+        () = tokio::time::sleep(PROBE_TIMEOUT) => {
+            Err(format!("{target} did not answer within {PROBE_TIMEOUT:?}").into())
+        }
+        status = probe => status,
+    }?;
     if status == ServingStatus::Serving {
         println!("{target}: SERVING");
         Ok(())
