@@ -3,8 +3,6 @@
 //! whether the config is checked with `thespian check` or handed to a
 //! serving instance through `CONFIG_JSON`.
 
-mod support;
-
 use std::{
     path::{Path, PathBuf},
     process::Output,
@@ -13,8 +11,8 @@ use std::{
 
 use tokio::process::Command;
 
+use crate::support::instance::{Instance, run_to_exit};
 use serde_json::{Value, json};
-use support::instance::{Instance, run_to_exit};
 
 /// How long a refused input may take to stop the binary (see
 /// [`run_to_exit`] for why there is a bound).

@@ -3,13 +3,11 @@
 //! check. These run the real `grpcurl`; without it they fail and say how to
 //! install it.
 
-mod support;
-
 use std::process::{Command, Output};
 
+use crate::support::instance::Instance;
+use crate::support::otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _, StatusCode};
 use serde_json::json;
-use support::instance::Instance;
-use support::otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _, StatusCode};
 
 /// Runs `grpcurl` from the repository root, so `./proto` resolves.
 async fn grpcurl(args: &[&str]) -> Output {

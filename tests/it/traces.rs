@@ -2,15 +2,13 @@
 //! steps under the server span, their attributes, and one trace across two
 //! instances. Every span is checked by receiving it over OTLP.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::json;
-use support::instance::{Instance, trace_id};
-use support::otlp::{
+use crate::support::instance::{Instance, trace_id};
+use crate::support::otlp::{
     DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _, StatusCode,
 };
+use serde_json::json;
 use thespian::proto::Empty;
 
 /// The names of `parent`'s children, sorted, so tests compare tree shapes.

@@ -1,18 +1,16 @@
 //! `thespian poke` run as users run it, against a real instance: what it
 //! counts, how it paces requests, and how it fails when it cannot run.
 
-mod support;
-
 use std::{
     process::{Output, Stdio},
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     instance::Instance,
     otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _},
 };
+use serde_json::Value;
 use tokio::process::Command;
 
 /// A is a no-op, B always fails with INTERNAL, C takes far longer than any

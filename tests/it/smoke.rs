@@ -1,8 +1,6 @@
 //! The smallest end-to-end check: the binary starts, serves, and answers.
 
-mod support;
-
-use support::instance::Instance;
+use crate::support::instance::Instance;
 use thespian::proto::Empty;
 
 #[tokio::test]

@@ -6,13 +6,11 @@
 //! To know that requests really are in flight, each one first calls a
 //! gate: a tiny Thespian server inside the test that counts its callers.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::instance::Instance;
+use crate::support::otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _};
 use serde_json::json;
-use support::instance::Instance;
-use support::otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _};
 use thespian::proto::{
     Empty,
     thespian_server::{Thespian, ThespianServer},

@@ -1,12 +1,10 @@
 //! Configuration by environment: Thespian's own variables, the standard
 //! `OTEL_*` ones as fallbacks, and `--help` listing what can be set.
 
-mod support;
-
 use std::{process::Command, time::Duration};
 
-use support::instance::{Instance, trace_id};
-use support::otlp::{DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpansExt as _};
+use crate::support::instance::{Instance, trace_id};
+use crate::support::otlp::{DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpansExt as _};
 
 /// Makes one call to method A and returns its server span, once `receiver`
 /// has any span of the trace.

@@ -1,11 +1,9 @@
 //! Spans a collector cannot take in time are dropped, never piled up in
 //! memory: Thespian says so while it happens, and counts them at shutdown.
 
-mod support;
-
 use std::{process::Stdio, time::Duration};
 
-use support::{
+use crate::support::{
     instance::Instance,
     otlp::{Behaviour, OtlpReceiver},
 };

@@ -4,16 +4,14 @@
 //! costs a request. Everything is checked by receiving it over the real
 //! wire formats.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::instance::{Instance, InstanceBuilder, run_to_exit, trace_id};
-use support::loki::{self, LokiBehaviour, LokiReceiver};
-use support::otlp::{
+use crate::support::instance::{Instance, InstanceBuilder, run_to_exit, trace_id};
+use crate::support::loki::{self, LokiBehaviour, LokiReceiver};
+use crate::support::otlp::{
     self, Behaviour, DEFAULT_WAIT, MetricKind, OtlpReceiver, ReceivedSpan, SpansExt as _,
 };
+use serde_json::{Value, json};
 use thespian::proto::Empty;
 
 /// A method that sleeps `ms` milliseconds in a step called `name`.

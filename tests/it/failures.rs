@@ -3,8 +3,6 @@
 //! gone or never answers. Also that calls to another instance share one
 //! connection.
 
-mod support;
-
 use std::{
     sync::{
         Arc,
@@ -13,9 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::support::instance::{Instance, trace_id};
+use crate::support::otlp::{DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpansExt as _, StatusCode};
 use serde_json::json;
-use support::instance::{Instance, trace_id};
-use support::otlp::{DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpansExt as _, StatusCode};
 use thespian::proto::Empty;
 use tokio::{
     io::AsyncReadExt,

@@ -1,8 +1,6 @@
-//! Self-tests of the test receivers in `tests/support`: they must decode the
+//! Self-tests of the test receivers in `tests/it/support`: they must decode the
 //! real wire formats, so data is sent with the real clients Thespian uses
 //! (`opentelemetry-otlp` over gRPC, `tracing-loki`) and checked field by field.
-
-mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,13 +25,13 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use support::loki::{self, LokiBehaviour, LokiReceiver, PushFormat};
-use support::otlp::{
+use crate::support::loki::{self, LokiBehaviour, LokiReceiver, PushFormat};
+use crate::support::otlp::{
     AggregationTemporality, Behaviour, MetricKind, Number, OtlpReceiver, SpanKind, SpansExt as _,
     StatusCode, Value,
 };
 
-const WAIT: Duration = support::otlp::DEFAULT_WAIT;
+const WAIT: Duration = crate::support::otlp::DEFAULT_WAIT;
 
 fn resource(service: &'static str) -> Resource {
     Resource::builder()

@@ -2,18 +2,16 @@
 //! what they do is checked through gRPC statuses, the spans an OTLP
 //! receiver gets, and the instance's own log lines.
 
-mod support;
-
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
 
-use serde_json::json;
-use support::instance::{Instance, trace_id};
-use support::otlp::{
+use crate::support::instance::{Instance, trace_id};
+use crate::support::otlp::{
     DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _, StatusCode,
 };
+use serde_json::json;
 use thespian::proto::Empty;
 
 /// The fixture scripts.

@@ -1,0 +1,22 @@
+//! Thespian's integration tests, linked into one binary: each module checks
+//! one subject from outside, mostly by running the real `thespian` binary
+//! and receiving what it exports, and [`support`] holds what they share.
+//!
+//! They are one binary, not one per file, so Thespian, its dependencies and
+//! the support code are compiled and linked once for all of them.
+
+mod support;
+
+mod config_errors;
+mod dropped_spans;
+mod environment;
+mod executor;
+mod failures;
+mod grpcurl;
+mod poke;
+mod receivers;
+mod scripts;
+mod shutdown;
+mod signals;
+mod smoke;
+mod traces;
