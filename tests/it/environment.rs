@@ -3,8 +3,9 @@
 
 use std::{process::Command, time::Duration};
 
+use crate::support::DEFAULT_WAIT;
 use crate::support::instance::{Instance, trace_id};
-use crate::support::otlp::{DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpansExt as _};
+use crate::support::otlp::{OtlpReceiver, ReceivedSpan, SpansExt as _};
 
 /// Makes one call to method A and returns its server span, once `receiver`
 /// has any span of the trace.

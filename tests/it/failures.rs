@@ -11,8 +11,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::support::DEFAULT_WAIT;
 use crate::support::instance::{Instance, trace_id};
-use crate::support::otlp::{DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpansExt as _, StatusCode};
+use crate::support::otlp::{
+    Attributed as _, OtlpReceiver, ReceivedSpan, SpansExt as _, StatusCode,
+};
 use serde_json::json;
 use thespian::proto::Empty;
 use tokio::{

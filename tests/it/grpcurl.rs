@@ -5,8 +5,9 @@
 
 use std::process::{Command, Output};
 
+use crate::support::DEFAULT_WAIT;
 use crate::support::instance::Instance;
-use crate::support::otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _, StatusCode};
+use crate::support::otlp::{OtlpReceiver, SpansExt as _, StatusCode};
 use serde_json::json;
 
 /// Runs `grpcurl` from the repository root, so `./proto` resolves.

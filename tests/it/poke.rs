@@ -6,9 +6,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::support::DEFAULT_WAIT;
 use crate::support::{
     instance::Instance,
-    otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _},
+    otlp::{OtlpReceiver, SpansExt as _},
 };
 use serde_json::Value;
 use tokio::process::Command;

@@ -27,11 +27,11 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::support::loki::{self, LokiBehaviour, LokiReceiver, PushFormat};
 use crate::support::otlp::{
-    AggregationTemporality, Behaviour, MetricKind, Number, OtlpReceiver, SpanKind, SpansExt as _,
-    StatusCode, Value,
+    AggregationTemporality, Attributed as _, Behaviour, MetricKind, Number, OtlpReceiver, SpanKind,
+    SpansExt as _, StatusCode, Value,
 };
 
-const WAIT: Duration = crate::support::otlp::DEFAULT_WAIT;
+const WAIT: Duration = crate::support::DEFAULT_WAIT;
 
 fn resource(service: &'static str) -> Resource {
     Resource::builder()

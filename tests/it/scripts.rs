@@ -7,9 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::support::DEFAULT_WAIT;
 use crate::support::instance::{Instance, trace_id};
 use crate::support::otlp::{
-    DEFAULT_WAIT, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _, StatusCode,
+    Attributed as _, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _, StatusCode,
 };
 use serde_json::json;
 use thespian::proto::Empty;

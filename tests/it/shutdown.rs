@@ -8,8 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::DEFAULT_WAIT;
 use crate::support::instance::Instance;
-use crate::support::otlp::{DEFAULT_WAIT, OtlpReceiver, SpansExt as _};
+use crate::support::otlp::{OtlpReceiver, SpansExt as _};
 use serde_json::json;
 use thespian::proto::{
     Empty,

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
+use crate::support::DEFAULT_WAIT;
 use crate::support::instance::{Instance, InstanceBuilder, run_to_exit, trace_id};
-use crate::support::loki::{self, LokiBehaviour, LokiReceiver};
+use crate::support::loki::{LokiBehaviour, LokiReceiver};
 use crate::support::otlp::{
-    self, Behaviour, DEFAULT_WAIT, MetricKind, OtlpReceiver, ReceivedSpan, SpansExt as _,
+    self, Attributed as _, Behaviour, MetricKind, OtlpReceiver, ReceivedSpan, SpansExt as _,
 };
 use serde_json::{Value, json};
 use thespian::proto::Empty;
@@ -82,7 +83,7 @@ async fn loki_gets_json_lines_labelled_by_service_that_name_the_span_they_happen
                     .any(|e| e.message() == "sleeping 1 ms for `load cart`")
                     && e.iter().any(|e| e.message() == "`load cart` finished")
             },
-            loki::DEFAULT_WAIT,
+            DEFAULT_WAIT,
         )
         .await;
 

@@ -65,7 +65,6 @@ const CLEARED: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct InstanceBuilder {
     env: BTreeMap<String, String>,
-    args: Vec<String>,
 }
 
 /// A running `thespian` process.
@@ -99,10 +98,7 @@ impl Instance {
         env.insert("LOG_FORMAT".into(), "json".into());
         env.insert("RUST_LOG".into(), "info".into());
         env.insert("OTEL_BSP_SCHEDULE_DELAY".into(), "50".into());
-        InstanceBuilder {
-            env,
-            args: Vec::new(),
-        }
+        InstanceBuilder { env }
     }
 
     /// A gRPC client connected to this instance.
@@ -229,12 +225,6 @@ impl InstanceBuilder {
         self.env("OTEL_BACKEND_ADDRESS", endpoint)
     }
 
-    /// Adds a command-line argument.
-    pub fn arg(mut self, arg: &str) -> Self {
-        self.args.push(arg.into());
-        self
-    }
-
     /// Starts the process and waits until it serves.
     pub async fn start(self) -> Instance {
         let service_name = self
@@ -247,7 +237,6 @@ impl InstanceBuilder {
             command.env_remove(key);
         }
         command
-            .args(&self.args)
             .envs(&self.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,13 +1,19 @@
 //! Test-only helpers shared by Thespian's integration tests.
 //!
 //! Each test module uses the part it needs: [`instance`] runs the real
-//! binary, [`otlp`] is an in-process OTLP/gRPC collector and [`loki`] an
-//! in-process Loki push endpoint, so telemetry is checked by *receiving* it
-//! over the real wire formats.
+//! binary; [`otlp`] is an in-process OTLP/gRPC collector and [`loki`] an
+//! in-process Loki push endpoint, built on what [`receiver`] shares, so
+//! telemetry is checked by *receiving* it over the real wire formats.
 
-// Not every helper is used yet.
-#![allow(dead_code, unused_imports)]
+use std::time::Duration;
 
 pub mod instance;
 pub mod loki;
 pub mod otlp;
+pub mod receiver;
+
+/// How long a test usually waits for something it expects, such as
+/// telemetry to arrive or an instance to exit: generous, because CI
+/// machines are small, but a passing test stops waiting as soon as it
+/// happens.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(20);
