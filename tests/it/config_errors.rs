@@ -12,6 +12,7 @@ use std::{
 use tokio::process::Command;
 
 use crate::support::instance::{Instance, run_to_exit};
+use crate::support::settings;
 use serde_json::{Value, json};
 
 /// How long a refused input may take to stop the binary (see
@@ -22,20 +23,7 @@ const EXIT_WAIT: Duration = Duration::from_secs(30);
 /// waits (at most [`EXIT_WAIT`]) for it to exit.
 fn thespian(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_thespian"));
-    for key in [
-        "PORT",
-        "SERVICE_NAME",
-        "CONFIG_JSON",
-        "CONFIG_FILE",
-        "OTEL_BACKEND_ADDRESS",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "LOKI_ADDRESS",
-        "RUST_LOG",
-        "SPAN_NAMES",
-        "SCRIPTS_DIR",
-    ] {
-        command.env_remove(key);
-    }
+    settings::clear(&mut command);
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)

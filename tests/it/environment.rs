@@ -3,9 +3,13 @@
 
 use std::{process::Command, time::Duration};
 
+use clap::CommandFactory as _;
+use thespian::cli::Cli;
+
 use crate::support::DEFAULT_WAIT;
 use crate::support::instance::{Instance, trace_id};
 use crate::support::otlp::{OtlpReceiver, ReceivedSpan, SpansExt as _};
+use crate::support::settings;
 
 /// Makes one call to method A and returns its server span, once `receiver`
 /// has any span of the trace.
@@ -119,7 +123,8 @@ async fn otel_resource_attributes_appear_on_the_exported_resource() {
 
 #[test]
 fn help_lists_the_variables_users_configure_thespian_with() {
-    for flag in ["--help", "-h"] {
+    let cli = Cli::command();
+    for (flag, short) in [("--help", false), ("-h", true)] {
         let output = Command::new(env!("CARGO_BIN_EXE_thespian"))
             .arg(flag)
             .output()
@@ -130,15 +135,20 @@ fn help_lists_the_variables_users_configure_thespian_with() {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        for variable in [
-            "PORT",
-            "SERVICE_NAME",
-            "CONFIG_JSON",
-            "CONFIG_FILE",
-            "OTEL_BACKEND_ADDRESS",
-            "LOKI_ADDRESS",
-            "RUST_LOG",
-        ] {
+        // Every variable of an option this help is meant to show.
+        let shown: Vec<String> = settings::options(&cli)
+            .filter(|(option, _)| {
+                let hidden_here = if short {
+                    option.is_hide_short_help_set()
+                } else {
+                    option.is_hide_long_help_set()
+                };
+                !option.is_hide_set() && !option.is_hide_env_set() && !hidden_here
+            })
+            .map(|(_, variable)| variable)
+            .collect();
+        assert!(!shown.is_empty(), "`thespian {flag}` should show settings");
+        for variable in shown {
             assert!(
                 help.contains(&format!("env: {variable}")),
                 "`thespian {flag}` does not list {variable}:\n{help}"

@@ -20,46 +20,10 @@ use tokio::{
 };
 use tonic::{Response, metadata::MetadataMap, transport::Channel};
 
+use super::settings;
+
 /// How long an instance may take to start serving.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The variables a test may set; everything else from the test's own
-/// environment that would change Thespian's behaviour is removed, so tests
-/// are hermetic.
-const CLEARED: &[&str] = &[
-    "PORT",
-    "SERVICE_NAME",
-    "CONFIG_JSON",
-    "CONFIG_FILE",
-    "OTEL_BACKEND_ADDRESS",
-    "LOKI_ADDRESS",
-    "LOG_FORMAT",
-    "RUST_LOG",
-    "SPAN_NAMES",
-    "SHUTDOWN_GRACE_MS",
-    "CALL_TIMEOUT_MS",
-    "SCRIPTS_DIR",
-    "SCRIPT_MAX_ARRAY_LEN",
-    "SCRIPT_MAX_CALL_DEPTH",
-    "SCRIPT_MAX_EXPR_DEPTH",
-    "SCRIPT_MAX_MAP_LEN",
-    "SCRIPT_MAX_OPERATIONS",
-    "SCRIPT_MAX_STEPS",
-    "SCRIPT_MAX_STRING_BYTES",
-    "SCRIPT_TIMEOUT_MS",
-    "OTEL_SERVICE_NAME",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_TRACES_EXPORTER",
-    "OTEL_LOGS_EXPORTER",
-    "OTEL_METRICS_EXPORTER",
-    "OTEL_METRIC_EXPORT_INTERVAL",
-    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
-    "OTEL_BSP_MAX_QUEUE_SIZE",
-    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-    "OTEL_BSP_SCHEDULE_DELAY",
-    "OTEL_BSP_EXPORT_TIMEOUT",
-];
 
 /// Builds an instance's environment.
 #[derive(Debug, Clone)]
@@ -233,9 +197,7 @@ impl InstanceBuilder {
             .cloned()
             .unwrap_or_else(|| "(SERVICE_NAME unset)".to_owned());
         let mut command = Command::new(env!("CARGO_BIN_EXE_thespian"));
-        for key in CLEARED {
-            command.env_remove(key);
-        }
+        settings::clear(&mut command);
         command
             .envs(&self.env)
             .stdin(Stdio::null())

@@ -1,9 +1,10 @@
 //! Test-only helpers shared by Thespian's integration tests.
 //!
 //! Each test module uses the part it needs: [`instance`] runs the real
-//! binary; [`otlp`] is an in-process OTLP/gRPC collector and [`loki`] an
-//! in-process Loki push endpoint, built on what [`receiver`] shares, so
-//! telemetry is checked by *receiving* it over the real wire formats.
+//! binary, configured by the environment variables [`settings`] knows;
+//! [`otlp`] is an in-process OTLP/gRPC collector and [`loki`] an in-process
+//! Loki push endpoint, built on what [`receiver`] shares, so telemetry is
+//! checked by *receiving* it over the real wire formats.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ pub mod instance;
 pub mod loki;
 pub mod otlp;
 pub mod receiver;
+pub mod settings;
 
 /// How long a test usually waits for something it expects, such as
 /// telemetry to arrive or an instance to exit: generous, because CI
