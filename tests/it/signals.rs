@@ -10,7 +10,8 @@ use crate::support::DEFAULT_WAIT;
 use crate::support::instance::{Instance, InstanceBuilder, run_to_exit, trace_id};
 use crate::support::loki::{LokiBehaviour, LokiReceiver};
 use crate::support::otlp::{
-    self, Attributed as _, Behaviour, MetricKind, OtlpReceiver, ReceivedSpan, SpansExt as _,
+    self, Attributed as _, Behaviour, ExportCounts, MetricKind, OtlpReceiver, ReceivedSpan,
+    SpansExt as _,
 };
 use serde_json::{Value, json};
 use thespian::proto::Empty;
@@ -419,25 +420,88 @@ async fn warn_verbosity_hides_span_events_and_log_records_but_spans_still_arrive
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn logs_exporter_none_sends_no_log_records() {
-    let receiver = OtlpReceiver::start().await;
-    let mut instance = Instance::builder("mute")
-        .config(&load_cart())
-        .otlp(&receiver.endpoint())
-        .env("OTEL_LOGS_EXPORTER", "none")
-        .start()
-        .await;
-    instance.call_a().await;
-    instance.terminate();
-    instance.wait_for_exit(DEFAULT_WAIT).await;
+/// What must still arrive when one signal is turned off: what it is, for
+/// the failure message, and whether `receiver` has it.
+type Arrived = (&'static str, fn(&OtlpReceiver) -> bool);
 
-    assert!(
-        !receiver.spans().named("load cart").is_empty(),
-        "{}",
-        receiver.dump()
-    );
-    assert_eq!(receiver.export_requests().logs, 0, "{}", receiver.dump());
+/// The spans of `load cart`.
+const SPANS: Arrived = ("spans", |receiver| {
+    !receiver.spans().named("load cart").is_empty()
+});
+
+/// Log records.
+const LOG_RECORDS: Arrived = ("log records", |receiver| {
+    receiver.export_requests().logs > 0
+});
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exporter_set_to_none_sends_nothing_of_its_signal_and_the_rest_as_usual() {
+    /// One signal turned off with `VARIABLE=none`.
+    struct Case {
+        /// The variable set to `none`.
+        variable: &'static str,
+        /// The instance's name.
+        service: &'static str,
+        /// Anything else the instance is given.
+        env: &'static [(&'static str, &'static str)],
+        /// How many export requests of the silenced signal arrived.
+        requests: fn(ExportCounts) -> usize,
+        /// What must arrive all the same.
+        arrived: &'static [Arrived],
+    }
+    let cases = [
+        Case {
+            variable: "OTEL_TRACES_EXPORTER",
+            service: "untraced",
+            env: &[],
+            requests: |sent| sent.traces,
+            arrived: &[LOG_RECORDS],
+        },
+        Case {
+            variable: "OTEL_LOGS_EXPORTER",
+            service: "mute",
+            env: &[],
+            requests: |sent| sent.logs,
+            arrived: &[SPANS],
+        },
+        Case {
+            variable: "OTEL_METRICS_EXPORTER",
+            service: "uncounted",
+            env: &[("OTEL_METRIC_EXPORT_INTERVAL", "200")],
+            requests: |sent| sent.metrics,
+            arrived: &[SPANS, LOG_RECORDS],
+        },
+    ];
+    let check = |case: Case| async move {
+        let receiver = OtlpReceiver::start().await;
+        let mut builder = Instance::builder(case.service)
+            .config(&load_cart())
+            .otlp(&receiver.endpoint());
+        for (variable, value) in case.env {
+            builder = builder.env(variable, value);
+        }
+        let mut instance = builder.env(case.variable, "none").start().await;
+        instance.call_a().await;
+        instance.terminate();
+        instance.wait_for_exit(DEFAULT_WAIT).await;
+
+        for (what, arrived) in case.arrived {
+            assert!(
+                arrived(&receiver),
+                "{}=none: no {what}; {}",
+                case.variable,
+                receiver.dump()
+            );
+        }
+        assert_eq!(
+            (case.requests)(receiver.export_requests()),
+            0,
+            "{}=none: {}",
+            case.variable,
+            receiver.dump()
+        );
+    };
+    futures::future::join_all(cases.map(check)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -697,29 +761,6 @@ async fn delta_temporality_is_taken_from_the_standard_variable() {
         duration.temporality,
         Some(otlp::AggregationTemporality::Delta)
     );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn metrics_exporter_none_sends_no_metrics() {
-    let receiver = OtlpReceiver::start().await;
-    let mut instance = Instance::builder("uncounted")
-        .config(&load_cart())
-        .otlp(&receiver.endpoint())
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
-        .env("OTEL_METRICS_EXPORTER", "none")
-        .start()
-        .await;
-    instance.call_a().await;
-    instance.terminate();
-    instance.wait_for_exit(DEFAULT_WAIT).await;
-
-    assert!(
-        !receiver.spans().named("load cart").is_empty(),
-        "{}",
-        receiver.dump()
-    );
-    assert!(receiver.export_requests().logs > 0, "{}", receiver.dump());
-    assert_eq!(receiver.export_requests().metrics, 0, "{}", receiver.dump());
 }
 
 #[tokio::test(flavor = "multi_thread")]
