@@ -10,6 +10,8 @@
 //! address it serves on. With `--counts FILE` it rewrites FILE (atomically)
 //! every 100 ms with one `name=count` line per counter.
 
+mod counts;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -17,7 +19,6 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
@@ -94,27 +95,6 @@ async fn push(State(counts): State<Arc<Counts>>, body: Bytes) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Rewrites `path` with the counts every 100 ms, through a temporary file
-/// so a reader never sees half a file.
-async fn write_counts(path: PathBuf, counts: Arc<Counts>) {
-    let temporary = path.with_extension("tmp");
-    let mut last = String::new();
-    let mut ticks = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        ticks.tick().await;
-        let now = counts.to_lines();
-        if now == last {
-            continue;
-        }
-        // A few bytes to a local file: too small to be worth a blocking pool.
-        let written = std::fs::write(&temporary, &now).and(std::fs::rename(&temporary, &path));
-        if let Err(e) = written {
-            eprintln!("cannot write {}: {e}", path.display());
-        }
-        last = now;
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), thespian::Error> {
     let (mut port, mut counts_file) = (0u16, None::<PathBuf>);
@@ -139,7 +119,8 @@ async fn main() -> Result<(), thespian::Error> {
 
     let counts = Arc::new(Counts::default());
     if let Some(path) = counts_file {
-        tokio::spawn(write_counts(path, Arc::clone(&counts)));
+        let written = Arc::clone(&counts);
+        tokio::spawn(counts::write_counts(path, move || written.to_lines()));
     }
     let app = Router::new()
         .route("/loki/api/v1/push", post(push))

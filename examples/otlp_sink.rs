@@ -11,6 +11,8 @@
 //! `--delay-ms N` every export waits N ms before it is accepted, like an
 //! overloaded collector.
 
+mod counts;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -218,27 +220,6 @@ fn options() -> Result<Options, thespian::Error> {
     Ok(options)
 }
 
-/// Rewrites `path` with the counts every 100 ms, through a temporary file
-/// so a reader never sees half a file.
-async fn write_counts(path: PathBuf, counts: Arc<Counts>) {
-    let temporary = path.with_extension("tmp");
-    let mut last = String::new();
-    let mut ticks = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        ticks.tick().await;
-        let now = counts.to_lines();
-        if now == last {
-            continue;
-        }
-        // A few bytes to a local file: too small to be worth a blocking pool.
-        let written = std::fs::write(&temporary, &now).and(std::fs::rename(&temporary, &path));
-        if let Err(e) = written {
-            eprintln!("cannot write {}: {e}", path.display());
-        }
-        last = now;
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), thespian::Error> {
     let options = options()?;
@@ -252,7 +233,8 @@ async fn main() -> Result<(), thespian::Error> {
         delay: options.delay,
     };
     if let Some(path) = options.counts {
-        tokio::spawn(write_counts(path, Arc::clone(&sink.counts)));
+        let written = Arc::clone(&sink.counts);
+        tokio::spawn(counts::write_counts(path, move || written.to_lines()));
     }
     Server::builder()
         .add_service(TraceServiceServer::new(sink.clone()).max_decoding_message_size(MAX_MESSAGE))
