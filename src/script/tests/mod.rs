@@ -1,6 +1,6 @@
 //! What a script builds, checked on the tree itself: the shape of the steps,
 //! where errors land and what the limits stop. The spans those steps become
-//! are checked end to end in `tests/scripts.rs`.
+//! are checked end to end in `tests/it/scripts.rs`.
 
 use std::time::{Duration, Instant};
 
