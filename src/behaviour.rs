@@ -74,8 +74,10 @@ impl FromStr for MethodName {
     }
 }
 
-/// One unit of pretend work. Each step becomes one span when acted out,
-/// except an unnamed [`Concurrently`], which only shapes the tree.
+/// One unit of pretend work. Most steps become one span when acted out; an
+/// unnamed [`Concurrently`], a [`Sequence`](Step::Sequence) and a
+/// [`Retry`] only shape the tree, and a [`Raise`] or a [`Log`] marks a
+/// moment in the span around it.
 #[derive(Debug, Clone)]
 pub enum Step {
     /// Wait, standing for I/O or computation, then maybe fail.
@@ -102,7 +104,8 @@ pub enum Step {
 }
 
 impl Step {
-    /// The name the step's span carries, as the user wrote it.
+    /// The name the step goes by, as the user wrote it: its span's name,
+    /// when spans take the user's names.
     pub fn name(&self) -> &str {
         match self {
             Step::Sleep(s) => &s.name,

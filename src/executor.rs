@@ -246,21 +246,23 @@ impl Executor {
     /// The name a step's span goes by: the user's, or the step kind's
     /// generic one.
     fn span_name<'a>(&self, step: &'a Step) -> &'a str {
-        let (name, generic) = match step {
-            Step::Sleep(sleep) => (sleep.name.as_str(), "sleep"),
-            Step::Call(call) => (call.name.as_str(), "call_service"),
-            Step::Function(function) => (function.name.as_str(), "Function.enact"),
-            Step::Concurrently(group) => (
-                group.name.as_deref().unwrap_or("concurrently"),
-                "concurrently",
-            ),
-            Step::Fail(fail) => (fail.name.as_str(), "fail_with_chance"),
-            _ => ("", ""),
-        };
         match self.names {
-            SpanNames::Descriptive => name,
-            SpanNames::Generic => generic,
+            SpanNames::Descriptive => step.name(),
+            SpanNames::Generic => generic_name(step),
         }
+    }
+}
+
+/// The name the original gave a kind of step's span, for
+/// [`SpanNames::Generic`]. Steps without a span of their own have none.
+fn generic_name(step: &Step) -> &'static str {
+    match step {
+        Step::Sleep(_) => "sleep",
+        Step::Call(_) => "call_service",
+        Step::Function(_) => "Function.enact",
+        Step::Concurrently(_) => "concurrently",
+        Step::Fail(_) => "fail_with_chance",
+        Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => "",
     }
 }
 
@@ -373,7 +375,7 @@ fn describe(step: &Step) -> Vec<KeyValue> {
             "fail_with_chance",
             [KeyValue::new("failure_chance", fail.fault.chance())],
         ),
-        _ => Vec::new(),
+        Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => Vec::new(),
     }
 }
 
