@@ -368,11 +368,12 @@ pub trait Director: Send + Sync + fmt::Debug {
     fn direct(&self) -> Arc<Step>;
 }
 
-/// A director that always hands out the same tree.
+/// A director that hands every request the same tree, built once: what a
+/// JSON config's `operations` become.
 #[derive(Debug)]
-pub struct Fixed(pub Arc<Step>);
+pub struct Constant(pub Arc<Step>);
 
-impl Director for Fixed {
+impl Director for Constant {
     fn direct(&self) -> Arc<Step> {
         Arc::clone(&self.0)
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::{
     behaviour::{
-        Behaviour, Call, Concurrently, Director, Fault, Fixed, Function, Latency, MethodName,
+        Behaviour, Call, Concurrently, Constant, Director, Fault, Function, Latency, MethodName,
         Sleep, Step, Target,
     },
     script::{Script, Scripting},
@@ -327,7 +327,7 @@ impl DocumentSpec {
             if let Some(spec) = spec {
                 let path = format!("grpc_method_{}", method.as_str().to_lowercase());
                 let director: Arc<dyn Director> = match spec.lower(&path, scripting)? {
-                    Lowered::Fixed(step) => Arc::new(Fixed(step)),
+                    Lowered::Constant(step) => Arc::new(Constant(step)),
                     Lowered::Script(script) => {
                         config.scripts.push(Arc::clone(&script));
                         script
@@ -340,10 +340,10 @@ impl DocumentSpec {
     }
 }
 
-/// A method lowered: a tree fixed at startup, or a script that builds one
-/// per request.
+/// A method lowered: a tree built once at startup, or a script that builds
+/// one per request.
 enum Lowered {
-    Fixed(Arc<Step>),
+    Constant(Arc<Step>),
     Script(Arc<Script>),
 }
 
@@ -359,7 +359,7 @@ impl MethodSpec {
                     ));
                 }
                 let steps = lower_operations(operations, &format!("{path}.operations"))?;
-                Ok(Lowered::Fixed(Arc::new(Step::Function(Function {
+                Ok(Lowered::Constant(Arc::new(Step::Function(Function {
                     name: self.tracing_name,
                     steps,
                 }))))

@@ -85,26 +85,28 @@ impl Executor {
         &self.tracer
     }
 
-    /// Acts out `step` under the current span, which is marked as failed
-    /// if the step fails, like every other span the failure passes through.
-    pub async fn perform(&self, step: Arc<Step>) -> Result<(), Failure> {
-        self.act(&step).await.inspect_err(mark_failed)
+    /// The entry point: acts out `tree`, the steps of one request, under
+    /// the current span, the request's own. That span is marked as failed
+    /// if the tree fails, like every other span the failure passes through.
+    pub async fn run_request(&self, tree: Arc<Step>) -> Result<(), Failure> {
+        self.run_step(&tree).await.inspect_err(mark_failed)
     }
 
-    /// Runs the step, inside a span of its own for the steps that have one.
-    fn act<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), Failure>> {
+    /// Acts out one step of the tree and, through recursion, the steps it
+    /// holds, each inside a span of its own for the kinds that have one.
+    fn run_step<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), Failure>> {
         match step {
             Step::Sleep(sleep) => self
                 .traced(step, SpanKind::Internal, self.sleep(sleep))
                 .boxed(),
             Step::Call(call) => self.traced(step, SpanKind::Client, self.call(call)).boxed(),
             Step::Function(function) => self
-                .traced(step, SpanKind::Internal, self.sequence(&function.steps))
+                .traced(step, SpanKind::Internal, self.run_in_order(&function.steps))
                 .boxed(),
             Step::Concurrently(group) if group.name.is_some() => self
-                .traced(step, SpanKind::Internal, self.concurrently(group))
+                .traced(step, SpanKind::Internal, self.run_branches(group))
                 .boxed(),
-            Step::Concurrently(group) => self.concurrently(group).boxed(),
+            Step::Concurrently(group) => self.run_branches(group).boxed(),
             Step::Fail(fail) => self
                 .traced(step, SpanKind::Internal, async move { self.roll(fail) })
                 .boxed(),
@@ -114,14 +116,14 @@ impl Executor {
                 Ok(())
             }
             .boxed(),
-            Step::Sequence(steps) => self.sequence(steps).boxed(),
+            Step::Sequence(steps) => self.run_in_order(steps).boxed(),
             Step::Retry(retry) => async move {
-                let mut outcome = self.act(&retry.step).await;
+                let mut outcome = self.run_step(&retry.step).await;
                 for _ in 0..retry.retries {
                     if outcome.is_ok() {
                         break;
                     }
-                    outcome = self.act(&retry.step).await;
+                    outcome = self.run_step(&retry.step).await;
                 }
                 outcome
             }
@@ -143,16 +145,22 @@ impl Executor {
         }
     }
 
-    async fn sequence(&self, steps: &[Step]) -> Result<(), Failure> {
+    /// Runs `steps` one after another; the first failure stops them.
+    async fn run_in_order(&self, steps: &[Step]) -> Result<(), Failure> {
         for step in steps {
-            self.act(step).await.inspect_err(mark_failed)?;
+            self.run_step(step).await.inspect_err(mark_failed)?;
         }
         Ok(())
     }
 
-    async fn concurrently(&self, group: &Concurrently) -> Result<(), Failure> {
-        let mut branches: FuturesUnordered<_> =
-            group.branches.iter().map(|step| self.act(step)).collect();
+    /// Runs the group's branches at the same time, each to its end, and
+    /// fails with the first failure among them.
+    async fn run_branches(&self, group: &Concurrently) -> Result<(), Failure> {
+        let mut branches: FuturesUnordered<_> = group
+            .branches
+            .iter()
+            .map(|step| self.run_step(step))
+            .collect();
         let mut first_failure = None;
         while let Some(outcome) = branches.next().await {
             if let Err(failure) = outcome {
@@ -312,13 +320,13 @@ fn end_span(executor: &Executor, step: &Step, cx: &Context) {
         return;
     }
     span.update_name(executor.span_name(step).to_owned());
-    span.set_attributes(describe(step));
+    span.set_attributes(attributes(step));
     span.end();
 }
 
 /// The attributes of a step's span: its own name, its kind, and what it
 /// was told to do. Made to size: they wait in the export queue with the span.
-fn describe(step: &Step) -> Vec<KeyValue> {
+fn attributes(step: &Step) -> Vec<KeyValue> {
     fn named<const N: usize>(
         name: &str,
         action: &'static str,

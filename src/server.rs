@@ -217,7 +217,7 @@ impl Service {
                         ending.lines.in_scope(|| director.direct())
                     };
                     self.executor
-                        .perform(step)
+                        .run_request(step)
                         .with_context(ending.cx.clone())
                         .instrument(ending.lines.clone())
                         .await

@@ -95,7 +95,7 @@ async fn perform(step: Step) -> (Result<(), Failure>, Duration, Seen) {
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(SpanEvents));
     let outcome = Executor::new(SpanNames::Descriptive)
         .with_tracer(tracer)
-        .perform(Arc::new(step))
+        .run_request(Arc::new(step))
         .await;
     let elapsed = started.elapsed();
     drop(_guard);
@@ -280,7 +280,7 @@ async fn a_failure_chance_of_zero_never_fails() {
     let executor = Executor::default();
     for _ in 0..1_000 {
         executor
-            .perform(Arc::clone(&step))
+            .run_request(Arc::clone(&step))
             .await
             .expect("a chance of zero never fails");
     }
