@@ -1,0 +1,67 @@
+//! The behaviour model: what a method acts out, as a tree of steps.
+//!
+//! Everything that decides what a request does ends up here. A JSON config
+//! is lowered into this model once at startup; a Rhai script builds a fresh
+//! tree on every request. Either way the one [`Executor`](crate::executor::Executor)
+//! acts it out, so every way of describing pretend work gets the same spans,
+//! failures and timing.
+//!
+//! Its parts, one file each:
+//!
+//! - `step`: the step vocabulary, [`Step`], and what each kind is told to do.
+//! - `latency` and `fault`: how long a step takes, and whether it fails.
+//! - `method` and `target`: the methods served, and where calls go.
+//! - here: the [`Director`] that hands each request its tree, and each
+//!   method's [`Behaviour`].
+
+mod fault;
+mod latency;
+mod method;
+mod step;
+mod target;
+
+use std::{fmt, sync::Arc};
+
+pub use fault::{ChanceOutOfRange, Fault};
+pub use latency::Latency;
+pub use method::MethodName;
+pub use step::{Call, Concurrently, Fail, Function, Log, LogLevel, Raise, Retry, Sleep, Step};
+pub use target::Target;
+
+/// Builds the step tree one request acts out. A JSON config hands out the
+/// same tree every time; a script builds a new one per request.
+pub trait Director: Send + Sync + fmt::Debug {
+    /// The tree for one request.
+    fn direct(&self) -> Arc<Step>;
+}
+
+/// A director that hands every request the same tree, built once: what a
+/// JSON config's `operations` become.
+#[derive(Debug)]
+pub struct Constant(pub Arc<Step>);
+
+impl Director for Constant {
+    fn direct(&self) -> Arc<Step> {
+        Arc::clone(&self.0)
+    }
+}
+
+/// What each of this instance's methods does. A method left out does nothing
+/// and answers at once, as the original's `null` did.
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    /// Indexed by [`MethodName::index`].
+    methods: [Option<Arc<dyn Director>>; 3],
+}
+
+impl Behaviour {
+    /// Gives `method` its behaviour.
+    pub fn set(&mut self, method: MethodName, director: Arc<dyn Director>) {
+        self.methods[method.index()] = Some(director);
+    }
+
+    /// The behaviour of `method`, if it has one.
+    pub fn get(&self, method: MethodName) -> Option<&Arc<dyn Director>> {
+        self.methods[method.index()].as_ref()
+    }
+}
