@@ -1,0 +1,176 @@
+//! The one interpreter of the behaviour model: acts out a step tree, one span
+//! per step, without ever blocking a thread.
+//!
+//! A failure is reported once, by an error event on the span where it
+//! starts; every span it then passes through on its way up is marked as an
+//! error without logging it again.
+//!
+//! Its parts, one file each:
+//!
+//! - here: the [`Executor`], and the recursion through a tree's steps.
+//! - `leaf`: the steps that do the pretend work themselves.
+//! - `span`: each step's span, from opening to end.
+//! - `name` and `attributes`: what a step's span says of it.
+
+mod attributes;
+mod leaf;
+mod name;
+mod span;
+
+use std::{sync::Arc, time::Duration};
+
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use opentelemetry::trace::SpanKind;
+
+pub use name::SpanNames;
+use span::{Traced, mark_failed};
+
+use crate::{
+    behaviour::{Concurrently, Retry, Step},
+    client::Clients,
+    failure::Failure,
+    telemetry::{Metrics, Tracer},
+};
+
+/// Acts out step trees. Cheap to clone; clones share the channel cache.
+#[derive(Debug, Clone, Default)]
+pub struct Executor {
+    /// Channels to the Thespians this one calls.
+    clients: Clients,
+    /// Whether spans take the user's names.
+    names: SpanNames,
+    /// Times each call to another Thespian.
+    metrics: Metrics,
+    /// Opens each step's span.
+    tracer: Tracer,
+}
+
+impl Executor {
+    /// An executor whose spans are named as `names` says.
+    pub fn new(names: SpanNames) -> Executor {
+        Executor {
+            clients: Clients::default(),
+            names,
+            metrics: Metrics::default(),
+            tracer: Tracer::default(),
+        }
+    }
+
+    /// The same executor, recording its spans through `tracer`.
+    pub fn with_tracer(self, tracer: Tracer) -> Executor {
+        Executor { tracer, ..self }
+    }
+
+    /// The same executor, giving up on a call after `timeout`.
+    pub fn with_call_timeout(self, timeout: Duration) -> Executor {
+        Executor {
+            clients: Clients::new(timeout),
+            ..self
+        }
+    }
+
+    /// The same executor, recording its calls in `metrics`.
+    pub fn with_metrics(self, metrics: Metrics) -> Executor {
+        Executor { metrics, ..self }
+    }
+
+    /// Opens the spans of steps, and of the requests that act them out.
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
+    /// The entry point: acts out `tree`, the steps of one request, under
+    /// the current span, the request's own. That span is marked as failed
+    /// if the tree fails, like every other span the failure passes through.
+    pub async fn run_request(&self, tree: Arc<Step>) -> Result<(), Failure> {
+        self.run_step(&tree).await.inspect_err(mark_failed)
+    }
+
+    /// Acts out one step of the tree and, through recursion, the steps it
+    /// holds, each inside a span of its own for the kinds that have one.
+    fn run_step<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), Failure>> {
+        match step {
+            Step::Sleep(sleep) => self
+                .traced(step, SpanKind::Internal, leaf::sleep(sleep))
+                .boxed(),
+            Step::Call(call) => self
+                .traced(
+                    step,
+                    SpanKind::Client,
+                    leaf::call(&self.clients, &self.metrics, call),
+                )
+                .boxed(),
+            Step::Function(function) => self
+                .traced(step, SpanKind::Internal, self.run_in_order(&function.steps))
+                .boxed(),
+            Step::Concurrently(group) if group.name.is_some() => self
+                .traced(step, SpanKind::Internal, self.run_branches(group))
+                .boxed(),
+            Step::Concurrently(group) => self.run_branches(group).boxed(),
+            Step::Fail(fail) => self
+                .traced(step, SpanKind::Internal, async move { leaf::roll(fail) })
+                .boxed(),
+            Step::Raise(raise) => async move { Err(leaf::raise_failure(raise)) }.boxed(),
+            Step::Log(log) => async move {
+                leaf::write(log);
+                Ok(())
+            }
+            .boxed(),
+            Step::Sequence(steps) => self.run_in_order(steps).boxed(),
+            Step::Retry(retry) => self.run_retried(retry).boxed(),
+        }
+    }
+
+    /// Runs `work`, the body of `step`, inside the step's span: opened
+    /// under the current span now, as the step starts, and ended with the
+    /// step's name and attributes when `work` finishes or is dropped.
+    fn traced<'a, F>(&'a self, step: &'a Step, kind: SpanKind, work: F) -> Traced<'a, F> {
+        Traced::open(&self.tracer, self.names, step, kind, work)
+    }
+
+    /// Runs `steps` one after another; the first failure stops them.
+    async fn run_in_order(&self, steps: &[Step]) -> Result<(), Failure> {
+        for step in steps {
+            self.run_step(step).await.inspect_err(mark_failed)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the group's branches at the same time, each to its end, and
+    /// fails with the first failure among them.
+    async fn run_branches(&self, group: &Concurrently) -> Result<(), Failure> {
+        let mut branches: FuturesUnordered<_> = group
+            .branches
+            .iter()
+            .map(|step| self.run_step(step))
+            .collect();
+        let mut first_failure = None;
+        while let Some(outcome) = branches.next().await {
+            if let Err(failure) = outcome {
+                first_failure.get_or_insert(failure);
+            }
+        }
+        match first_failure {
+            Some(failure) => {
+                if group.name.is_some() {
+                    mark_failed(&failure);
+                }
+                Err(failure)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the retried step, and again after each failure until it works
+    /// or has no retries left; the last try's outcome is the step's.
+    async fn run_retried(&self, retry: &Retry) -> Result<(), Failure> {
+        let mut outcome = self.run_step(&retry.step).await;
+        for _ in 0..retry.retries {
+            if outcome.is_ok() {
+                break;
+            }
+            outcome = self.run_step(&retry.step).await;
+        }
+        outcome
+    }
+}

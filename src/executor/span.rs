@@ -1,0 +1,99 @@
+//! A step's span: opened as the step starts, current whenever the step
+//! runs, marked failed as a failure passes through it, and ended, with the
+//! step's name and attributes, as the step finishes or is dropped.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{self, Poll},
+};
+
+use opentelemetry::{
+    Context,
+    trace::{SpanKind, Status as OtelStatus, TraceContextExt},
+};
+
+use super::{
+    attributes::attributes,
+    name::{SpanNames, span_name},
+};
+use crate::{behaviour::Step, failure::Failure, telemetry::Tracer};
+
+pin_project_lite::pin_project! {
+    /// A step acting inside its span, which is the current span whenever
+    /// the step runs. The span ends when the step finishes, or when it is
+    /// dropped unfinished with its request. One context serves both, where
+    /// `WithContext` and a drop guard would each keep one, in every step of
+    /// every request in flight.
+    pub(super) struct Traced<'a, F> {
+        #[pin]
+        work: F,
+        names: SpanNames,
+        step: &'a Step,
+        cx: Context,
+    }
+
+    impl<F> PinnedDrop for Traced<'_, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            end_span(*this.names, this.step, this.cx);
+        }
+    }
+}
+
+impl<'a, F> Traced<'a, F> {
+    /// Opens the span of `step` under the current span, now, as the step
+    /// starts, around `work`, the step's body.
+    pub(super) fn open(
+        tracer: &Tracer,
+        names: SpanNames,
+        step: &'a Step,
+        kind: SpanKind,
+        work: F,
+    ) -> Traced<'a, F> {
+        Traced {
+            cx: tracer.open(&Context::current(), span_name(step, names), kind),
+            names,
+            step,
+            work,
+        }
+    }
+}
+
+impl<F: Future> Future for Traced<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut task::Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let polled = {
+            let _inside = this.cx.clone().attach();
+            this.work.poll(task)
+        };
+        if polled.is_ready() {
+            end_span(*this.names, this.step, this.cx);
+        }
+        polled
+    }
+}
+
+/// Ends the span of `step` that is active in `cx`, giving it the step's
+/// name and attributes, unless it has ended already.
+fn end_span(names: SpanNames, step: &Step, cx: &Context) {
+    let span = cx.span();
+    if !span.is_recording() {
+        return;
+    }
+    span.update_name(span_name(step, names).to_owned());
+    span.set_attributes(attributes(step));
+    span.end();
+}
+
+/// Marks the current span as failed without logging again.
+pub(super) fn mark_failed(failure: &Failure) {
+    Context::map_current(|cx| {
+        let span = cx.span();
+        if span.is_recording() {
+            span.set_status(OtelStatus::error(failure.to_string()));
+        }
+    });
+}
