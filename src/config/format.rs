@@ -1,0 +1,140 @@
+//! The shape of a config document: the original Thespian's format,
+//! unchanged, so configs written for it keep working. Values are only read
+//! here; their meaning is checked as they are lowered into the model.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// A whole document: what each method does, and the original's top-level
+/// `service_name`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a config object")]
+pub(super) struct DocumentSpec {
+    #[serde(default)]
+    pub(super) service_name: Option<String>,
+    #[serde(default)]
+    pub(super) grpc_method_a: Option<MethodSpec>,
+    #[serde(default)]
+    pub(super) grpc_method_b: Option<MethodSpec>,
+    #[serde(default)]
+    pub(super) grpc_method_c: Option<MethodSpec>,
+}
+
+/// One method: its operations, or a script that builds them per request.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a method: an object with tracing_name and operations or a script"
+)]
+pub(super) struct MethodSpec {
+    pub(super) tracing_name: String,
+    #[serde(default)]
+    pub(super) operations: Option<Vec<OperationSpec>>,
+    /// A Rhai script file, relative to `SCRIPTS_DIR`.
+    #[serde(default)]
+    pub(super) script: Option<String>,
+    /// A Rhai script written inline.
+    #[serde(default)]
+    pub(super) script_source: Option<String>,
+    /// What a script sees as `params`.
+    #[serde(default)]
+    pub(super) params: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One entry of an `operations` list: an action, or actions run at once.
+#[derive(Deserialize)]
+pub(super) enum OperationSpec {
+    Action(ActionSpec),
+    ConcurrentActions(Vec<ActionSpec>),
+}
+
+/// One action, named by its kind.
+#[derive(Deserialize)]
+pub(super) enum ActionSpec {
+    Function(FunctionSpec),
+    Sleep(SleepSpec),
+    CallService(CallServiceSpec),
+}
+
+/// A named block of operations run in order.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FunctionSpec {
+    pub(super) tracing_name: String,
+    pub(super) operations: Vec<OperationSpec>,
+}
+
+/// A wait of a fixed number of milliseconds, and maybe a chance of failing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SleepSpec {
+    pub(super) tracing_name: String,
+    #[serde(deserialize_with = "milliseconds")]
+    pub(super) duration_ms: u64,
+    #[serde(default, deserialize_with = "chance")]
+    pub(super) failure_chance: Option<f64>,
+}
+
+/// A `duration_ms`, refused in the format's words rather than as a `u64`.
+fn milliseconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct Milliseconds;
+    impl serde::de::Visitor<'_> for Milliseconds {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number of milliseconds, 0 or more")
+        }
+        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<u64, E> {
+            Ok(ms)
+        }
+        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<u64, E> {
+            u64::try_from(ms)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(ms), &self))
+        }
+    }
+    deserializer.deserialize_u64(Milliseconds)
+}
+
+/// A `failure_chance`, refused in the format's words rather than as an
+/// `f64`; its range is checked when the config is lowered.
+fn chance<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    struct Chance;
+    impl serde::de::Visitor<'_> for Chance {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number from 0 to 1")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<f64>, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: serde::de::Error>(self, p: f64) -> Result<Option<f64>, E> {
+            Ok(Some(p))
+        }
+        fn visit_u64<E: serde::de::Error>(self, p: u64) -> Result<Option<f64>, E> {
+            Ok(Some(p as f64))
+        }
+        fn visit_i64<E: serde::de::Error>(self, p: i64) -> Result<Option<f64>, E> {
+            Ok(Some(p as f64))
+        }
+    }
+    deserializer.deserialize_any(Chance)
+}
+
+/// A call to a method of another Thespian, at an address and a port.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CallServiceSpec {
+    #[serde(default)]
+    pub(super) tracing_name: Option<String>,
+    pub(super) service_address: String,
+    pub(super) service_port: PortSpec,
+    pub(super) grpc_method: String,
+}
+
+/// The original wrote ports as strings; numbers are accepted too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum PortSpec {
+    Number(i64),
+    Text(String),
+}

@@ -1,0 +1,141 @@
+//! Lowers a read document into the behaviour model, checking what the
+//! format alone cannot: chances, ports, addresses, method names, and which
+//! of a method's ways of being described it uses.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    error::Invalid,
+    format::{ActionSpec, MethodSpec, OperationSpec, PortSpec},
+};
+use crate::{
+    behaviour::{Call, Concurrently, Fault, Function, Latency, Sleep, Step, Target},
+    script::{Script, Scripting},
+};
+
+/// A method lowered: a tree built once at startup, or a script that builds
+/// one per request.
+pub(super) enum Lowered {
+    /// The same tree for every request.
+    Constant(Arc<Step>),
+    /// A script that builds each request's tree.
+    Script(Arc<Script>),
+}
+
+/// Lowers one method: its operations into a tree built once, or its
+/// script, compiled, into a director of its own.
+pub(super) fn lower_method(
+    spec: MethodSpec,
+    path: &str,
+    scripting: &Scripting,
+) -> Result<Lowered, Invalid> {
+    let params = spec.params.unwrap_or_default();
+    match (spec.operations, spec.script, spec.script_source) {
+        (Some(operations), None, None) => {
+            if !params.is_empty() {
+                return Err((
+                    format!("{path}.params"),
+                    "`params` are for scripts; this method has `operations`".to_owned(),
+                ));
+            }
+            let steps = lower_operations(operations, &format!("{path}.operations"))?;
+            Ok(Lowered::Constant(Arc::new(Step::Function(Function {
+                name: spec.tracing_name,
+                steps,
+            }))))
+        }
+        (None, Some(file), None) => scripting
+            .load_file(&file, spec.tracing_name, &params)
+            .map(Lowered::Script)
+            .map_err(|e| (format!("{path}.script"), e.to_string())),
+        (None, None, Some(source)) => scripting
+            .load_source(
+                &format!("{path}.script_source"),
+                &source,
+                spec.tracing_name,
+                &params,
+            )
+            .map(Lowered::Script)
+            .map_err(|e| (format!("{path}.script_source"), e.to_string())),
+        _ => Err((
+            path.to_owned(),
+            "give exactly one of `operations`, `script` (a file) or `script_source` (inline)"
+                .to_owned(),
+        )),
+    }
+}
+
+/// Lowers a list of operations, found at `path`, into steps run in order.
+fn lower_operations(operations: Vec<OperationSpec>, path: &str) -> Result<Vec<Step>, Invalid> {
+    operations
+        .into_iter()
+        .enumerate()
+        .map(|(i, operation)| match operation {
+            OperationSpec::Action(spec) => lower_action(spec, &format!("{path}[{i}].Action")),
+            OperationSpec::ConcurrentActions(actions) => {
+                let branches = actions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, spec)| {
+                        lower_action(spec, &format!("{path}[{i}].ConcurrentActions[{j}]"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Step::Concurrently(Concurrently {
+                    name: None,
+                    branches,
+                }))
+            }
+        })
+        .collect()
+}
+
+/// Lowers one action, found at `path`, into a step.
+fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
+    match action {
+        ActionSpec::Function(function) => {
+            let path = format!("{path}.Function");
+            Ok(Step::Function(Function {
+                name: function.tracing_name,
+                steps: lower_operations(function.operations, &format!("{path}.operations"))?,
+            }))
+        }
+        ActionSpec::Sleep(sleep) => {
+            let path = format!("{path}.Sleep");
+            let fault = sleep
+                .failure_chance
+                .map(Fault::internal)
+                .transpose()
+                .map_err(|e| (format!("{path}.failure_chance"), e.to_string()))?;
+            Ok(Step::Sleep(Sleep {
+                name: sleep.tracing_name,
+                latency: Latency::Fixed(Duration::from_millis(sleep.duration_ms)),
+                fault,
+            }))
+        }
+        ActionSpec::CallService(call) => {
+            let path = format!("{path}.CallService");
+            let port = match call.service_port {
+                PortSpec::Number(n) => u16::try_from(n).ok(),
+                PortSpec::Text(text) => text.trim().parse::<u16>().ok(),
+            }
+            .filter(|port| *port != 0)
+            .ok_or_else(|| {
+                (
+                    format!("{path}.service_port"),
+                    "must be a port number from 1 to 65535".to_owned(),
+                )
+            })?;
+            let target = Target::from_parts(&call.service_address, port)
+                .map_err(|e| (format!("{path}.service_address"), e))?;
+            let method = call
+                .grpc_method
+                .parse()
+                .map_err(|e| (format!("{path}.grpc_method"), e))?;
+            Ok(Step::Call(Call {
+                name: call.tracing_name.unwrap_or_else(|| "call".to_owned()),
+                target,
+                method,
+            }))
+        }
+    }
+}
