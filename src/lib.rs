@@ -11,10 +11,12 @@
 //!   graceful shutdown.
 //! - [`config`]: reads a config document and lowers it into the behaviour
 //!   model, with errors that name the JSON path.
-//! - [`behaviour`]: the behaviour model, a tree of steps per method.
+//! - [`behaviour`]: the behaviour model: the step vocabulary, and a tree of
+//!   steps per method.
 //! - [`script`]: Rhai scripts that build that tree afresh on every request,
 //!   sandboxed, limited and reloaded when they change.
-//! - [`executor`]: the one interpreter of that model, one span per step.
+//! - [`executor`]: the one interpreter of that model, a span for each step
+//!   that has one.
 //! - [`client`]: outbound calls, one cached channel per target.
 //! - [`propagation`]: W3C trace context in gRPC metadata.
 //! - [`deadline`]: the caller's `grpc-timeout`.
