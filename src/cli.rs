@@ -94,6 +94,12 @@ pub struct Settings {
     #[arg(long, env = "SPAN_NAMES", value_enum, default_value_t = SpanNames::Descriptive, global = true)]
     pub span_names: SpanNames,
 
+    /// Makes requests replayable: every roll of a request (drawn durations, failure
+    /// rolls, a script's `random()`) follows from this seed and the request's trace id.
+    /// Unset, every request rolls fresh dice.
+    #[arg(long, env = "THESPIAN_SEED", global = true)]
+    pub seed: Option<u64>,
+
     /// How long a call to another instance may wait for its answer, in milliseconds;
     /// then it fails with DEADLINE_EXCEEDED.
     #[arg(
@@ -393,7 +399,8 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
         Executor::new(settings.span_names)
             .with_call_timeout(Duration::from_millis(settings.call_timeout_ms))
             .with_metrics(telemetry.metrics())
-            .with_tracer(telemetry.tracer()),
+            .with_tracer(telemetry.tracer())
+            .with_seed(settings.seed),
         ServerOptions {
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             metrics: telemetry.metrics(),

@@ -214,7 +214,9 @@ impl Service {
                 Some(director) => {
                     let step = {
                         let _inside = ending.cx.clone().attach();
-                        ending.lines.in_scope(|| director.direct())
+                        let trace_id = ending.cx.span().span_context().trace_id();
+                        let dice = self.executor.dice(trace_id);
+                        ending.lines.in_scope(|| director.direct_with(dice))
                     };
                     self.executor
                         .run_request(step)

@@ -1,5 +1,7 @@
 //! The chance that a step fails, and how the failure looks to the caller.
 
+use rand::{Rng, RngExt};
+
 /// A chance of failing, and how the failure looks to the caller. Made only
 /// through [`Fault::new`], so every fault's chance is a probability,
 /// whichever front end built it.
@@ -41,9 +43,10 @@ impl Fault {
         self.code
     }
 
-    /// Rolls the dice once. Never holds the thread-local RNG across an await.
-    pub fn strikes(&self) -> bool {
-        self.chance >= 1.0 || (self.chance > 0.0 && rand::random::<f64>() < self.chance)
+    /// Rolls the dice once, with `rng`: the executor's, seeded for the
+    /// step when runs are to be reproducible.
+    pub fn strikes(&self, rng: &mut impl Rng) -> bool {
+        self.chance >= 1.0 || (self.chance > 0.0 && rng.random::<f64>() < self.chance)
     }
 }
 
@@ -66,7 +69,8 @@ mod tests {
 
     #[test]
     fn fault_extremes_are_certain() {
-        assert!(Fault::internal(1.0).unwrap().strikes());
-        assert!((0..1000).all(|_| !Fault::internal(0.0).unwrap().strikes()));
+        let rng = &mut rand::rng();
+        assert!(Fault::internal(1.0).unwrap().strikes(rng));
+        assert!((0..1000).all(|_| !Fault::internal(0.0).unwrap().strikes(rng)));
     }
 }

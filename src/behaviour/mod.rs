@@ -22,6 +22,8 @@ mod target;
 
 use std::{fmt, sync::Arc};
 
+use crate::executor::Dice;
+
 pub use fault::{ChanceOutOfRange, Fault};
 pub use latency::Latency;
 pub use method::MethodName;
@@ -33,6 +35,15 @@ pub use target::Target;
 pub trait Director: Send + Sync + fmt::Debug {
     /// The tree for one request.
     fn direct(&self) -> Arc<Step>;
+
+    /// The tree for one request whose rolls come from `dice`, so a script's
+    /// `random()` draws the same numbers when the request is replayed with
+    /// the same seed and trace id. A director that rolls nothing while it
+    /// directs has no use for them.
+    fn direct_with(&self, dice: Dice) -> Arc<Step> {
+        let _ = dice;
+        self.direct()
+    }
 }
 
 /// A director that hands every request the same tree, built once: what a

@@ -103,7 +103,7 @@ impl ConfigError {
 /// a Sleep); the format has no such form, so an array anywhere else is
 /// refused at its path, and so is a document that is not an object.
 /// `params` is the script's own data and may hold anything.
-const LIST_KEYS: [&str; 2] = ["operations", "ConcurrentActions"];
+const LIST_KEYS: [&str; 3] = ["operations", "ConcurrentActions", "weighted"];
 
 /// Walks `value`, found at `path`, for an array where an object belongs.
 fn refuse_arrays_for_objects(value: &serde_json::Value, path: &str) -> Result<(), Invalid> {
@@ -126,6 +126,14 @@ fn refuse_arrays_for_objects(value: &serde_json::Value, path: &str) -> Result<()
         };
         match member {
             _ if key == "params" => {}
+            Value::Array(_) if key == "duration" => {
+                return Err((
+                    at,
+                    "expected a duration (milliseconds, a string such as \"250ms\", or an \
+                     object naming a distribution), found an array"
+                        .to_owned(),
+                ));
+            }
             Value::Array(items) if LIST_KEYS.contains(&key.as_str()) => {
                 for (i, item) in items.iter().enumerate() {
                     refuse_arrays_for_objects(item, &format!("{at}[{i}]"))?;

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::behaviour::Latency;
+
 /// A whole document: what each method does, and the original's top-level
 /// `service_name`.
 #[derive(Deserialize)]
@@ -65,15 +67,25 @@ pub(super) struct FunctionSpec {
     pub(super) operations: Vec<OperationSpec>,
 }
 
-/// A wait of a fixed number of milliseconds, and maybe a chance of failing.
+/// A wait, and maybe a chance of failing. The wait is the original's fixed
+/// `duration_ms`, or a `duration`: fixed or drawn from a distribution.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SleepSpec {
     pub(super) tracing_name: String,
-    #[serde(deserialize_with = "milliseconds")]
-    pub(super) duration_ms: u64,
+    #[serde(default, deserialize_with = "some_milliseconds")]
+    pub(super) duration_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) duration: Option<Latency>,
     #[serde(default, deserialize_with = "chance")]
     pub(super) failure_chance: Option<f64>,
+}
+
+/// A `duration_ms` given, which may be left out for a `duration`.
+fn some_milliseconds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    milliseconds(deserializer).map(Some)
 }
 
 /// A `duration_ms`, refused in the format's words rather than as a `u64`.

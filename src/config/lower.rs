@@ -106,9 +106,21 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 .map(Fault::internal)
                 .transpose()
                 .map_err(|e| (format!("{path}.failure_chance"), e.to_string()))?;
+            let latency = match (sleep.duration_ms, sleep.duration) {
+                (Some(ms), None) => Latency::Fixed(Duration::from_millis(ms)),
+                (None, Some(latency)) => latency,
+                _ => {
+                    return Err((
+                        path,
+                        "give exactly one of `duration_ms` (whole milliseconds) or `duration` \
+                         (a duration or a distribution)"
+                            .to_owned(),
+                    ));
+                }
+            };
             Ok(Step::Sleep(Sleep {
                 name: sleep.tracing_name,
-                latency: Latency::Fixed(Duration::from_millis(sleep.duration_ms)),
+                latency,
                 fault,
             }))
         }

@@ -192,3 +192,128 @@ fn params_may_hold_arrays() {
 fn trailing_garbage_is_refused() {
     error_of("{} {}");
 }
+
+/// A config whose one sleep has `fields` besides its name.
+fn one_sleep(fields: &str) -> String {
+    format!(
+        r#"{{"grpc_method_a": {{"tracing_name": "t", "operations": [
+            {{"Action": {{"Sleep": {{"tracing_name": "s", {fields}}}}}}}
+        ]}}}}"#
+    )
+}
+
+#[test]
+fn every_duration_shape_is_accepted() {
+    for duration in [
+        "0",
+        "2.5",
+        r#""250ms""#,
+        r#""1.5s""#,
+        r#"{"uniform": {"min": "10ms", "max": 30}}"#,
+        r#"{"normal": {"mean": 100, "stddev": 0}}"#,
+        r#"{"lognormal": {"median": 20, "p99": "0.4s"}}"#,
+        r#"{"percentiles": {"p50": 10}}"#,
+        r#"{"percentiles": {"min": 1, "p50": 10, "p90": 10, "p99": 80, "max": "1s"}}"#,
+        r#"{"weighted": [{"value": 5, "weight": 0.9}, {"value": "1s", "weight": 0.1}]}"#,
+    ] {
+        let fields = format!(r#""duration": {duration}, "failure_chance": 0.5"#);
+        Config::from_str(&one_sleep(&fields), "x", &Scripting::default())
+            .unwrap_or_else(|e| panic!("{duration}: {e}"));
+    }
+}
+
+#[test]
+fn bad_durations_are_refused_at_their_json_path() {
+    let sleep = "grpc_method_a.operations[0].Action.Sleep";
+    for (fields, at, expected) in [
+        (
+            r#""duration_ms": 1, "duration": 1"#,
+            "",
+            "give exactly one of `duration_ms`",
+        ),
+        (r#""failure_chance": 0.5"#, "", "give exactly one of"),
+        (r#""duration": -5"#, ".duration", "0 or more milliseconds"),
+        (r#""duration": "soon""#, ".duration", "not a duration"),
+        (r#""duration": [1, 2]"#, ".duration", "expected a duration"),
+        (
+            r#""duration": {"uniform": [1, 2]}"#,
+            ".duration.uniform",
+            "found an array",
+        ),
+        (r#""duration": "2h""#, ".duration", "at most 1h"),
+        (
+            r#""duration": {"normal": {"mean": 10, "stddev": -1}}"#,
+            ".duration.normal.stddev",
+            "0 or more milliseconds",
+        ),
+        (
+            r#""duration": {"normal": {"mean": 10}}"#,
+            ".duration.normal",
+            "missing field `stddev`",
+        ),
+        (
+            r#""duration": {"normal": {"mean": 10, "sd": 1}}"#,
+            ".duration.normal",
+            "unknown field `sd`",
+        ),
+        (
+            r#""duration": {"uniform": {"min": 20, "max": "10ms"}}"#,
+            ".duration.uniform",
+            "max (10 ms) must not be less than min (20 ms)",
+        ),
+        (
+            r#""duration": {"lognormal": {"median": 0, "p99": 10}}"#,
+            ".duration.lognormal",
+            "median must be more than 0",
+        ),
+        (
+            r#""duration": {"lognormal": {"median": 50, "p99": 10}}"#,
+            ".duration.lognormal",
+            "p99 (10 ms) must not be less than the median",
+        ),
+        (
+            r#""duration": {"percentiles": {"p50": 100, "p90": 50}}"#,
+            ".duration.percentiles",
+            "p90 (50 ms) must not be less than p50 (100 ms)",
+        ),
+        (
+            r#""duration": {"percentiles": {"min": 5, "p50": 1}}"#,
+            ".duration.percentiles",
+            "p50 (1 ms) must not be less than min (5 ms)",
+        ),
+        (
+            r#""duration": {"weighted": [{"value": 1, "weight": 0}]}"#,
+            ".duration.weighted",
+            "must not all be 0",
+        ),
+        (
+            r#""duration": {"weighted": [{"value": 1, "weight": -1}]}"#,
+            ".duration.weighted",
+            "0 or more",
+        ),
+        (
+            r#""duration": {"weighted": []}"#,
+            ".duration.weighted",
+            "from 1 to 1000 values",
+        ),
+        (
+            r#""duration": {"gamma": {"shape": 2}}"#,
+            ".duration.gamma",
+            "unknown variant `gamma`",
+        ),
+        (
+            r#""duration": {"uniform": {"min": 1, "max": 2}, "normal": {"mean": 1, "stddev": 1}}"#,
+            ".duration",
+            "name one shape only",
+        ),
+        (r#""duration": {}"#, ".duration", "name a shape: uniform"),
+    ] {
+        let error = error_of(&one_sleep(fields));
+        assert_eq!(
+            error.path.as_deref(),
+            Some(format!("{sleep}{at}").as_str()),
+            "{fields}: {error}"
+        );
+        assert!(error.message.contains(expected), "{fields}: {error}");
+    }
+}

@@ -24,11 +24,16 @@ pub(super) fn attributes(step: &Step) -> Vec<KeyValue> {
     }
     match step {
         Step::Sleep(sleep) => {
-            let Latency::Fixed(duration) = sleep.latency;
-            let duration_ms = KeyValue::new(
-                "duration_ms",
-                i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-            );
+            // A fixed latency says its duration as it always did; a
+            // distribution says its kind, beside the drawn duration the
+            // executor recorded.
+            let duration_ms = match &sleep.latency {
+                Latency::Fixed(duration) => KeyValue::new(
+                    "duration_ms",
+                    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+                ),
+                latency => KeyValue::new("thespian.latency", latency.kind()),
+            };
             match sleep.fault {
                 Some(fault) => named(
                     &sleep.name,

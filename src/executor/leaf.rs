@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use opentelemetry::{Context, KeyValue, trace::TraceContextExt};
 
-use super::span::mark_failed;
+use super::{
+    dice::{Dice, Roll},
+    span::mark_failed,
+};
 use crate::{
     behaviour::{Call, Fail, Log, LogLevel, Raise, Sleep},
     client::Clients,
@@ -20,9 +23,15 @@ use crate::{
 const TARGET: &str = "thespian::executor";
 
 /// Waits as long as the step's latency says, then rolls its fault, if it
-/// has one.
-pub(super) async fn sleep(sleep: &Sleep) -> Result<(), Failure> {
-    let duration = sleep.latency.sample();
+/// has one. The span records the duration drawn.
+pub(super) async fn sleep(sleep: &Sleep, dice: Dice) -> Result<(), Failure> {
+    let duration = sleep.latency.sample(&mut dice.rng(Roll::Latency));
+    Context::map_current(|cx| {
+        cx.span().set_attribute(KeyValue::new(
+            "thespian.duration_ms",
+            duration.as_secs_f64() * 1000.0,
+        ))
+    });
     tracing::info!(
         target: TARGET,
         "sleeping {} ms for `{}`",
@@ -30,8 +39,11 @@ pub(super) async fn sleep(sleep: &Sleep) -> Result<(), Failure> {
         sleep.name
     );
     tokio::time::sleep(duration).await;
-    match sleep.fault {
-        Some(fault) if fault.strikes() => Err(originate(Failure::Chance {
+    let struck = sleep
+        .fault
+        .filter(|fault| fault.strikes(&mut dice.rng(Roll::Fault)));
+    match struck {
+        Some(fault) => Err(originate(Failure::Chance {
             action: sleep.name.clone(),
             code: fault.code(),
         })),
@@ -43,8 +55,8 @@ pub(super) async fn sleep(sleep: &Sleep) -> Result<(), Failure> {
 }
 
 /// Rolls the step's fault, without waiting.
-pub(super) fn roll(fail: &Fail) -> Result<(), Failure> {
-    if fail.fault.strikes() {
+pub(super) fn roll(fail: &Fail, dice: Dice) -> Result<(), Failure> {
+    if fail.fault.strikes(&mut dice.rng(Roll::Fault)) {
         Err(originate(Failure::Chance {
             action: fail.name.clone(),
             code: fail.fault.code(),

@@ -11,8 +11,10 @@
 //! - `leaf`: the steps that do the pretend work themselves.
 //! - `span`: each step's span, from opening to end.
 //! - `name` and `attributes`: what a step's span says of it.
+//! - `dice`: where each step's rolls come from, seeded or not.
 
 mod attributes;
+mod dice;
 mod leaf;
 mod name;
 mod span;
@@ -20,8 +22,12 @@ mod span;
 use std::{sync::Arc, time::Duration};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
-use opentelemetry::trace::SpanKind;
+use opentelemetry::{
+    Context,
+    trace::{SpanKind, TraceContextExt, TraceId},
+};
 
+pub use dice::{Dice, Roll};
 pub use name::SpanNames;
 use span::{Traced, mark_failed};
 
@@ -43,6 +49,9 @@ pub struct Executor {
     metrics: Metrics,
     /// Opens each step's span.
     tracer: Tracer,
+    /// `THESPIAN_SEED`: when set, every roll of a request follows from it
+    /// and the request's trace id.
+    seed: Option<u64>,
 }
 
 impl Executor {
@@ -53,7 +62,21 @@ impl Executor {
             names,
             metrics: Metrics::default(),
             tracer: Tracer::default(),
+            seed: None,
         }
+    }
+
+    /// The same executor, rolling every request's dice from `seed` and the
+    /// request's trace id, or unseeded for `None`.
+    pub fn with_seed(self, seed: Option<u64>) -> Executor {
+        Executor { seed, ..self }
+    }
+
+    /// The dice of a request in the trace `trace_id`: what a script rolls
+    /// while it builds the request's tree, and where the tree's own rolls
+    /// start from.
+    pub fn dice(&self, trace_id: TraceId) -> Dice {
+        Dice::for_request(self.seed, trace_id)
     }
 
     /// The same executor, recording its spans through `tracer`.
@@ -83,15 +106,19 @@ impl Executor {
     /// the current span, the request's own. That span is marked as failed
     /// if the tree fails, like every other span the failure passes through.
     pub async fn run_request(&self, tree: Arc<Step>) -> Result<(), Failure> {
-        self.run_step(&tree).await.inspect_err(mark_failed)
+        let trace_id = Context::map_current(|cx| cx.span().span_context().trace_id());
+        self.run_step(&tree, self.dice(trace_id))
+            .await
+            .inspect_err(mark_failed)
     }
 
     /// Acts out one step of the tree and, through recursion, the steps it
     /// holds, each inside a span of its own for the kinds that have one.
-    fn run_step<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), Failure>> {
+    /// `dice` is the step's own, by its place in the tree.
+    fn run_step<'a>(&'a self, step: &'a Step, dice: Dice) -> BoxFuture<'a, Result<(), Failure>> {
         match step {
             Step::Sleep(sleep) => self
-                .traced(step, SpanKind::Internal, leaf::sleep(sleep))
+                .traced(step, SpanKind::Internal, leaf::sleep(sleep, dice))
                 .boxed(),
             Step::Call(call) => self
                 .traced(
@@ -101,14 +128,22 @@ impl Executor {
                 )
                 .boxed(),
             Step::Function(function) => self
-                .traced(step, SpanKind::Internal, self.run_in_order(&function.steps))
+                .traced(
+                    step,
+                    SpanKind::Internal,
+                    self.run_in_order(&function.steps, dice),
+                )
                 .boxed(),
             Step::Concurrently(group) if group.name.is_some() => self
-                .traced(step, SpanKind::Internal, self.run_branches(group))
+                .traced(step, SpanKind::Internal, self.run_branches(group, dice))
                 .boxed(),
-            Step::Concurrently(group) => self.run_branches(group).boxed(),
+            Step::Concurrently(group) => self.run_branches(group, dice).boxed(),
             Step::Fail(fail) => self
-                .traced(step, SpanKind::Internal, async move { leaf::roll(fail) })
+                .traced(
+                    step,
+                    SpanKind::Internal,
+                    async move { leaf::roll(fail, dice) },
+                )
                 .boxed(),
             Step::Raise(raise) => async move { Err(leaf::raise_failure(raise)) }.boxed(),
             Step::Log(log) => async move {
@@ -116,8 +151,8 @@ impl Executor {
                 Ok(())
             }
             .boxed(),
-            Step::Sequence(steps) => self.run_in_order(steps).boxed(),
-            Step::Retry(retry) => self.run_retried(retry).boxed(),
+            Step::Sequence(steps) => self.run_in_order(steps, dice).boxed(),
+            Step::Retry(retry) => self.run_retried(retry, dice).boxed(),
         }
     }
 
@@ -129,20 +164,23 @@ impl Executor {
     }
 
     /// Runs `steps` one after another; the first failure stops them.
-    async fn run_in_order(&self, steps: &[Step]) -> Result<(), Failure> {
-        for step in steps {
-            self.run_step(step).await.inspect_err(mark_failed)?;
+    async fn run_in_order(&self, steps: &[Step], dice: Dice) -> Result<(), Failure> {
+        for (i, step) in steps.iter().enumerate() {
+            self.run_step(step, dice.child(i))
+                .await
+                .inspect_err(mark_failed)?;
         }
         Ok(())
     }
 
     /// Runs the group's branches at the same time, each to its end, and
     /// fails with the first failure among them.
-    async fn run_branches(&self, group: &Concurrently) -> Result<(), Failure> {
+    async fn run_branches(&self, group: &Concurrently, dice: Dice) -> Result<(), Failure> {
         let mut branches: FuturesUnordered<_> = group
             .branches
             .iter()
-            .map(|step| self.run_step(step))
+            .enumerate()
+            .map(|(i, step)| self.run_step(step, dice.child(i)))
             .collect();
         let mut first_failure = None;
         while let Some(outcome) = branches.next().await {
@@ -162,14 +200,17 @@ impl Executor {
     }
 
     /// Runs the retried step, and again after each failure until it works
-    /// or has no retries left; the last try's outcome is the step's.
-    async fn run_retried(&self, retry: &Retry) -> Result<(), Failure> {
-        let mut outcome = self.run_step(&retry.step).await;
-        for _ in 0..retry.retries {
+    /// or has no retries left; the last try's outcome is the step's. Each
+    /// try rolls its own dice, numbered by the try.
+    async fn run_retried(&self, retry: &Retry, dice: Dice) -> Result<(), Failure> {
+        let mut outcome = self.run_step(&retry.step, dice.child(0)).await;
+        for attempt in 1..=retry.retries {
             if outcome.is_ok() {
                 break;
             }
-            outcome = self.run_step(&retry.step).await;
+            outcome = self
+                .run_step(&retry.step, dice.child(attempt as usize))
+                .await;
         }
         outcome
     }

@@ -13,10 +13,14 @@
 
 use std::{cell::RefCell, sync::Arc, time::Instant};
 
+use rand::{RngExt, rngs::SmallRng};
 use rhai::{Dynamic, EvalAltResult, Position};
 
 use super::{error, limits::Limits};
-use crate::behaviour::{Log, LogLevel, Raise, Step};
+use crate::{
+    behaviour::{Log, LogLevel, Raise, Step},
+    executor::{Dice, Roll},
+};
 
 /// The state of one evaluation.
 struct Build {
@@ -36,6 +40,9 @@ struct Build {
     /// The step limit, if a `print` or `debug` ran past it: they cannot
     /// fail the script where they stand, so it fails when it ends.
     overflow: Option<Box<EvalAltResult>>,
+    /// What the script's `random()` draws from: seeded from the request's
+    /// dice, so a replayed request makes the same choices.
+    rng: SmallRng,
 }
 
 thread_local! {
@@ -57,6 +64,7 @@ impl Drop for Reset {
 pub(super) fn build(
     label: &Arc<str>,
     limits: &Limits,
+    dice: Dice,
     evaluate: impl FnOnce() -> Result<(), Box<EvalAltResult>>,
 ) -> Vec<Step> {
     let _reset = Reset;
@@ -69,6 +77,7 @@ pub(super) fn build(
             steps: 0,
             raised: false,
             overflow: None,
+            rng: dice.rng(Roll::Script),
         });
     });
     // Rhai is not meant to panic, but if it does, the request fails with a
@@ -174,6 +183,15 @@ impl Build {
 /// Records a step that holds no others (a sleep, a call, a fail chance).
 pub(super) fn record(step: Step, position: Position) -> Result<(), Box<EvalAltResult>> {
     with(position, |build| build.push(step, position))
+}
+
+/// A float in `[0, 1)` for the script's `random()`, from the request's
+/// dice while a script builds its tree, from the thread's RNG otherwise.
+pub(super) fn random() -> f64 {
+    BUILD.with(|build| match build.borrow_mut().as_mut() {
+        Some(build) => build.rng.random(),
+        None => rand::random(),
+    })
 }
 
 /// Records a `print` or `debug` line as a step. Past the step limit the

@@ -60,13 +60,33 @@ fn retries(count: INT, position: Position) -> Result<u32, Box<EvalAltResult>> {
 
 /// `sleep`: time passing, standing for I/O or computation.
 mod timing {
+    use rhai::{ImmutableString, LexError, Map, ParseErrorType};
+
     use super::*;
     use crate::behaviour::{Latency, Sleep, Step};
 
     /// Registers `sleep(ms)` and `sleep(name, ms)`, for integer and float
-    /// milliseconds. These shadow every overload of Rhai's own blocking
+    /// milliseconds, and the same with a duration string (`"250ms"`) or a
+    /// distribution map (`#{ lognormal: #{ median: 20, p99: 400 } }`) in
+    /// place of `ms`. These shadow every overload of Rhai's own blocking
     /// `sleep(seconds)`, which the engine does not load in the first place.
     pub(in super::super) fn register(engine: &mut Engine) {
+        engine
+            .register_fn("sleep", |ctx: NativeCallContext, text: ImmutableString| {
+                drawn(&ctx, None, text.into())
+            })
+            .register_fn("sleep", |ctx: NativeCallContext, shape: Map| {
+                drawn(&ctx, None, shape.into())
+            })
+            .register_fn(
+                "sleep",
+                |ctx: NativeCallContext, name: &str, text: ImmutableString| {
+                    drawn(&ctx, Some(name), text.into())
+                },
+            )
+            .register_fn("sleep", |ctx: NativeCallContext, name: &str, shape: Map| {
+                drawn(&ctx, Some(name), shape.into())
+            });
         engine
             .register_fn("sleep", |ctx: NativeCallContext, ms: INT| {
                 sleep(&ctx, None, ms as FLOAT)
@@ -80,6 +100,39 @@ mod timing {
             .register_fn("sleep", |ctx: NativeCallContext, name: &str, ms: FLOAT| {
                 sleep(&ctx, Some(name), ms)
             });
+    }
+
+    /// A sleep whose duration is read as a config's `duration` is: the one
+    /// parser of latencies, so a script and a config mean the same thing.
+    fn drawn(
+        ctx: &NativeCallContext,
+        name: Option<&str>,
+        duration: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let position = ctx.call_position();
+        let name = step_name(name.unwrap_or("sleep"), position)?;
+        let latency = rhai::serde::from_dynamic::<Latency>(&duration)
+            .map_err(|e| host_error(format!("sleep: {}", reason(&e)), position))?;
+        builder::record(
+            Step::Sleep(Sleep {
+                name,
+                latency,
+                fault: None,
+            }),
+            position,
+        )
+    }
+
+    /// What the latency parser objected to, without Rhai's wrapping: its
+    /// serde errors arrive dressed as a bad symbol.
+    fn reason(error: &EvalAltResult) -> String {
+        match error {
+            EvalAltResult::ErrorParsing(
+                ParseErrorType::BadInput(LexError::ImproperSymbol(_, message)),
+                _,
+            ) => message.clone(),
+            other => other.to_string(),
+        }
     }
 
     fn sleep(
@@ -398,8 +451,9 @@ mod chance {
     use super::*;
 
     /// Registers `random()`, a float in `[0, 1)`, different on every call
-    /// and so on every request.
+    /// and every request, unless `THESPIAN_SEED` makes a request's numbers
+    /// follow from its trace id.
     pub(in super::super) fn register(engine: &mut Engine) {
-        engine.register_fn("random", rand::random::<FLOAT>);
+        engine.register_fn("random", || -> FLOAT { builder::random() });
     }
 }

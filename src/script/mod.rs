@@ -29,7 +29,10 @@ pub use error::ScriptError;
 pub use limits::{Limits, ScriptSettings};
 pub use watch::{Watch, watch};
 
-use crate::behaviour::{Director, Function, Step};
+use crate::{
+    behaviour::{Director, Function, Step},
+    executor::Dice,
+};
 
 /// What loading scripts needs: the one engine every script shares, where
 /// script files live, and the limits. Cheap to clone.
@@ -246,10 +249,14 @@ impl Script {
 
 impl Director for Script {
     fn direct(&self) -> Arc<Step> {
+        self.direct_with(Dice::default())
+    }
+
+    fn direct_with(&self, dice: Dice) -> Arc<Step> {
         let program = Arc::clone(&self.program.read().unwrap_or_else(|e| e.into_inner()));
         let mut scope = Scope::new();
         scope.push_constant("params", self.params.clone());
-        let steps = builder::build(&self.label, &self.limits, || {
+        let steps = builder::build(&self.label, &self.limits, dice, || {
             self.engine.run_ast_with_scope(&mut scope, &program)
         });
         Arc::new(Step::Function(Function {

@@ -227,7 +227,7 @@ fn a_missing_required_field_is_refused() {
         &config,
         &[
             "at `grpc_method_a.operations[0].Action.Sleep`",
-            "missing field `duration_ms`",
+            "give exactly one of `duration_ms`",
         ],
     );
     let config = json!({ "grpc_method_b": { "operations": [] } }).to_string();
