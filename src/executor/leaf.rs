@@ -29,7 +29,7 @@ pub(super) async fn sleep(sleep: &Sleep, dice: Dice) -> Result<(), Failure> {
     Context::map_current(|cx| {
         cx.span().set_attribute(KeyValue::new(
             "thespian.duration_ms",
-            duration.as_secs_f64() * 1000.0,
+            duration.as_nanos() as f64 / 1_000_000.0,
         ))
     });
     tracing::info!(

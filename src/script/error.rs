@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use rhai::{Dynamic, EvalAltResult, Map, ParseError, Position};
+use rhai::{Dynamic, EvalAltResult, LexError, Map, ParseError, ParseErrorType, Position};
 
 use super::limits::Limits;
 use crate::{behaviour::Raise, failure};
@@ -69,6 +69,18 @@ pub(super) fn host_error(message: impl Into<String>, position: Position) -> Box<
     let mut value = Dynamic::from(message.into());
     value.set_tag(HOST_ERROR_TAG.into());
     Box::new(EvalAltResult::ErrorRuntime(value, position))
+}
+
+/// What a serde `Deserialize` impl objected to in a script's value, without
+/// Rhai's wrapping: its serde errors arrive dressed as a bad symbol.
+pub(super) fn serde_reason(error: &EvalAltResult) -> String {
+    match error {
+        EvalAltResult::ErrorParsing(
+            ParseErrorType::BadInput(LexError::ImproperSymbol(_, message)),
+            _,
+        ) => message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// The step that fails a request the way `error` says: a thrown

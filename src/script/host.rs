@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, INT, NativeCallContext, Position};
 
-use super::{builder, error::host_error};
+use super::{
+    builder,
+    error::{host_error, serde_reason},
+};
 
 /// Registers every host function.
 pub(super) fn register(engine: &mut Engine) {
@@ -60,7 +63,7 @@ fn retries(count: INT, position: Position) -> Result<u32, Box<EvalAltResult>> {
 
 /// `sleep`: time passing, standing for I/O or computation.
 mod timing {
-    use rhai::{ImmutableString, LexError, Map, ParseErrorType};
+    use rhai::{ImmutableString, Map};
 
     use super::*;
     use crate::behaviour::{Latency, Sleep, Step};
@@ -112,7 +115,7 @@ mod timing {
         let position = ctx.call_position();
         let name = step_name(name.unwrap_or("sleep"), position)?;
         let latency = rhai::serde::from_dynamic::<Latency>(&duration)
-            .map_err(|e| host_error(format!("sleep: {}", reason(&e)), position))?;
+            .map_err(|e| host_error(format!("sleep: {}", serde_reason(&e)), position))?;
         builder::record(
             Step::Sleep(Sleep {
                 name,
@@ -121,18 +124,6 @@ mod timing {
             }),
             position,
         )
-    }
-
-    /// What the latency parser objected to, without Rhai's wrapping: its
-    /// serde errors arrive dressed as a bad symbol.
-    fn reason(error: &EvalAltResult) -> String {
-        match error {
-            EvalAltResult::ErrorParsing(
-                ParseErrorType::BadInput(LexError::ImproperSymbol(_, message)),
-                _,
-            ) => message.clone(),
-            other => other.to_string(),
-        }
     }
 
     fn sleep(

@@ -15,6 +15,7 @@ mod failures;
 mod grpcurl;
 mod poke;
 mod receivers;
+mod replay;
 mod scripts;
 mod shutdown;
 mod signals;

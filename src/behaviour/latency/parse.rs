@@ -310,7 +310,33 @@ impl Spec for PercentilesSpec {
 #[serde(deny_unknown_fields)]
 struct WeightSpec {
     value: Millis,
-    weight: f64,
+    weight: Weight,
+}
+
+/// A weight: any number, whole or not, whichever front end wrote it.
+#[derive(Clone, Copy)]
+struct Weight(f64);
+
+impl<'de> Deserialize<'de> for Weight {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Weight, D::Error> {
+        struct WeightVisitor;
+        impl Visitor<'_> for WeightVisitor {
+            type Value = Weight;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a weight: a number, 0 or more")
+            }
+            fn visit_u64<E: de::Error>(self, weight: u64) -> Result<Weight, E> {
+                Ok(Weight(weight as f64))
+            }
+            fn visit_i64<E: de::Error>(self, weight: i64) -> Result<Weight, E> {
+                Ok(Weight(weight as f64))
+            }
+            fn visit_f64<E: de::Error>(self, weight: f64) -> Result<Weight, E> {
+                Ok(Weight(weight))
+            }
+        }
+        deserializer.deserialize_any(WeightVisitor)
+    }
 }
 
 impl Spec for Vec<WeightSpec> {
@@ -324,17 +350,17 @@ impl Spec for Vec<WeightSpec> {
         if let Some((i, bad)) = self
             .iter()
             .enumerate()
-            .find(|(_, entry)| !entry.weight.is_finite() || entry.weight < 0.0)
+            .find(|(_, entry)| !entry.weight.0.is_finite() || entry.weight.0 < 0.0)
         {
             return Err(format!(
                 "weight {} of entry {i} must be a number, 0 or more",
-                bad.weight
+                bad.weight.0
             ));
         }
-        if self.iter().all(|entry| entry.weight == 0.0) {
+        if self.iter().all(|entry| entry.weight.0 == 0.0) {
             return Err("the weights must not all be 0".to_owned());
         }
-        let index = WeightedIndex::new(self.iter().map(|entry| entry.weight))
+        let index = WeightedIndex::new(self.iter().map(|entry| entry.weight.0))
             .map_err(|e| format!("the weights cannot be used: {e}"))?;
         Ok(Latency::Weighted(Box::new(Weighted {
             values: self.iter().map(|entry| entry.value.0).collect(),

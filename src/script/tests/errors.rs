@@ -126,3 +126,38 @@ fn an_unknown_variable_is_a_compile_error() {
     let error = compile_error("sleep(delay);");
     assert_eq!(error.line, Some(1), "{error}");
 }
+
+#[test]
+fn a_bad_distribution_fails_at_its_line_in_the_parsers_words() {
+    for (call, expected) in [
+        (
+            r#"sleep("q", #{ normal: #{ mean: 5, stddev: -1 } });"#,
+            "sleep: a duration must be 0 or more milliseconds, not -1",
+        ),
+        (
+            r#"sleep(#{ percentiles: #{ p50: 10, p90: 5 } });"#,
+            "sleep: p90 (5 ms) must not be less than p50 (10 ms)",
+        ),
+        (
+            r#"sleep("q", #{ gamma: #{ shape: 2 } });"#,
+            "sleep: unknown variant `gamma`",
+        ),
+        (
+            r#"sleep("q", #{ weighted: [#{ value: 1, weight: 0 }] });"#,
+            "sleep: the weights must not all be 0",
+        ),
+        (r#"sleep("soon");"#, "sleep: `soon` is not a duration"),
+        (
+            r#"sleep(#{ uniform: #{ min: 1, max: 2 }, normal: #{ mean: 1, stddev: 1 } });"#,
+            "sleep: name one shape only",
+        ),
+    ] {
+        let steps = steps(&script(&format!("sleep(1);\n{call}\nsleep(2);")));
+        assert_eq!(steps.len(), 2, "{call}: {steps:?}");
+        let message = &raise(&steps[1]).message;
+        assert!(
+            message.starts_with(&format!("test.rhai, line 2, column 1: {expected}")),
+            "{call}: {message}"
+        );
+    }
+}

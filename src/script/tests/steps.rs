@@ -178,3 +178,59 @@ fn retry_wraps_a_block_and_call_takes_retries() {
     assert!(matches!(&*second.step, Step::Call(_)));
     assert!(raise(&steps[2]).message.contains("from 0 to 10, not 11"));
 }
+
+#[test]
+fn sleep_takes_a_duration_string_or_a_distribution_with_or_without_a_name() {
+    let steps = steps(&script(
+        r#"
+        sleep("250ms");
+        sleep("parse", "1.5s");
+        sleep(#{ uniform: #{ min: 1, max: "2ms" } });
+        sleep("query", #{ lognormal: #{ median: 20, p99: 400 } });
+        sleep("cache", #{ normal: #{ mean: 5, stddev: 1.5 } });
+        sleep("disk", #{ percentiles: #{ p50: 2, p90: 10, p99: 50, max: 90 } });
+        sleep("dns", #{ weighted: [#{ value: 1, weight: 9 }, #{ value: "1s", weight: 1 }] });
+        "#,
+    ));
+    let shapes: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|step| match step {
+            Step::Sleep(sleep) => (sleep.name.as_str(), sleep.latency.kind()),
+            other => panic!("expected a sleep, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("sleep", "fixed"),
+            ("parse", "fixed"),
+            ("sleep", "uniform"),
+            ("query", "lognormal"),
+            ("cache", "normal"),
+            ("disk", "percentiles"),
+            ("dns", "weighted"),
+        ]
+    );
+    assert_eq!(sleep_ms(&steps[0]).1, Duration::from_millis(250));
+    assert_eq!(sleep_ms(&steps[1]).1, Duration::from_millis(1500));
+}
+
+#[test]
+fn random_follows_the_request_dice_when_seeded() {
+    let script = script("sleep(random() * 1000.0); sleep(random() * 1000.0);");
+    let drawn = |dice: Dice| -> Vec<Duration> {
+        match Arc::unwrap_or_clone(script.direct_with(dice)) {
+            Step::Function(Function { steps, .. }) => {
+                steps.iter().map(|step| sleep_ms(step).1).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let trace = |n: u8| opentelemetry::trace::TraceId::from_bytes([n; 16]);
+    let seeded = drawn(Dice::for_request(Some(7), trace(1)));
+    assert_ne!(seeded[0], seeded[1], "each call draws anew");
+    assert_eq!(seeded, drawn(Dice::for_request(Some(7), trace(1))));
+    assert_ne!(seeded, drawn(Dice::for_request(Some(7), trace(2))));
+    assert_ne!(seeded, drawn(Dice::for_request(Some(8), trace(1))));
+    assert_ne!(drawn(Dice::default()), drawn(Dice::default()));
+}
