@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::behaviour::{Attributes, Dependency};
+
 /// A whole document: what each method does, and the original's top-level
 /// `service_name`.
 #[derive(Deserialize)]
@@ -40,6 +42,9 @@ pub(super) struct MethodSpec {
     /// What a script sees as `params`.
     #[serde(default)]
     pub(super) params: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What the request's server span carries to search on.
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// One entry of an `operations` list: an action, or actions run at once.
@@ -63,6 +68,8 @@ pub(super) enum ActionSpec {
 pub(super) struct FunctionSpec {
     pub(super) tracing_name: String,
     pub(super) operations: Vec<OperationSpec>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// A wait of a fixed number of milliseconds, and maybe a chance of failing.
@@ -74,6 +81,11 @@ pub(super) struct SleepSpec {
     pub(super) duration_ms: u64,
     #[serde(default, deserialize_with = "chance")]
     pub(super) failure_chance: Option<f64>,
+    /// The database or queue the wait stands for a call to.
+    #[serde(default, rename = "as")]
+    pub(super) dependency: Option<Box<Dependency>>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// A `duration_ms`, refused in the format's words rather than as a `u64`.
@@ -129,6 +141,8 @@ pub(super) struct CallServiceSpec {
     pub(super) service_address: String,
     pub(super) service_port: PortSpec,
     pub(super) grpc_method: String,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// The original wrote ports as strings; numbers are accepted too.

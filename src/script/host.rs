@@ -18,6 +18,7 @@ pub(super) fn register(engine: &mut Engine) {
     faults::register(engine);
     structure::register(engine);
     chance::register(engine);
+    super::annotations::register(engine);
 }
 
 /// The longest step name, in bytes: names become span names, and a
@@ -25,7 +26,7 @@ pub(super) fn register(engine: &mut Engine) {
 const MAX_NAME_BYTES: usize = 256;
 
 /// Checks a step name given by the script.
-fn step_name(name: &str, position: Position) -> Result<String, Box<EvalAltResult>> {
+pub(super) fn step_name(name: &str, position: Position) -> Result<String, Box<EvalAltResult>> {
     if name.trim().is_empty() {
         return Err(host_error("a step name must not be empty", position));
     }
@@ -59,9 +60,9 @@ fn retries(count: INT, position: Position) -> Result<u32, Box<EvalAltResult>> {
 }
 
 /// `sleep`: time passing, standing for I/O or computation.
-mod timing {
+pub(super) mod timing {
     use super::*;
-    use crate::behaviour::{Latency, Sleep, Step};
+    use crate::behaviour::{Attributes, Latency, Sleep, Step};
 
     /// Registers `sleep(ms)` and `sleep(name, ms)`, for integer and float
     /// milliseconds. These shadow every overload of Rhai's own blocking
@@ -89,6 +90,15 @@ mod timing {
     ) -> Result<(), Box<EvalAltResult>> {
         let position = ctx.call_position();
         let name = step_name(name.unwrap_or("sleep"), position)?;
+        builder::record(Step::Sleep(sleep_step(name, ms, position)?), position)
+    }
+
+    /// A sleep of `ms` milliseconds named `name`, checked.
+    pub(in super::super) fn sleep_step(
+        name: String,
+        ms: FLOAT,
+        position: Position,
+    ) -> Result<Sleep, Box<EvalAltResult>> {
         let duration = (ms.is_finite() && ms >= 0.0)
             .then(|| Duration::try_from_secs_f64(ms / 1000.0).ok())
             .flatten()
@@ -98,14 +108,13 @@ mod timing {
                     position,
                 )
             })?;
-        builder::record(
-            Step::Sleep(Sleep {
-                name,
-                latency: Latency::Fixed(duration),
-                fault: None,
-            }),
-            position,
-        )
+        Ok(Sleep {
+            name,
+            latency: Latency::Fixed(duration),
+            fault: None,
+            dependency: None,
+            attributes: Attributes::NONE,
+        })
     }
 }
 
@@ -114,7 +123,7 @@ mod calls {
     use rhai::{EvalContext, Expression, FnPtr, ImmutableString, Map, ParseError};
 
     use super::*;
-    use crate::behaviour::{Call, MethodName, Retry, Step, Target};
+    use crate::behaviour::{Attributes, Call, MethodName, Retry, Step, Target};
 
     /// The most arguments `call` takes: name, target, method and options.
     const MAX_ARGUMENTS: usize = 4;
@@ -222,6 +231,7 @@ mod calls {
             name,
             target,
             method,
+            attributes: Attributes::NONE,
         });
         let step = match retry_count {
             0 => call,
@@ -252,7 +262,7 @@ mod calls {
 /// `fail_with_chance`: pretend chaos.
 mod faults {
     use super::*;
-    use crate::behaviour::{Fail, Fault, Step};
+    use crate::behaviour::{Attributes, Fail, Fault, Step};
 
     /// Registers `fail_with_chance(p)` and `fail_with_chance(name, p)`.
     pub(in super::super) fn register(engine: &mut Engine) {
@@ -282,7 +292,14 @@ mod faults {
         let name = step_name(name.unwrap_or("fail_with_chance"), position)?;
         let fault = Fault::internal(chance)
             .map_err(|e| host_error(format!("fail_with_chance's chance {e}"), position))?;
-        builder::record(Step::Fail(Fail { name, fault }), position)
+        builder::record(
+            Step::Fail(Fail {
+                name,
+                fault,
+                attributes: Attributes::NONE,
+            }),
+            position,
+        )
     }
 }
 
@@ -291,7 +308,7 @@ mod structure {
     use rhai::{Array, FnPtr};
 
     use super::*;
-    use crate::behaviour::{Concurrently, Function, Retry, Step};
+    use crate::behaviour::{Attributes, Concurrently, Function, Retry, Step};
 
     /// Registers `function(name, || ..)`, `concurrently([|| .., || ..])`,
     /// `concurrently(name, [..])` and `retry(times, || ..)`.
@@ -324,9 +341,15 @@ mod structure {
         let position = ctx.call_position();
         let name = step_name(name, position)?;
         builder::begin(position)?;
+        builder::open_scope();
         let (steps, outcome) =
             builder::nest(position, || body.call_within_context::<Dynamic>(ctx, ()));
-        builder::attach(Step::Function(Function { name, steps }));
+        let attributes = builder::close_scope();
+        builder::attach(Step::Function(Function {
+            name,
+            steps,
+            attributes,
+        }));
         outcome
     }
 
@@ -388,6 +411,7 @@ mod structure {
         builder::attach(Step::Concurrently(Concurrently {
             name: Some(name),
             branches,
+            attributes: Attributes::NONE,
         }));
         outcome
     }
