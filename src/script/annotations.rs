@@ -48,9 +48,10 @@ pub(super) fn register(engine: &mut Engine) {
         );
 }
 
-/// A sleep with options: `as`, the dependency it stands for a call to, and
-/// `attributes`. Unnamed, a dependency's sleep takes the name the
-/// conventions give its call.
+/// A sleep with options: `dependency`, the database or queue it stands for
+/// a call to (a config's `"as"`, which Rhai reserves as a keyword; quoted,
+/// `"as"` works too), and `attributes`. Unnamed, a dependency's sleep takes
+/// the name the conventions give its call.
 fn sleep(
     ctx: &NativeCallContext,
     name: Option<&str>,
@@ -62,11 +63,19 @@ fn sleep(
     let mut attributes = Attributes::NONE;
     for (key, value) in options {
         match key.as_str() {
-            "as" => dependency = Some(Arc::new(parse::<Dependency>(&value, "`as`", position)?)),
+            "dependency" | "as" => {
+                dependency = Some(Arc::new(parse::<Dependency>(
+                    &value,
+                    "`dependency`",
+                    position,
+                )?));
+            }
             "attributes" => attributes = parse(&value, "`attributes`", position)?,
             other => {
                 return Err(host_error(
-                    format!("sleep has no option `{other}`; it knows `as` and `attributes`"),
+                    format!(
+                        "sleep has no option `{other}`; it knows `dependency` and `attributes`"
+                    ),
                     position,
                 ));
             }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::behaviour::{Latency, Raise, Sleep};
 
+mod annotations;
 mod errors;
 mod limits;
 mod steps;
