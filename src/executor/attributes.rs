@@ -39,8 +39,10 @@ pub(super) fn attributes(step: &Step) -> Vec<KeyValue> {
     {
         dependency_attributes(dependency, &mut attributes);
     }
-    step.attributes()
-        .draw_into(&mut rand::rng(), &mut attributes);
+    let own = step.attributes();
+    if !own.is_empty() {
+        own.draw_into(&mut rand::rng(), &mut attributes);
+    }
     attributes
 }
 
