@@ -24,7 +24,7 @@ use tracing::Instrument;
 use crate::{
     behaviour::{Behaviour, MethodName},
     deadline,
-    executor::Executor,
+    executor::{Executor, Roll},
     failure::{Failure, code_name},
     propagation,
     proto::{
@@ -208,14 +208,23 @@ impl Service {
             served: Some(self.metrics.request_started(method)),
             deadline: deadline::read(request.metadata()),
         };
+        // The request's dice: what its script rolls while it directs, where
+        // its steps' rolls start from, and what its own attributes draw.
+        let dice = self
+            .executor
+            .dice(ending.cx.span().span_context().trace_id());
+        let attributes = self.behaviour.attributes(method);
+        if !attributes.is_empty() {
+            let mut drawn = Vec::new();
+            attributes.draw_into(&mut dice.rng(Roll::MethodAttributes), &mut drawn);
+            ending.cx.span().set_attributes(drawn);
+        }
         async move {
             let outcome = match self.behaviour.get(method) {
                 None => Ok(()),
                 Some(director) => {
                     let step = {
                         let _inside = ending.cx.clone().attach();
-                        let trace_id = ending.cx.span().span_context().trace_id();
-                        let dice = self.executor.dice(trace_id);
                         ending.lines.in_scope(|| director.direct_with(dice))
                     };
                     self.executor

@@ -11,9 +11,13 @@
 //! - `step`: the step vocabulary, [`Step`], and what each kind is told to do.
 //! - `latency` and `fault`: how long a step takes, and whether it fails.
 //! - `method` and `target`: the methods served, and where calls go.
+//! - `dependency`: the database or queue a sleep stands for a call to.
+//! - `attribute`: attributes a step's span carries to search on.
 //! - here: the [`Director`] that hands each request its tree, and each
 //!   method's [`Behaviour`].
 
+mod attribute;
+mod dependency;
 mod fault;
 mod latency;
 mod method;
@@ -24,6 +28,11 @@ use std::{fmt, sync::Arc};
 
 use crate::executor::Dice;
 
+pub use attribute::{
+    Attribute, AttributeValue, Attributes, MAX_ATTRIBUTES, MAX_CHOICES, MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
+};
+pub use dependency::{Dependency, DependencyKind, MessagingOperation};
 pub use fault::{ChanceOutOfRange, Fault};
 pub use latency::Latency;
 pub use method::MethodName;
@@ -63,6 +72,8 @@ impl Director for Constant {
 pub struct Behaviour {
     /// Indexed by [`MethodName::index`].
     methods: [Option<Arc<dyn Director>>; 3],
+    /// What each method's server span carries to search on, indexed alike.
+    attributes: [Attributes; 3],
 }
 
 impl Behaviour {
@@ -74,5 +85,15 @@ impl Behaviour {
     /// The behaviour of `method`, if it has one.
     pub fn get(&self, method: MethodName) -> Option<&Arc<dyn Director>> {
         self.methods[method.index()].as_ref()
+    }
+
+    /// Gives `method`'s server span attributes to search on.
+    pub fn set_attributes(&mut self, method: MethodName, attributes: Attributes) {
+        self.attributes[method.index()] = attributes;
+    }
+
+    /// The attributes of `method`'s server span.
+    pub fn attributes(&self, method: MethodName) -> &Attributes {
+        &self.attributes[method.index()]
     }
 }

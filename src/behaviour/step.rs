@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use super::{fault::Fault, latency::Latency, method::MethodName, target::Target};
+use super::{
+    attribute::Attributes, dependency::Dependency, fault::Fault, latency::Latency,
+    method::MethodName, target::Target,
+};
 
 /// One unit of pretend work. Most steps become one span when acted out; an
 /// unnamed [`Concurrently`], a [`Sequence`](Step::Sequence) and a
@@ -50,6 +53,19 @@ impl Step {
             Step::Log(_) => "log",
         }
     }
+
+    /// The attributes the user gave the step's span, to search on. Steps
+    /// without a span of their own have none.
+    pub fn attributes(&self) -> &Attributes {
+        match self {
+            Step::Sleep(s) => &s.attributes,
+            Step::Call(c) => &c.attributes,
+            Step::Function(f) => &f.attributes,
+            Step::Concurrently(c) => &c.attributes,
+            Step::Fail(f) => &f.attributes,
+            Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => &Attributes::NONE,
+        }
+    }
 }
 
 /// Wait, then maybe fail.
@@ -61,6 +77,11 @@ pub struct Sleep {
     pub latency: Latency,
     /// Rolled after the wait, so a failed step still takes its time.
     pub fault: Option<Fault>,
+    /// The database or queue the wait stands for a call to, if any: its
+    /// span then says what a client library's would.
+    pub dependency: Option<Arc<Dependency>>,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }
 
 /// A call to another Thespian's method.
@@ -72,6 +93,8 @@ pub struct Call {
     pub target: Target,
     /// The method to call there.
     pub method: MethodName,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }
 
 /// A named block of steps run in order; the first failure stops it.
@@ -81,6 +104,8 @@ pub struct Function {
     pub name: String,
     /// What the function does, in order.
     pub steps: Vec<Step>,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }
 
 /// Branches acted out at the same time.
@@ -92,6 +117,8 @@ pub struct Concurrently {
     pub name: Option<String>,
     /// Each branch; all run to completion even when one fails.
     pub branches: Vec<Step>,
+    /// What the span carries to search on, when it has one.
+    pub attributes: Attributes,
 }
 
 /// Fail with some probability, without waiting.
@@ -101,6 +128,8 @@ pub struct Fail {
     pub name: String,
     /// The chance and the status.
     pub fault: Fault,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }
 
 /// A certain failure with a chosen status and message.

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::behaviour::Latency;
+use crate::behaviour::{Attributes, Dependency, Latency};
 
 /// A whole document: what each method does, and the original's top-level
 /// `service_name`.
@@ -42,6 +42,9 @@ pub(super) struct MethodSpec {
     /// What a script sees as `params`.
     #[serde(default)]
     pub(super) params: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What the request's server span carries to search on.
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// One entry of an `operations` list: an action, or actions run at once.
@@ -65,6 +68,8 @@ pub(super) enum ActionSpec {
 pub(super) struct FunctionSpec {
     pub(super) tracing_name: String,
     pub(super) operations: Vec<OperationSpec>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// A wait, and maybe a chance of failing. The wait is the original's fixed
@@ -79,6 +84,11 @@ pub(super) struct SleepSpec {
     pub(super) duration: Option<Latency>,
     #[serde(default, deserialize_with = "chance")]
     pub(super) failure_chance: Option<f64>,
+    /// The database or queue the wait stands for a call to.
+    #[serde(default, rename = "as")]
+    pub(super) dependency: Option<Box<Dependency>>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// A `duration_ms` given, which may be left out for a `duration`.
@@ -141,6 +151,8 @@ pub(super) struct CallServiceSpec {
     pub(super) service_address: String,
     pub(super) service_port: PortSpec,
     pub(super) grpc_method: String,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// The original wrote ports as strings; numbers are accepted too.

@@ -9,7 +9,7 @@ use super::{
     format::{ActionSpec, MethodSpec, OperationSpec, PortSpec},
 };
 use crate::{
-    behaviour::{Call, Concurrently, Fault, Function, Latency, Sleep, Step, Target},
+    behaviour::{Attributes, Call, Concurrently, Fault, Function, Latency, Sleep, Step, Target},
     script::{Script, Scripting},
 };
 
@@ -42,6 +42,7 @@ pub(super) fn lower_method(
             Ok(Lowered::Constant(Arc::new(Step::Function(Function {
                 name: spec.tracing_name,
                 steps,
+                attributes: Attributes::NONE,
             }))))
         }
         (None, Some(file), None) => scripting
@@ -83,6 +84,7 @@ fn lower_operations(operations: Vec<OperationSpec>, path: &str) -> Result<Vec<St
                 Ok(Step::Concurrently(Concurrently {
                     name: None,
                     branches,
+                    attributes: Attributes::NONE,
                 }))
             }
         })
@@ -97,6 +99,7 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
             Ok(Step::Function(Function {
                 name: function.tracing_name,
                 steps: lower_operations(function.operations, &format!("{path}.operations"))?,
+                attributes: function.attributes,
             }))
         }
         ActionSpec::Sleep(sleep) => {
@@ -122,6 +125,8 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 name: sleep.tracing_name,
                 latency,
                 fault,
+                dependency: sleep.dependency.map(|dependency| Arc::new(*dependency)),
+                attributes: sleep.attributes,
             }))
         }
         ActionSpec::CallService(call) => {
@@ -147,6 +152,7 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 name: call.tracing_name.unwrap_or_else(|| "call".to_owned()),
                 target,
                 method,
+                attributes: call.attributes,
             }))
         }
     }

@@ -1,5 +1,5 @@
 //! Where every roll of a request comes from: drawn durations, failure
-//! rolls, a script's `random()`.
+//! rolls, drawn attribute values, a script's `random()`.
 //!
 //! Unseeded, each roll takes fresh numbers from the thread's RNG, as it
 //! always did. With `THESPIAN_SEED` set, a request's numbers follow from
@@ -36,6 +36,11 @@ pub enum Roll {
     Fault = 2,
     /// A script's `random()`, while it builds the request's tree.
     Script = 3,
+    /// The values a step's span draws for its attributes to search on.
+    Attributes = 4,
+    /// The values the request's server span draws for its method's
+    /// attributes, apart from those its top step draws with the same dice.
+    MethodAttributes = 5,
 }
 
 impl Dice {

@@ -118,12 +118,18 @@ impl Executor {
     fn run_step<'a>(&'a self, step: &'a Step, dice: Dice) -> BoxFuture<'a, Result<(), Failure>> {
         match step {
             Step::Sleep(sleep) => self
-                .traced(step, SpanKind::Internal, leaf::sleep(sleep, dice))
+                .traced(
+                    step,
+                    attributes::sleep_kind(sleep),
+                    dice,
+                    leaf::sleep(sleep, dice),
+                )
                 .boxed(),
             Step::Call(call) => self
                 .traced(
                     step,
                     SpanKind::Client,
+                    dice,
                     leaf::call(&self.clients, &self.metrics, call),
                 )
                 .boxed(),
@@ -131,19 +137,23 @@ impl Executor {
                 .traced(
                     step,
                     SpanKind::Internal,
+                    dice,
                     self.run_in_order(&function.steps, dice),
                 )
                 .boxed(),
             Step::Concurrently(group) if group.name.is_some() => self
-                .traced(step, SpanKind::Internal, self.run_branches(group, dice))
-                .boxed(),
-            Step::Concurrently(group) => self.run_branches(group, dice).boxed(),
-            Step::Fail(fail) => self
                 .traced(
                     step,
                     SpanKind::Internal,
-                    async move { leaf::roll(fail, dice) },
+                    dice,
+                    self.run_branches(group, dice),
                 )
+                .boxed(),
+            Step::Concurrently(group) => self.run_branches(group, dice).boxed(),
+            Step::Fail(fail) => self
+                .traced(step, SpanKind::Internal, dice, async move {
+                    leaf::roll(fail, dice)
+                })
                 .boxed(),
             Step::Raise(raise) => async move { Err(leaf::raise_failure(raise)) }.boxed(),
             Step::Log(log) => async move {
@@ -159,8 +169,15 @@ impl Executor {
     /// Runs `work`, the body of `step`, inside the step's span: opened
     /// under the current span now, as the step starts, and ended with the
     /// step's name and attributes when `work` finishes or is dropped.
-    fn traced<'a, F>(&'a self, step: &'a Step, kind: SpanKind, work: F) -> Traced<'a, F> {
-        Traced::open(&self.tracer, self.names, step, kind, work)
+    /// `dice` are the step's, for the attribute values its span draws.
+    fn traced<'a, F>(
+        &'a self,
+        step: &'a Step,
+        kind: SpanKind,
+        dice: Dice,
+        work: F,
+    ) -> Traced<'a, F> {
+        Traced::open(&self.tracer, self.names, step, kind, dice, work)
     }
 
     /// Runs `steps` one after another; the first failure stops them.

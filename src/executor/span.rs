@@ -15,6 +15,7 @@ use opentelemetry::{
 
 use super::{
     attributes::attributes,
+    dice::Dice,
     name::{SpanNames, span_name},
 };
 use crate::{behaviour::Step, failure::Failure, telemetry::Tracer};
@@ -30,31 +31,34 @@ pin_project_lite::pin_project! {
         work: F,
         names: SpanNames,
         step: &'a Step,
+        dice: Dice,
         cx: Context,
     }
 
     impl<F> PinnedDrop for Traced<'_, F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            end_span(*this.names, this.step, this.cx);
+            end_span(*this.names, this.step, *this.dice, this.cx);
         }
     }
 }
 
 impl<'a, F> Traced<'a, F> {
     /// Opens the span of `step` under the current span, now, as the step
-    /// starts, around `work`, the step's body.
+    /// starts, around `work`, the step's body; `dice` are the step's own.
     pub(super) fn open(
         tracer: &Tracer,
         names: SpanNames,
         step: &'a Step,
         kind: SpanKind,
+        dice: Dice,
         work: F,
     ) -> Traced<'a, F> {
         Traced {
             cx: tracer.open(&Context::current(), span_name(step, names), kind),
             names,
             step,
+            dice,
             work,
         }
     }
@@ -70,7 +74,7 @@ impl<F: Future> Future for Traced<'_, F> {
             this.work.poll(task)
         };
         if polled.is_ready() {
-            end_span(*this.names, this.step, this.cx);
+            end_span(*this.names, this.step, *this.dice, this.cx);
         }
         polled
     }
@@ -78,13 +82,13 @@ impl<F: Future> Future for Traced<'_, F> {
 
 /// Ends the span of `step` that is active in `cx`, giving it the step's
 /// name and attributes, unless it has ended already.
-fn end_span(names: SpanNames, step: &Step, cx: &Context) {
+fn end_span(names: SpanNames, step: &Step, dice: Dice, cx: &Context) {
     let span = cx.span();
     if !span.is_recording() {
         return;
     }
     span.update_name(span_name(step, names).to_owned());
-    span.set_attributes(attributes(step));
+    span.set_attributes(attributes(step, dice));
     span.end();
 }
 

@@ -5,14 +5,9 @@
 //! (see [`builder`](super::builder)), and the executor acts the steps out
 //! afterwards, one span each.
 
-use std::time::Duration;
-
 use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, INT, NativeCallContext, Position};
 
-use super::{
-    builder,
-    error::{host_error, serde_reason},
-};
+use super::{builder, error::host_error};
 
 /// Registers every host function.
 pub(super) fn register(engine: &mut Engine) {
@@ -21,6 +16,7 @@ pub(super) fn register(engine: &mut Engine) {
     faults::register(engine);
     structure::register(engine);
     chance::register(engine);
+    super::annotations::register(engine);
 }
 
 /// The longest step name, in bytes: names become span names, and a
@@ -28,7 +24,7 @@ pub(super) fn register(engine: &mut Engine) {
 const MAX_NAME_BYTES: usize = 256;
 
 /// Checks a step name given by the script.
-fn step_name(name: &str, position: Position) -> Result<String, Box<EvalAltResult>> {
+pub(super) fn step_name(name: &str, position: Position) -> Result<String, Box<EvalAltResult>> {
     if name.trim().is_empty() {
         return Err(host_error("a step name must not be empty", position));
     }
@@ -62,103 +58,14 @@ fn retries(count: INT, position: Position) -> Result<u32, Box<EvalAltResult>> {
 }
 
 /// `sleep`: time passing, standing for I/O or computation.
-mod timing {
-    use rhai::{ImmutableString, Map};
-
-    use super::*;
-    use crate::behaviour::{Latency, Sleep, Step};
-
-    /// Registers `sleep(ms)` and `sleep(name, ms)`, for integer and float
-    /// milliseconds, and the same with a duration string (`"250ms"`) or a
-    /// distribution map (`#{ lognormal: #{ median: 20, p99: 400 } }`) in
-    /// place of `ms`. These shadow every overload of Rhai's own blocking
-    /// `sleep(seconds)`, which the engine does not load in the first place.
-    pub(in super::super) fn register(engine: &mut Engine) {
-        engine
-            .register_fn("sleep", |ctx: NativeCallContext, text: ImmutableString| {
-                drawn(&ctx, None, text.into())
-            })
-            .register_fn("sleep", |ctx: NativeCallContext, shape: Map| {
-                drawn(&ctx, None, shape.into())
-            })
-            .register_fn(
-                "sleep",
-                |ctx: NativeCallContext, name: &str, text: ImmutableString| {
-                    drawn(&ctx, Some(name), text.into())
-                },
-            )
-            .register_fn("sleep", |ctx: NativeCallContext, name: &str, shape: Map| {
-                drawn(&ctx, Some(name), shape.into())
-            });
-        engine
-            .register_fn("sleep", |ctx: NativeCallContext, ms: INT| {
-                sleep(&ctx, None, ms as FLOAT)
-            })
-            .register_fn("sleep", |ctx: NativeCallContext, ms: FLOAT| {
-                sleep(&ctx, None, ms)
-            })
-            .register_fn("sleep", |ctx: NativeCallContext, name: &str, ms: INT| {
-                sleep(&ctx, Some(name), ms as FLOAT)
-            })
-            .register_fn("sleep", |ctx: NativeCallContext, name: &str, ms: FLOAT| {
-                sleep(&ctx, Some(name), ms)
-            });
-    }
-
-    /// A sleep whose duration is read as a config's `duration` is: the one
-    /// parser of latencies, so a script and a config mean the same thing.
-    fn drawn(
-        ctx: &NativeCallContext,
-        name: Option<&str>,
-        duration: Dynamic,
-    ) -> Result<(), Box<EvalAltResult>> {
-        let position = ctx.call_position();
-        let name = step_name(name.unwrap_or("sleep"), position)?;
-        let latency = rhai::serde::from_dynamic::<Latency>(&duration)
-            .map_err(|e| host_error(format!("sleep: {}", serde_reason(&e)), position))?;
-        builder::record(
-            Step::Sleep(Sleep {
-                name,
-                latency,
-                fault: None,
-            }),
-            position,
-        )
-    }
-
-    fn sleep(
-        ctx: &NativeCallContext,
-        name: Option<&str>,
-        ms: FLOAT,
-    ) -> Result<(), Box<EvalAltResult>> {
-        let position = ctx.call_position();
-        let name = step_name(name.unwrap_or("sleep"), position)?;
-        let duration = (ms.is_finite() && ms >= 0.0)
-            .then(|| Duration::try_from_secs_f64(ms / 1000.0).ok())
-            .flatten()
-            .ok_or_else(|| {
-                host_error(
-                    format!("sleep takes a duration of 0 or more milliseconds, not {ms}"),
-                    position,
-                )
-            })?;
-        builder::record(
-            Step::Sleep(Sleep {
-                name,
-                latency: Latency::Fixed(duration),
-                fault: None,
-            }),
-            position,
-        )
-    }
-}
+pub(super) mod timing;
 
 /// `call`: a call to another Thespian.
 mod calls {
     use rhai::{EvalContext, Expression, FnPtr, ImmutableString, Map, ParseError};
 
     use super::*;
-    use crate::behaviour::{Call, MethodName, Retry, Step, Target};
+    use crate::behaviour::{Attributes, Call, MethodName, Retry, Step, Target};
 
     /// The most arguments `call` takes: name, target, method and options.
     const MAX_ARGUMENTS: usize = 4;
@@ -266,6 +173,7 @@ mod calls {
             name,
             target,
             method,
+            attributes: Attributes::NONE,
         });
         let step = match retry_count {
             0 => call,
@@ -296,7 +204,7 @@ mod calls {
 /// `fail_with_chance`: pretend chaos.
 mod faults {
     use super::*;
-    use crate::behaviour::{Fail, Fault, Step};
+    use crate::behaviour::{Attributes, Fail, Fault, Step};
 
     /// Registers `fail_with_chance(p)` and `fail_with_chance(name, p)`.
     pub(in super::super) fn register(engine: &mut Engine) {
@@ -326,7 +234,14 @@ mod faults {
         let name = step_name(name.unwrap_or("fail_with_chance"), position)?;
         let fault = Fault::internal(chance)
             .map_err(|e| host_error(format!("fail_with_chance's chance {e}"), position))?;
-        builder::record(Step::Fail(Fail { name, fault }), position)
+        builder::record(
+            Step::Fail(Fail {
+                name,
+                fault,
+                attributes: Attributes::NONE,
+            }),
+            position,
+        )
     }
 }
 
@@ -335,7 +250,7 @@ mod structure {
     use rhai::{Array, FnPtr};
 
     use super::*;
-    use crate::behaviour::{Concurrently, Function, Retry, Step};
+    use crate::behaviour::{Attributes, Concurrently, Function, Retry, Step};
 
     /// Registers `function(name, || ..)`, `concurrently([|| .., || ..])`,
     /// `concurrently(name, [..])` and `retry(times, || ..)`.
@@ -368,9 +283,15 @@ mod structure {
         let position = ctx.call_position();
         let name = step_name(name, position)?;
         builder::begin(position)?;
+        builder::open_scope();
         let (steps, outcome) =
             builder::nest(position, || body.call_within_context::<Dynamic>(ctx, ()));
-        builder::attach(Step::Function(Function { name, steps }));
+        let attributes = builder::close_scope();
+        builder::attach(Step::Function(Function {
+            name,
+            steps,
+            attributes,
+        }));
         outcome
     }
 
@@ -432,6 +353,7 @@ mod structure {
         builder::attach(Step::Concurrently(Concurrently {
             name: Some(name),
             branches,
+            attributes: Attributes::NONE,
         }));
         outcome
     }

@@ -15,7 +15,7 @@ use opentelemetry_sdk::{
     trace::{SpanData, SpanProcessor},
 };
 use thespian::{
-    behaviour::{Concurrently, Fail, Fault, Function, Latency, Raise, Sleep, Step},
+    behaviour::{Attributes, Concurrently, Fail, Fault, Function, Latency, Raise, Sleep, Step},
     executor::{Executor, SpanNames},
     failure::Failure,
     telemetry::{SpanEvents, Tracer},
@@ -108,6 +108,8 @@ fn sleep(name: &str, millis: u64) -> Step {
         name: name.to_owned(),
         latency: Latency::Fixed(Duration::from_millis(millis)),
         fault: None,
+        dependency: None,
+        attributes: Attributes::NONE,
     })
 }
 
@@ -116,6 +118,8 @@ fn failing_sleep(name: &str, millis: u64) -> Step {
         name: name.to_owned(),
         latency: Latency::Fixed(Duration::from_millis(millis)),
         fault: Some(Fault::internal(1.0).unwrap()),
+        dependency: None,
+        attributes: Attributes::NONE,
     })
 }
 
@@ -123,6 +127,7 @@ fn function(name: &str, steps: Vec<Step>) -> Step {
     Step::Function(Function {
         name: name.to_owned(),
         steps,
+        attributes: Attributes::NONE,
     })
 }
 
@@ -130,6 +135,7 @@ fn concurrently(branches: Vec<Step>) -> Step {
     Step::Concurrently(Concurrently {
         name: None,
         branches,
+        attributes: Attributes::NONE,
     })
 }
 
@@ -248,6 +254,7 @@ async fn a_fail_step_fails_without_waiting_and_a_raise_chooses_its_status() {
     let fail = Step::Fail(Fail {
         name: "coin toss".to_owned(),
         fault: Fault::new(1.0, tonic::Code::Unavailable).unwrap(),
+        attributes: Attributes::NONE,
     });
     let (outcome, elapsed, seen) = perform(function("toss", vec![fail])).await;
     let failure = outcome.expect_err("a chance of one always fails");
@@ -276,6 +283,8 @@ async fn a_failure_chance_of_zero_never_fails() {
         name: "safe".to_owned(),
         latency: Latency::Fixed(Duration::from_millis(1)),
         fault: Some(Fault::internal(0.0).unwrap()),
+        dependency: None,
+        attributes: Attributes::NONE,
     }));
     let executor = Executor::default();
     for _ in 0..1_000 {

@@ -1,7 +1,8 @@
 //! Drawn latencies and `THESPIAN_SEED`, end to end: a request sent with
 //! the same trace id to instances with the same seed plays out the same way
-//! (the same drawn durations, the same failures), a different trace id
-//! plays out otherwise, and a script's `sleep` draws as the config's does.
+//! (the same drawn durations, failures and attribute values), a different
+//! trace id plays out otherwise, and a script's `sleep` draws as the
+//! config's does.
 
 use crate::support::DEFAULT_WAIT;
 use crate::support::instance::Instance;
@@ -57,15 +58,39 @@ fn played(spans: &[ReceivedSpan]) -> Vec<(String, Option<String>, String)> {
     played
 }
 
+/// What a trace's spans drew for their attributes, by span name.
+fn attributes_drawn(spans: &[ReceivedSpan]) -> Vec<(String, Option<i64>, Option<String>)> {
+    let mut drawn: Vec<_> = spans
+        .iter()
+        .filter(|s| s.attr_i64("n").is_some())
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.attr_i64("n"),
+                s.attr_str("tier").map(str::to_owned),
+            )
+        })
+        .collect();
+    drawn.sort();
+    drawn
+}
+
 /// A method that draws from every shape at once, each with a coin-flip
-/// failure, and a script that rolls `random()` and draws a lognormal.
+/// failure, and attribute values on its server span and one sleep; and a
+/// script that rolls `random()` and draws a lognormal.
 fn config() -> String {
     let sleep = |name: &str, duration: serde_json::Value| json!({ "Sleep": { "tracing_name": name, "duration": duration, "failure_chance": 0.5 } });
+    let drawn = json!({
+        "n": { "int_range": [1, 1_000_000_000] },
+        "tier": { "one_of": [{ "value": "gold" }, { "value": "silver" }, { "value": "bronze" }] }
+    });
+    let mut uniform = sleep("uniform", json!({ "uniform": { "min": 1, "max": "6ms" } }));
+    uniform["Sleep"]["attributes"] = drawn.clone();
     json!({
-        "grpc_method_a": { "tracing_name": "shapes", "operations": [
+        "grpc_method_a": { "tracing_name": "shapes", "attributes": drawn, "operations": [
             { "ConcurrentActions": [
                 sleep("lognormal", json!({ "lognormal": { "median": 2, "p99": 8 } })),
-                sleep("uniform", json!({ "uniform": { "min": 1, "max": "6ms" } })),
+                uniform,
                 sleep("normal", json!({ "normal": { "mean": 3, "stddev": 1 } })),
                 sleep("percentiles", json!({ "percentiles": { "p50": 2, "p90": 5 } })),
                 sleep("weighted", json!({ "weighted": [
@@ -105,6 +130,13 @@ async fn the_same_seed_and_trace_id_replay_the_same_draws_and_failures() {
     let first = played(&trace(&receivers[0], &same, 2).await);
     let second = played(&trace(&receivers[1], &same, 2).await);
     assert_eq!(first, second, "the same trace id plays out the same way");
+    let first_attributes = attributes_drawn(&trace(&receivers[0], &same, 2).await);
+    assert_eq!(
+        first_attributes,
+        attributes_drawn(&trace(&receivers[1], &same, 2).await),
+        "the same trace id draws the same attribute values"
+    );
+    assert_eq!(first_attributes.len(), 2, "{first_attributes:?}");
     for name in [
         "lognormal",
         "uniform",
@@ -134,6 +166,11 @@ async fn the_same_seed_and_trace_id_replay_the_same_draws_and_failures() {
     assert!(
         differ >= 5,
         "another trace id draws otherwise: {first:?} vs {otherwise:?}"
+    );
+    let otherwise_attributes = attributes_drawn(&trace(&receivers[0], &other, 2).await);
+    assert_ne!(
+        first_attributes, otherwise_attributes,
+        "another trace id draws other attribute values"
     );
 }
 
