@@ -3,7 +3,13 @@
 
 use std::sync::Arc;
 
-use super::{fault::Fault, latency::Latency, method::MethodName, target::Target};
+use super::{
+    fault::{Fault, OnFailure},
+    latency::Latency,
+    method::MethodName,
+    outcome::Failures,
+    target::Target,
+};
 
 /// One unit of pretend work. Most steps become one span when acted out; an
 /// unnamed [`Concurrently`], a [`Sequence`](Step::Sequence) and a
@@ -32,6 +38,9 @@ pub enum Step {
     Retry(Retry),
     /// Write a log line when the story gets here, in the span around it.
     Log(Log),
+    /// Steps run only when others fail: a cache miss falling back to the
+    /// database, a replica standing in for a primary.
+    Fallback(Fallback),
 }
 
 impl Step {
@@ -48,6 +57,7 @@ impl Step {
             Step::Sequence(_) => "sequence",
             Step::Retry(r) => r.step.name(),
             Step::Log(_) => "log",
+            Step::Fallback(f) => &f.name,
         }
     }
 }
@@ -61,6 +71,9 @@ pub struct Sleep {
     pub latency: Latency,
     /// Rolled after the wait, so a failed step still takes its time.
     pub fault: Option<Fault>,
+    /// Other ways the wait can go, rolled once before it: errors before or
+    /// after the wait, hangs and slow answers. Empty for most steps.
+    pub failures: Failures,
 }
 
 /// A call to another Thespian's method.
@@ -72,6 +85,11 @@ pub struct Call {
     pub target: Target,
     /// The method to call there.
     pub method: MethodName,
+    /// What the caller answers when the call fails.
+    pub on_failure: OnFailure,
+    /// Whether the caller carries on when the call fails, as it would
+    /// without a recommendation or a cache: the failure ends at the call.
+    pub optional: bool,
 }
 
 /// A named block of steps run in order; the first failure stops it.
@@ -148,4 +166,16 @@ pub struct Retry {
     pub retries: u32,
     /// What is tried.
     pub step: Box<Step>,
+}
+
+/// A step with a stand-in: `fallback` runs only when `primary` fails, and
+/// the step's outcome is then the fallback's.
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    /// The span name.
+    pub name: String,
+    /// What is tried first.
+    pub primary: Box<Step>,
+    /// What runs when it fails.
+    pub fallback: Box<Step>,
 }

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::behaviour::{ErrorCode, ErrorMessage, Failures, OnFailure};
+
 /// A whole document: what each method does, and the original's top-level
 /// `service_name`.
 #[derive(Deserialize)]
@@ -55,6 +57,16 @@ pub(super) enum ActionSpec {
     Function(FunctionSpec),
     Sleep(SleepSpec),
     CallService(CallServiceSpec),
+    Fallback(FallbackSpec),
+}
+
+/// Operations with a stand-in: `fallback` runs only when `primary` fails.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FallbackSpec {
+    pub(super) tracing_name: String,
+    pub(super) primary: Vec<OperationSpec>,
+    pub(super) fallback: Vec<OperationSpec>,
 }
 
 /// A named block of operations run in order.
@@ -74,6 +86,15 @@ pub(super) struct SleepSpec {
     pub(super) duration_ms: u64,
     #[serde(default, deserialize_with = "chance")]
     pub(super) failure_chance: Option<f64>,
+    /// The status a `failure_chance` failure answers with.
+    #[serde(default)]
+    pub(super) failure_code: Option<ErrorCode>,
+    /// What a `failure_chance` failure says.
+    #[serde(default)]
+    pub(super) failure_message: Option<ErrorMessage>,
+    /// Outcomes of one roll, instead of `failure_chance`.
+    #[serde(default)]
+    pub(super) failures: Option<Failures>,
 }
 
 /// A `duration_ms`, refused in the format's words rather than as a `u64`.
@@ -129,6 +150,12 @@ pub(super) struct CallServiceSpec {
     pub(super) service_address: String,
     pub(super) service_port: PortSpec,
     pub(super) grpc_method: String,
+    /// What the caller answers when the call fails.
+    #[serde(default)]
+    pub(super) on_failure: OnFailure,
+    /// Whether the caller carries on when the call fails.
+    #[serde(default)]
+    pub(super) optional: bool,
 }
 
 /// The original wrote ports as strings; numbers are accepted too.

@@ -26,7 +26,7 @@ pub use name::SpanNames;
 use span::{Traced, mark_failed};
 
 use crate::{
-    behaviour::{Concurrently, Retry, Step},
+    behaviour::{Concurrently, Fallback, Retry, Step},
     client::Clients,
     failure::Failure,
     telemetry::{Metrics, Tracer},
@@ -118,6 +118,9 @@ impl Executor {
             .boxed(),
             Step::Sequence(steps) => self.run_in_order(steps).boxed(),
             Step::Retry(retry) => self.run_retried(retry).boxed(),
+            Step::Fallback(fallback) => self
+                .traced(step, SpanKind::Internal, self.run_fallback(fallback))
+                .boxed(),
         }
     }
 
@@ -173,4 +176,37 @@ impl Executor {
         }
         outcome
     }
+
+    /// Runs the primary and, only when it fails, the fallback, whose
+    /// outcome is then the step's. The step's span says which path ran;
+    /// the primary's failure stays on the spans where it happened.
+    async fn run_fallback(&self, fallback: &Fallback) -> Result<(), Failure> {
+        let outcome = match self.run_step(&fallback.primary).await {
+            Ok(()) => {
+                record_path("primary", None);
+                Ok(())
+            }
+            Err(failure) => {
+                record_path("fallback", Some(&failure));
+                self.run_step(&fallback.fallback).await
+            }
+        };
+        outcome.inspect_err(mark_failed)
+    }
+}
+
+/// Notes on the current span, a fallback step's, which path ran and, when
+/// it was the fallback, the code the primary failed with.
+fn record_path(path: &'static str, primary: Option<&Failure>) {
+    use opentelemetry::{KeyValue, trace::TraceContextExt};
+    opentelemetry::Context::map_current(|cx| {
+        let span = cx.span();
+        span.set_attribute(KeyValue::new("thespian.fallback.path", path));
+        if let Some(failure) = primary {
+            span.set_attribute(KeyValue::new(
+                "thespian.fallback.primary_status_code",
+                failure.code() as i64,
+            ));
+        }
+    });
 }

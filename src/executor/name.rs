@@ -31,6 +31,7 @@ fn generic_name(step: &Step) -> &'static str {
         Step::Function(_) => "Function.enact",
         Step::Concurrently(_) => "concurrently",
         Step::Fail(_) => "fail_with_chance",
+        Step::Fallback(_) => "fallback",
         Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => "",
     }
 }

@@ -11,6 +11,8 @@ use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, INT, NativeCallContext, Positi
 
 use super::{builder, error::host_error};
 
+mod trouble;
+
 /// Registers every host function.
 pub(super) fn register(engine: &mut Engine) {
     timing::register(engine);
@@ -18,6 +20,7 @@ pub(super) fn register(engine: &mut Engine) {
     faults::register(engine);
     structure::register(engine);
     chance::register(engine);
+    trouble::register(engine);
 }
 
 /// The longest step name, in bytes: names become span names, and a
@@ -60,35 +63,51 @@ fn retries(count: INT, position: Position) -> Result<u32, Box<EvalAltResult>> {
 
 /// `sleep`: time passing, standing for I/O or computation.
 mod timing {
-    use super::*;
-    use crate::behaviour::{Latency, Sleep, Step};
+    use rhai::Map;
 
-    /// Registers `sleep(ms)` and `sleep(name, ms)`, for integer and float
-    /// milliseconds. These shadow every overload of Rhai's own blocking
+    use super::*;
+    use crate::behaviour::{Failures, Latency, Sleep, Step};
+
+    /// Registers `sleep(ms)`, `sleep(name, ms)` and `sleep(name, ms,
+    /// #{failures: [..]})`, for integer and float milliseconds. These shadow every overload of Rhai's own blocking
     /// `sleep(seconds)`, which the engine does not load in the first place.
     pub(in super::super) fn register(engine: &mut Engine) {
         engine
             .register_fn("sleep", |ctx: NativeCallContext, ms: INT| {
-                sleep(&ctx, None, ms as FLOAT)
+                sleep(&ctx, None, ms as FLOAT, Map::new())
             })
             .register_fn("sleep", |ctx: NativeCallContext, ms: FLOAT| {
-                sleep(&ctx, None, ms)
+                sleep(&ctx, None, ms, Map::new())
             })
             .register_fn("sleep", |ctx: NativeCallContext, name: &str, ms: INT| {
-                sleep(&ctx, Some(name), ms as FLOAT)
+                sleep(&ctx, Some(name), ms as FLOAT, Map::new())
             })
             .register_fn("sleep", |ctx: NativeCallContext, name: &str, ms: FLOAT| {
-                sleep(&ctx, Some(name), ms)
-            });
+                sleep(&ctx, Some(name), ms, Map::new())
+            })
+            .register_fn(
+                "sleep",
+                |ctx: NativeCallContext, name: &str, ms: INT, options: Map| {
+                    sleep(&ctx, Some(name), ms as FLOAT, options)
+                },
+            )
+            .register_fn(
+                "sleep",
+                |ctx: NativeCallContext, name: &str, ms: FLOAT, options: Map| {
+                    sleep(&ctx, Some(name), ms, options)
+                },
+            );
     }
 
     fn sleep(
         ctx: &NativeCallContext,
         name: Option<&str>,
         ms: FLOAT,
+        options: Map,
     ) -> Result<(), Box<EvalAltResult>> {
         let position = ctx.call_position();
         let name = step_name(name.unwrap_or("sleep"), position)?;
+        let failures: Failures = super::trouble::sleep_options(options, position)?;
         let duration = (ms.is_finite() && ms >= 0.0)
             .then(|| Duration::try_from_secs_f64(ms / 1000.0).ok())
             .flatten()
@@ -103,6 +122,7 @@ mod timing {
                 name,
                 latency: Latency::Fixed(duration),
                 fault: None,
+                failures,
             }),
             position,
         )
@@ -114,13 +134,14 @@ mod calls {
     use rhai::{EvalContext, Expression, FnPtr, ImmutableString, Map, ParseError};
 
     use super::*;
-    use crate::behaviour::{Call, MethodName, Retry, Step, Target};
+    use crate::behaviour::{Call, MethodName, OnFailure, Retry, Step, Target};
 
     /// The most arguments `call` takes: name, target, method and options.
     const MAX_ARGUMENTS: usize = 4;
 
     /// Registers `call(target, method)`, `call(name, target, method)` and
-    /// either with a trailing options map, `#{name: "..", retries: 2}`.
+    /// either with a trailing options map, `#{name: "..", retries: 2,
+    /// on_failure: "propagate", optional: true}`.
     ///
     /// `call` is a keyword in Rhai, reserved for calling function pointers,
     /// so it cannot be an ordinary function: it is a custom syntax that
@@ -174,6 +195,7 @@ mod calls {
         };
         let mut name = None;
         let mut retry_count = 0;
+        let (mut on_failure, mut optional) = (OnFailure::default(), false);
         if arguments.last().is_some_and(Dynamic::is_map) {
             let options = arguments
                 .pop()
@@ -191,9 +213,14 @@ mod calls {
                         })?;
                         retry_count = retries(count, position)?;
                     }
+                    "on_failure" => on_failure = super::trouble::on_failure(&value, position)?,
+                    "optional" => optional = super::trouble::optional(&value, position)?,
                     other => {
                         return Err(host_error(
-                            format!("call has no option `{other}`; it knows `name` and `retries`"),
+                            format!(
+                                "call has no option `{other}`; it knows `name`, `retries`, \
+                                 `on_failure` and `optional`"
+                            ),
                             position,
                         ));
                     }
@@ -222,6 +249,8 @@ mod calls {
             name,
             target,
             method,
+            on_failure,
+            optional,
         });
         let step = match retry_count {
             0 => call,

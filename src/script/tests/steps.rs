@@ -37,6 +37,7 @@ fn call_takes_a_target_a_method_and_optionally_a_name() {
                 name,
                 target,
                 method,
+                ..
             }) => (name.as_str(), target.as_str(), *method),
             other => panic!("expected a call, got {other:?}"),
         })
