@@ -103,7 +103,13 @@ impl ConfigError {
 /// a Sleep); the format has no such form, so an array anywhere else is
 /// refused at its path, and so is a document that is not an object.
 /// `params` is the script's own data and may hold anything.
-const LIST_KEYS: [&str; 2] = ["operations", "ConcurrentActions"];
+const LIST_KEYS: [&str; 5] = [
+    "operations",
+    "ConcurrentActions",
+    "failures",
+    "primary",
+    "fallback",
+];
 
 /// Walks `value`, found at `path`, for an array where an object belongs.
 fn refuse_arrays_for_objects(value: &serde_json::Value, path: &str) -> Result<(), Invalid> {
