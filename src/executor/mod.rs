@@ -177,11 +177,26 @@ impl Executor {
         outcome
     }
 
+    /// Runs `steps` one after another, the first failure stopping them,
+    /// without marking the current span with it.
+    async fn run_unmarked(&self, steps: &[Step]) -> Result<(), Failure> {
+        for step in steps {
+            self.run_step(step).await?;
+        }
+        Ok(())
+    }
+
     /// Runs the primary and, only when it fails, the fallback, whose
     /// outcome is then the step's. The step's span says which path ran;
     /// the primary's failure stays on the spans where it happened.
     async fn run_fallback(&self, fallback: &Fallback) -> Result<(), Failure> {
-        let outcome = match self.run_step(&fallback.primary).await {
+        // The primary's steps run one by one here rather than as a
+        // sequence, which would mark this span, the survivor's, as failed.
+        let primary = match &*fallback.primary {
+            Step::Sequence(steps) => self.run_unmarked(steps).boxed(),
+            step => self.run_step(step),
+        };
+        let outcome = match primary.await {
             Ok(()) => {
                 record_path("primary", None);
                 Ok(())

@@ -13,6 +13,7 @@ mod environment;
 mod executor;
 mod failures;
 mod grpcurl;
+mod outcomes;
 mod poke;
 mod receivers;
 mod scripts;
