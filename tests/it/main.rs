@@ -11,6 +11,7 @@ mod config_errors;
 mod dropped_spans;
 mod environment;
 mod executor;
+mod executor_outcomes;
 mod failures;
 mod grpcurl;
 mod outcomes;

@@ -10,6 +10,7 @@ use crate::behaviour::{Latency, Raise, Sleep};
 mod errors;
 mod limits;
 mod steps;
+mod trouble;
 
 fn scripting(limits: Limits) -> Scripting {
     Scripting::new(&ScriptSettings {
