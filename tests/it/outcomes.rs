@@ -148,6 +148,7 @@ async fn check(front: FrontEnd) {
     let shop = Instance::builder(&shop_name)
         .config(&shop(front, inventory.port))
         .otlp(&receiver.endpoint())
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
         .start()
         .await;
     let inventory_name = inventory.service_name.clone();
@@ -228,6 +229,25 @@ async fn check(front: FrontEnd) {
         assert_eq!(server_code(&trace, &shop_name), Some(code as i64));
         assert_eq!(server_code(&trace, &inventory_name), Some(14));
     }
+
+    // The request metrics count each answer under its real code.
+    let code_of = |method: &str, metrics: &[crate::support::otlp::ReceivedMetric]| {
+        metrics
+            .iter()
+            .rev()
+            .find(|m| {
+                m.name == "rpc.server.call.duration"
+                    && m.service_name.as_deref() == Some(shop_name.as_str())
+            })
+            .and_then(|m| m.point_with(&[("rpc.method", method)]).cloned())
+            .and_then(|p| p.attributes.i64("rpc.grpc.status_code"))
+    };
+    let metrics = receiver
+        .wait_for_metrics(|m| code_of("C", m).is_some(), DEFAULT_WAIT)
+        .await;
+    assert_eq!(code_of("A", &metrics), Some(0));
+    assert_eq!(code_of("B", &metrics), Some(14));
+    assert_eq!(code_of("C", &metrics), Some(8));
 }
 
 #[tokio::test(flavor = "multi_thread")]
