@@ -208,6 +208,12 @@ impl Service {
             served: Some(self.metrics.request_started(method)),
             deadline: deadline::read(request.metadata()),
         };
+        let attributes = self.behaviour.attributes(method);
+        if !attributes.is_empty() {
+            let mut drawn = Vec::new();
+            attributes.draw_into(&mut rand::rng(), &mut drawn);
+            ending.cx.span().set_attributes(drawn);
+        }
         async move {
             let outcome = match self.behaviour.get(method) {
                 None => Ok(()),

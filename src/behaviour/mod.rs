@@ -12,9 +12,13 @@
 //! - `latency`, `fault` and `outcome`: how long a step takes, whether it
 //!   fails, and how.
 //! - `method` and `target`: the methods served, and where calls go.
+//! - `dependency`: the database or queue a sleep stands for a call to.
+//! - `attribute`: attributes a step's span carries to search on.
 //! - here: the [`Director`] that hands each request its tree, and each
 //!   method's [`Behaviour`].
 
+mod attribute;
+mod dependency;
 mod fault;
 mod latency;
 mod method;
@@ -24,6 +28,11 @@ mod target;
 
 use std::{fmt, sync::Arc};
 
+pub use attribute::{
+    Attribute, AttributeValue, Attributes, MAX_ATTRIBUTES, MAX_CHOICES, MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
+};
+pub use dependency::{Dependency, DependencyKind, MessagingOperation};
 pub use fault::{ChanceOutOfRange, ErrorCode, ErrorMessage, Fault, OnFailure};
 pub use latency::Latency;
 pub use method::MethodName;
@@ -57,6 +66,8 @@ impl Director for Constant {
 pub struct Behaviour {
     /// Indexed by [`MethodName::index`].
     methods: [Option<Arc<dyn Director>>; 3],
+    /// What each method's server span carries to search on, indexed alike.
+    attributes: [Attributes; 3],
 }
 
 impl Behaviour {
@@ -68,5 +79,15 @@ impl Behaviour {
     /// The behaviour of `method`, if it has one.
     pub fn get(&self, method: MethodName) -> Option<&Arc<dyn Director>> {
         self.methods[method.index()].as_ref()
+    }
+
+    /// Gives `method`'s server span attributes to search on.
+    pub fn set_attributes(&mut self, method: MethodName, attributes: Attributes) {
+        self.attributes[method.index()] = attributes;
+    }
+
+    /// The attributes of `method`'s server span.
+    pub fn attributes(&self, method: MethodName) -> &Attributes {
+        &self.attributes[method.index()]
     }
 }

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use super::{
+    attribute::Attributes,
+    dependency::Dependency,
     fault::{Fault, OnFailure},
     latency::Latency,
     method::MethodName,
@@ -60,6 +62,20 @@ impl Step {
             Step::Fallback(f) => &f.name,
         }
     }
+
+    /// The attributes the user gave the step's span, to search on. Steps
+    /// without a span of their own have none.
+    pub fn attributes(&self) -> &Attributes {
+        match self {
+            Step::Sleep(s) => &s.attributes,
+            Step::Call(c) => &c.attributes,
+            Step::Function(f) => &f.attributes,
+            Step::Concurrently(c) => &c.attributes,
+            Step::Fail(f) => &f.attributes,
+            Step::Fallback(f) => &f.attributes,
+            Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => &Attributes::NONE,
+        }
+    }
 }
 
 /// Wait, then maybe fail.
@@ -74,6 +90,11 @@ pub struct Sleep {
     /// Other ways the wait can go, rolled once before it: errors before or
     /// after the wait, hangs and slow answers. Empty for most steps.
     pub failures: Failures,
+    /// The database or queue the wait stands for a call to, if any: its
+    /// span then says what a client library's would.
+    pub dependency: Option<Arc<Dependency>>,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }
 
 /// A call to another Thespian's method.
@@ -90,6 +111,8 @@ pub struct Call {
     /// Whether the caller carries on when the call fails, as it would
     /// without a recommendation or a cache: the failure ends at the call.
     pub optional: bool,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }
 
 /// A named block of steps run in order; the first failure stops it.
@@ -99,6 +122,8 @@ pub struct Function {
     pub name: String,
     /// What the function does, in order.
     pub steps: Vec<Step>,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }
 
 /// Branches acted out at the same time.
@@ -110,6 +135,8 @@ pub struct Concurrently {
     pub name: Option<String>,
     /// Each branch; all run to completion even when one fails.
     pub branches: Vec<Step>,
+    /// What the span carries to search on, when it has one.
+    pub attributes: Attributes,
 }
 
 /// Fail with some probability, without waiting.
@@ -119,6 +146,8 @@ pub struct Fail {
     pub name: String,
     /// The chance and the status.
     pub fault: Fault,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }
 
 /// A certain failure with a chosen status and message.
@@ -178,4 +207,6 @@ pub struct Fallback {
     pub primary: Box<Step>,
     /// What runs when it fails.
     pub fallback: Box<Step>,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }

@@ -102,13 +102,16 @@ impl ConfigError {
 /// the format written as an array of its field values (`["sleep", 10]` for
 /// a Sleep); the format has no such form, so an array anywhere else is
 /// refused at its path, and so is a document that is not an object.
-/// `params` is the script's own data and may hold anything.
-const LIST_KEYS: [&str; 5] = [
+/// `params` is the script's own data and may hold anything. An attribute's
+/// `one_of` and `int_range` are lists too.
+const LIST_KEYS: [&str; 7] = [
     "operations",
     "ConcurrentActions",
     "failures",
     "primary",
     "fallback",
+    "one_of",
+    "int_range",
 ];
 
 /// Walks `value`, found at `path`, for an array where an object belongs.

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::behaviour::{ErrorCode, ErrorMessage, Failures, OnFailure};
+use crate::behaviour::{Attributes, Dependency, ErrorCode, ErrorMessage, Failures, OnFailure};
 
 /// A whole document: what each method does, and the original's top-level
 /// `service_name`.
@@ -42,6 +42,9 @@ pub(super) struct MethodSpec {
     /// What a script sees as `params`.
     #[serde(default)]
     pub(super) params: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What the request's server span carries to search on.
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// One entry of an `operations` list: an action, or actions run at once.
@@ -67,6 +70,8 @@ pub(super) struct FallbackSpec {
     pub(super) tracing_name: String,
     pub(super) primary: Vec<OperationSpec>,
     pub(super) fallback: Vec<OperationSpec>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// A named block of operations run in order.
@@ -75,6 +80,8 @@ pub(super) struct FallbackSpec {
 pub(super) struct FunctionSpec {
     pub(super) tracing_name: String,
     pub(super) operations: Vec<OperationSpec>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// A wait of a fixed number of milliseconds, and maybe a chance of failing.
@@ -95,6 +102,11 @@ pub(super) struct SleepSpec {
     /// Outcomes of one roll, instead of `failure_chance`.
     #[serde(default)]
     pub(super) failures: Option<Failures>,
+    /// The database or queue the wait stands for a call to.
+    #[serde(default, rename = "as")]
+    pub(super) dependency: Option<Box<Dependency>>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// A `duration_ms`, refused in the format's words rather than as a `u64`.
@@ -156,6 +168,8 @@ pub(super) struct CallServiceSpec {
     /// Whether the caller carries on when the call fails.
     #[serde(default)]
     pub(super) optional: bool,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// The original wrote ports as strings; numbers are accepted too.

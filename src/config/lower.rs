@@ -9,7 +9,9 @@ use super::{
     format::{ActionSpec, MethodSpec, OperationSpec, PortSpec, SleepSpec},
 };
 use crate::{
-    behaviour::{Call, Concurrently, Fallback, Fault, Function, Latency, Sleep, Step, Target},
+    behaviour::{
+        Attributes, Call, Concurrently, Fallback, Fault, Function, Latency, Sleep, Step, Target,
+    },
     script::{Script, Scripting},
 };
 
@@ -42,6 +44,7 @@ pub(super) fn lower_method(
             Ok(Lowered::Constant(Arc::new(Step::Function(Function {
                 name: spec.tracing_name,
                 steps,
+                attributes: Attributes::NONE,
             }))))
         }
         (None, Some(file), None) => scripting
@@ -83,6 +86,7 @@ fn lower_operations(operations: Vec<OperationSpec>, path: &str) -> Result<Vec<St
                 Ok(Step::Concurrently(Concurrently {
                     name: None,
                     branches,
+                    attributes: Attributes::NONE,
                 }))
             }
         })
@@ -97,6 +101,7 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
             Ok(Step::Function(Function {
                 name: function.tracing_name,
                 steps: lower_operations(function.operations, &format!("{path}.operations"))?,
+                attributes: function.attributes,
             }))
         }
         ActionSpec::Sleep(sleep) => {
@@ -107,6 +112,8 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 latency: Latency::Fixed(Duration::from_millis(sleep.duration_ms)),
                 fault,
                 failures: sleep.failures.unwrap_or_default(),
+                dependency: sleep.dependency.map(|dependency| Arc::new(*dependency)),
+                attributes: sleep.attributes,
             }))
         }
         ActionSpec::Fallback(fallback) => {
@@ -117,6 +124,7 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 name: fallback.tracing_name,
                 primary: Box::new(Step::Sequence(primary)),
                 fallback: Box::new(Step::Sequence(stand_in)),
+                attributes: fallback.attributes,
             }))
         }
         ActionSpec::CallService(call) => {
@@ -144,6 +152,7 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 method,
                 on_failure: call.on_failure,
                 optional: call.optional,
+                attributes: call.attributes,
             }))
         }
     }

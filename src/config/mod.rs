@@ -102,8 +102,11 @@ impl Config {
             document.grpc_method_c,
         ];
         for (method, spec) in MethodName::ALL.into_iter().zip(specs) {
-            if let Some(spec) = spec {
+            if let Some(mut spec) = spec {
                 let path = format!("grpc_method_{}", method.as_str().to_lowercase());
+                config
+                    .behaviour
+                    .set_attributes(method, std::mem::take(&mut spec.attributes));
                 let director: Arc<dyn Director> = match lower_method(spec, &path, scripting)? {
                     Lowered::Constant(step) => Arc::new(Constant(step)),
                     Lowered::Script(script) => {

@@ -192,3 +192,113 @@ fn params_may_hold_arrays() {
 fn trailing_garbage_is_refused() {
     error_of("{} {}");
 }
+
+#[test]
+fn bad_dependencies_and_attributes_are_reported_at_their_path() {
+    let sleep = |extra: &str| {
+        format!(
+            r#"{{"grpc_method_a": {{"tracing_name": "t", "operations": [{{"Action": {{"Function":
+            {{"tracing_name": "f", "operations": [{{"Action": {{"Sleep":
+            {{"tracing_name": "s", "duration_ms": 1, {extra}}}}}}}]}}}}}}]}}}}"#
+        )
+    };
+    let at = "grpc_method_a.operations[0].Action.Function.operations[0].Action.Sleep";
+    for (extra, path, reason) in [
+        (
+            r#""as": {"db": "pg", "table": "t"}"#,
+            format!("{at}.as"),
+            "unknown field `table`",
+        ),
+        (
+            r#""as": {"name": "pg"}"#,
+            format!("{at}.as"),
+            "exactly one of `db` or `messaging`",
+        ),
+        (
+            r#""as": {"db": "pg", "port": 70000}"#,
+            format!("{at}.as.port"),
+            "u16",
+        ),
+        (
+            r#""as": {"messaging": "kafka", "operation": "publish"}"#,
+            format!("{at}.as"),
+            "not `publish`",
+        ),
+        (
+            r#""attributes": {"tier": {"one_of": [{"value": "gold", "weight": -1}]}}"#,
+            format!("{at}.attributes.tier.one_of[0].weight"),
+            "a weight",
+        ),
+        (
+            r#""attributes": {"n": {"int_range": [5, 1]}}"#,
+            format!("{at}.attributes.n"),
+            "5 is above 1",
+        ),
+        (
+            r#""attributes": {"tier": null}"#,
+            format!("{at}.attributes.tier"),
+            "a string, a number or a boolean",
+        ),
+        (
+            r#""attributes": []"#,
+            format!("{at}.attributes"),
+            "found an array",
+        ),
+    ] {
+        let error = error_of(&sleep(extra));
+        assert_eq!(
+            error.path.as_deref(),
+            Some(path.as_str()),
+            "{extra}: {error}"
+        );
+        assert!(error.message.contains(reason), "{extra}: {error}");
+    }
+}
+
+#[test]
+fn attributes_of_methods_functions_and_calls_are_checked_at_their_path() {
+    let long = "k".repeat(129);
+    for (text, path) in [
+        (
+            format!(
+                r#"{{"grpc_method_b": {{"tracing_name": "t", "operations": [], "attributes": {{"{long}": 1}}}}}}"#
+            ),
+            "grpc_method_b.attributes",
+        ),
+        (
+            r#"{"grpc_method_a": {"tracing_name": "t", "operations": [{"Action": {"Function":
+                {"tracing_name": "f", "operations": [], "attributes": {"a": {"one_of": []}}}}}]}}"#
+                .to_owned(),
+            "grpc_method_a.operations[0].Action.Function.attributes.a",
+        ),
+        (
+            r#"{"grpc_method_a": {"tracing_name": "t", "operations": [{"Action": {"CallService":
+                {"service_address": "x", "service_port": 1, "grpc_method": "A",
+                 "attributes": {"a": "b", "a": "c"}}}}]}}"#
+                .to_owned(),
+            "grpc_method_a.operations[0].Action.CallService.attributes",
+        ),
+    ] {
+        let error = error_of(&text);
+        assert_eq!(error.path.as_deref(), Some(path), "{error}");
+    }
+}
+
+#[test]
+fn dependencies_and_attributes_are_accepted_in_every_place() {
+    let config = Config::from_str(
+        r#"{"grpc_method_a": {"tracing_name": "t", "attributes": {"tier": {"one_of": [{"value": "gold"}]}},
+            "operations": [
+                {"Action": {"Sleep": {"tracing_name": "s", "duration_ms": 1,
+                    "as": {"db": "postgresql", "operation": "SELECT", "collection": "orders"},
+                    "attributes": {"n": {"int_range": [1, 2]}}}}},
+                {"ConcurrentActions": [{"Function": {"tracing_name": "f", "operations": [],
+                    "attributes": {"ok": true}}}]}
+            ]}}"#,
+        "x",
+        &Scripting::default(),
+    )
+    .unwrap();
+    assert!(!config.behaviour.attributes(MethodName::A).is_empty());
+    assert!(config.behaviour.attributes(MethodName::B).is_empty());
+}

@@ -220,3 +220,39 @@ fn a_fallback_holds_two_lists_of_operations() {
         "{error}"
     );
 }
+
+#[test]
+fn a_fallback_carries_attributes_and_a_dependency_sleep_its_failures() {
+    let step = read(
+        r#"[{"Action": {"Fallback": {"tracing_name": "read", "attributes": {"tier": "gold"},
+            "primary": [{"Action": {"Sleep": {"tracing_name": "q", "duration_ms": 1,
+                "as": {"db": "postgresql", "name": "orders-db"},
+                "failures": [{"chance": 1, "code": "UNAVAILABLE"}]}}}],
+            "fallback": []}}}]"#,
+    )
+    .unwrap();
+    assert!(
+        !step.attributes().is_empty(),
+        "the fallback's own attributes"
+    );
+    let Step::Fallback(fallback) = step else {
+        panic!("a fallback");
+    };
+    let Step::Sequence(primary) = &*fallback.primary else {
+        panic!("a sequence");
+    };
+    let Step::Sleep(sleep) = &primary[0] else {
+        panic!("a sleep");
+    };
+    assert!(sleep.dependency.is_some());
+    assert_eq!(sleep.failures.outcomes().len(), 1);
+
+    let error = refused(
+        r#"[{"Action": {"Fallback": {"tracing_name": "read", "primary": [], "fallback": [],
+            "attributes": {"tier": {"one_of": []}}}}}]"#,
+    );
+    assert_eq!(
+        error.path.as_deref(),
+        Some("grpc_method_a.operations[0].Action.Fallback.attributes.tier")
+    );
+}

@@ -1,16 +1,100 @@
 //! What a step's span says of the step: its name, its kind, and what it was
 //! told to do.
+//!
+//! Attribute names are written out, as the conventions spell them, rather
+//! than taken from `opentelemetry-semantic-conventions`: the few used here
+//! do not repay a dependency whose messaging names sit behind an
+//! experimental feature and whose `peer.service`, which Tempo still reads,
+//! is deprecated.
 
-use opentelemetry::KeyValue;
+use opentelemetry::{KeyValue, trace::SpanKind};
 
 use crate::{
-    behaviour::{Latency, OnFailure, Step},
+    behaviour::{Dependency, DependencyKind, Latency, MessagingOperation, OnFailure, Sleep, Step},
     telemetry::rpc_attributes,
 };
 
-/// The attributes of a step's span: its own name, its kind, and what it
-/// was told to do. Made to size: they wait in the export queue with the span.
+/// The kind of a sleep's span: INTERNAL for pretend work of its own, and
+/// what a client library would record for a call to a dependency.
+pub(super) fn sleep_kind(sleep: &Sleep) -> SpanKind {
+    match sleep.dependency.as_deref().map(|d| &d.kind) {
+        None => SpanKind::Internal,
+        Some(DependencyKind::Database { .. }) => SpanKind::Client,
+        Some(DependencyKind::Messaging { operation, .. }) => match operation {
+            MessagingOperation::Create | MessagingOperation::Send => SpanKind::Producer,
+            MessagingOperation::Receive | MessagingOperation::Settle => SpanKind::Client,
+            MessagingOperation::Process => SpanKind::Consumer,
+        },
+    }
+}
+
+/// The attributes of a step's span: its own name, its kind, what it was
+/// told to do, and the attributes the user gave it to search on.
 pub(super) fn attributes(step: &Step) -> Vec<KeyValue> {
+    let mut attributes = described(step);
+    if let Step::Sleep(Sleep {
+        dependency: Some(dependency),
+        ..
+    }) = step
+    {
+        dependency_attributes(dependency, &mut attributes);
+    }
+    let own = step.attributes();
+    if !own.is_empty() {
+        own.draw_into(&mut rand::rng(), &mut attributes);
+    }
+    attributes
+}
+
+/// What a client library's span says of a call to `dependency`, by the
+/// database and messaging conventions, with `peer.service` naming it in
+/// the service graph.
+fn dependency_attributes(dependency: &Dependency, into: &mut Vec<KeyValue>) {
+    let optional = |key: &'static str, value: &Option<String>| {
+        value.as_ref().map(|v| KeyValue::new(key, v.clone()))
+    };
+    into.push(KeyValue::new("peer.service", dependency.name.clone()));
+    into.push(KeyValue::new("server.address", dependency.address.clone()));
+    if let Some(port) = dependency.port {
+        into.push(KeyValue::new("server.port", i64::from(port)));
+    }
+    match &dependency.kind {
+        DependencyKind::Database {
+            system,
+            namespace,
+            operation,
+            collection,
+            query,
+        } => {
+            into.push(KeyValue::new("db.system.name", system.clone()));
+            into.push(KeyValue::new("db.namespace", namespace.clone()));
+            into.extend(optional("db.operation.name", operation));
+            into.extend(optional("db.collection.name", collection));
+            into.extend(optional("db.query.text", query));
+        }
+        DependencyKind::Messaging {
+            system,
+            destination,
+            operation,
+            operation_name,
+        } => {
+            into.push(KeyValue::new("messaging.system", system.clone()));
+            into.extend(optional("messaging.destination.name", destination));
+            into.push(KeyValue::new(
+                "messaging.operation.type",
+                operation.as_str(),
+            ));
+            into.push(KeyValue::new(
+                "messaging.operation.name",
+                operation_name.clone(),
+            ));
+        }
+    }
+}
+
+/// What every step's span says of it: its own name, its kind, and what it
+/// was told to do.
+fn described(step: &Step) -> Vec<KeyValue> {
     fn named<const N: usize>(
         name: &str,
         action: &'static str,

@@ -91,7 +91,7 @@ impl Executor {
     fn run_step<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), Failure>> {
         match step {
             Step::Sleep(sleep) => self
-                .traced(step, SpanKind::Internal, leaf::sleep(sleep))
+                .traced(step, attributes::sleep_kind(sleep), leaf::sleep(sleep))
                 .boxed(),
             Step::Call(call) => self
                 .traced(

@@ -24,9 +24,15 @@ pub(super) fn span_name(step: &Step, names: SpanNames) -> &str {
 
 /// The name the original gave a kind of step's span, for
 /// [`SpanNames::Generic`]. Steps without a span of their own have none.
-fn generic_name(step: &Step) -> &'static str {
+/// A sleep that stands for a call to a dependency is named as a client
+/// library would name the call, by the conventions, which is the generic
+/// name of such a call.
+fn generic_name(step: &Step) -> &str {
     match step {
-        Step::Sleep(_) => "sleep",
+        Step::Sleep(sleep) => sleep
+            .dependency
+            .as_deref()
+            .map_or("sleep", |dependency| dependency.span_name()),
         Step::Call(_) => "call_service",
         Step::Function(_) => "Function.enact",
         Step::Concurrently(_) => "concurrently",

@@ -6,6 +6,10 @@
 //! (`function`, `concurrently`) opens a fresh frame, runs the closure, and
 //! closes the frame into one step of the enclosing frame.
 //!
+//! `set_attribute` adds to the attributes of the innermost `function` being
+//! built, or at the top of the script to the method's own: each function
+//! opens a scope for them, closed into the function with its steps.
+//!
 //! A runtime error becomes a [`Raise`] step at the point it happened, in the
 //! innermost frame open then: the steps recorded before it still run, inside
 //! the spans of the functions around it, and then the request fails. A script
@@ -16,7 +20,7 @@ use std::{cell::RefCell, sync::Arc, time::Instant};
 use rhai::{Dynamic, EvalAltResult, Position};
 
 use super::{error, limits::Limits};
-use crate::behaviour::{Log, LogLevel, Raise, Step};
+use crate::behaviour::{Attribute, Attributes, Log, LogLevel, MAX_ATTRIBUTES, Raise, Step};
 
 /// The state of one evaluation.
 struct Build {
@@ -30,6 +34,9 @@ struct Build {
     frames: Vec<Vec<Step>>,
     /// Steps recorded so far, against [`Limits::max_steps`].
     steps: usize,
+    /// The attributes set in each function being built, outermost (the
+    /// method's) first.
+    scopes: Vec<Vec<Attribute>>,
     /// Whether a [`Raise`] for an error still on its way up sits at the end
     /// of the newest frame's last steps.
     raised: bool,
@@ -53,12 +60,13 @@ impl Drop for Reset {
 }
 
 /// Runs `evaluate` with a fresh builder and returns the steps it recorded,
-/// ending with a [`Raise`] placed where the script failed, if it failed.
+/// ending with a [`Raise`] placed where the script failed, if it failed,
+/// and the attributes it set at its top, for the method's span.
 pub(super) fn build(
     label: &Arc<str>,
     limits: &Limits,
     evaluate: impl FnOnce() -> Result<(), Box<EvalAltResult>>,
-) -> Vec<Step> {
+) -> (Vec<Step>, Attributes) {
     let _reset = Reset;
     BUILD.with(|build| {
         *build.borrow_mut() = Some(Build {
@@ -67,6 +75,7 @@ pub(super) fn build(
             deadline: (limits.timeout_ms > 0).then(|| Instant::now() + limits.timeout()),
             frames: vec![Vec::new()],
             steps: 0,
+            scopes: vec![Vec::new()],
             raised: false,
             overflow: None,
         });
@@ -86,9 +95,10 @@ pub(super) fn build(
             ))
         });
     let Some(mut build) = BUILD.with(|build| build.borrow_mut().take()) else {
-        return Vec::new();
+        return (Vec::new(), Attributes::NONE);
     };
     let mut steps = build.frames.swap_remove(0);
+    let attributes = Attributes::new(build.scopes.swap_remove(0)).unwrap_or_default();
     match outcome {
         Ok(()) => {
             if build.raised {
@@ -114,7 +124,7 @@ pub(super) fn build(
             }
         }
     }
-    steps
+    (steps, attributes)
 }
 
 /// Runs `f` on the thread's build. Host functions are only reachable while
@@ -236,6 +246,48 @@ pub(super) fn nest(
     })
     .unwrap_or_default();
     (steps, outcome)
+}
+
+/// Opens the attribute scope of a function about to be built.
+pub(super) fn open_scope() {
+    let _ = with(Position::NONE, |build| {
+        build.scopes.push(Vec::new());
+        Ok(())
+    });
+}
+
+/// Closes the newest attribute scope into the attributes of the function
+/// that opened it.
+pub(super) fn close_scope() -> Attributes {
+    with(Position::NONE, |build| {
+        Ok(Attributes::new(build.scopes.pop().unwrap_or_default()).unwrap_or_default())
+    })
+    .unwrap_or_default()
+}
+
+/// Sets `attribute` on the innermost function being built, in place of an
+/// earlier one with its key.
+pub(super) fn set_attribute(
+    attribute: Attribute,
+    position: Position,
+) -> Result<(), Box<EvalAltResult>> {
+    with(position, |build| {
+        build.settle();
+        let Some(scope) = build.scopes.last_mut() else {
+            return Ok(());
+        };
+        if let Some(earlier) = scope.iter_mut().find(|a| a.key() == attribute.key()) {
+            *earlier = attribute;
+        } else if scope.len() == MAX_ATTRIBUTES {
+            return Err(error::host_error(
+                format!("a step may carry at most {MAX_ATTRIBUTES} attributes"),
+                position,
+            ));
+        } else {
+            scope.push(attribute);
+        }
+        Ok(())
+    })
 }
 
 /// Adds a step begun with [`begin`] and filled with [`nest`] to the frame

@@ -21,6 +21,7 @@ pub(super) fn register(engine: &mut Engine) {
     structure::register(engine);
     chance::register(engine);
     trouble::register(engine);
+    super::annotations::register(engine);
 }
 
 /// The longest step name, in bytes: names become span names, and a
@@ -28,7 +29,7 @@ pub(super) fn register(engine: &mut Engine) {
 const MAX_NAME_BYTES: usize = 256;
 
 /// Checks a step name given by the script.
-fn step_name(name: &str, position: Position) -> Result<String, Box<EvalAltResult>> {
+pub(super) fn step_name(name: &str, position: Position) -> Result<String, Box<EvalAltResult>> {
     if name.trim().is_empty() {
         return Err(host_error("a step name must not be empty", position));
     }
@@ -62,52 +63,45 @@ fn retries(count: INT, position: Position) -> Result<u32, Box<EvalAltResult>> {
 }
 
 /// `sleep`: time passing, standing for I/O or computation.
-mod timing {
-    use rhai::Map;
-
+pub(super) mod timing {
     use super::*;
-    use crate::behaviour::{Failures, Latency, Sleep, Step};
+    use crate::behaviour::{Attributes, Failures, Latency, Sleep, Step};
 
-    /// Registers `sleep(ms)`, `sleep(name, ms)` and `sleep(name, ms,
-    /// #{failures: [..]})`, for integer and float milliseconds. These shadow every overload of Rhai's own blocking
+    /// Registers `sleep(ms)` and `sleep(name, ms)`, for integer and float
+    /// milliseconds. These shadow every overload of Rhai's own blocking
     /// `sleep(seconds)`, which the engine does not load in the first place.
     pub(in super::super) fn register(engine: &mut Engine) {
         engine
             .register_fn("sleep", |ctx: NativeCallContext, ms: INT| {
-                sleep(&ctx, None, ms as FLOAT, Map::new())
+                sleep(&ctx, None, ms as FLOAT)
             })
             .register_fn("sleep", |ctx: NativeCallContext, ms: FLOAT| {
-                sleep(&ctx, None, ms, Map::new())
+                sleep(&ctx, None, ms)
             })
             .register_fn("sleep", |ctx: NativeCallContext, name: &str, ms: INT| {
-                sleep(&ctx, Some(name), ms as FLOAT, Map::new())
+                sleep(&ctx, Some(name), ms as FLOAT)
             })
             .register_fn("sleep", |ctx: NativeCallContext, name: &str, ms: FLOAT| {
-                sleep(&ctx, Some(name), ms, Map::new())
-            })
-            .register_fn(
-                "sleep",
-                |ctx: NativeCallContext, name: &str, ms: INT, options: Map| {
-                    sleep(&ctx, Some(name), ms as FLOAT, options)
-                },
-            )
-            .register_fn(
-                "sleep",
-                |ctx: NativeCallContext, name: &str, ms: FLOAT, options: Map| {
-                    sleep(&ctx, Some(name), ms, options)
-                },
-            );
+                sleep(&ctx, Some(name), ms)
+            });
     }
 
     fn sleep(
         ctx: &NativeCallContext,
         name: Option<&str>,
         ms: FLOAT,
-        options: Map,
     ) -> Result<(), Box<EvalAltResult>> {
         let position = ctx.call_position();
         let name = step_name(name.unwrap_or("sleep"), position)?;
-        let failures: Failures = super::trouble::sleep_options(options, position)?;
+        builder::record(Step::Sleep(sleep_step(name, ms, position)?), position)
+    }
+
+    /// A sleep of `ms` milliseconds named `name`, checked.
+    pub(in super::super) fn sleep_step(
+        name: String,
+        ms: FLOAT,
+        position: Position,
+    ) -> Result<Sleep, Box<EvalAltResult>> {
         let duration = (ms.is_finite() && ms >= 0.0)
             .then(|| Duration::try_from_secs_f64(ms / 1000.0).ok())
             .flatten()
@@ -117,15 +111,14 @@ mod timing {
                     position,
                 )
             })?;
-        builder::record(
-            Step::Sleep(Sleep {
-                name,
-                latency: Latency::Fixed(duration),
-                fault: None,
-                failures,
-            }),
-            position,
-        )
+        Ok(Sleep {
+            name,
+            latency: Latency::Fixed(duration),
+            fault: None,
+            failures: Failures::default(),
+            dependency: None,
+            attributes: Attributes::NONE,
+        })
     }
 }
 
@@ -134,7 +127,7 @@ mod calls {
     use rhai::{EvalContext, Expression, FnPtr, ImmutableString, Map, ParseError};
 
     use super::*;
-    use crate::behaviour::{Call, MethodName, OnFailure, Retry, Step, Target};
+    use crate::behaviour::{Attributes, Call, MethodName, OnFailure, Retry, Step, Target};
 
     /// The most arguments `call` takes: name, target, method and options.
     const MAX_ARGUMENTS: usize = 4;
@@ -251,6 +244,7 @@ mod calls {
             method,
             on_failure,
             optional,
+            attributes: Attributes::NONE,
         });
         let step = match retry_count {
             0 => call,
@@ -281,7 +275,7 @@ mod calls {
 /// `fail_with_chance`: pretend chaos.
 mod faults {
     use super::*;
-    use crate::behaviour::{Fail, Fault, Step};
+    use crate::behaviour::{Attributes, Fail, Fault, Step};
 
     /// Registers `fail_with_chance(p)` and `fail_with_chance(name, p)`.
     pub(in super::super) fn register(engine: &mut Engine) {
@@ -311,7 +305,14 @@ mod faults {
         let name = step_name(name.unwrap_or("fail_with_chance"), position)?;
         let fault = Fault::internal(chance)
             .map_err(|e| host_error(format!("fail_with_chance's chance {e}"), position))?;
-        builder::record(Step::Fail(Fail { name, fault }), position)
+        builder::record(
+            Step::Fail(Fail {
+                name,
+                fault,
+                attributes: Attributes::NONE,
+            }),
+            position,
+        )
     }
 }
 
@@ -320,7 +321,7 @@ mod structure {
     use rhai::{Array, FnPtr};
 
     use super::*;
-    use crate::behaviour::{Concurrently, Function, Retry, Step};
+    use crate::behaviour::{Attributes, Concurrently, Function, Retry, Step};
 
     /// Registers `function(name, || ..)`, `concurrently([|| .., || ..])`,
     /// `concurrently(name, [..])` and `retry(times, || ..)`.
@@ -353,9 +354,15 @@ mod structure {
         let position = ctx.call_position();
         let name = step_name(name, position)?;
         builder::begin(position)?;
+        builder::open_scope();
         let (steps, outcome) =
             builder::nest(position, || body.call_within_context::<Dynamic>(ctx, ()));
-        builder::attach(Step::Function(Function { name, steps }));
+        let attributes = builder::close_scope();
+        builder::attach(Step::Function(Function {
+            name,
+            steps,
+            attributes,
+        }));
         outcome
     }
 
@@ -417,6 +424,7 @@ mod structure {
         builder::attach(Step::Concurrently(Concurrently {
             name: Some(name),
             branches,
+            attributes: Attributes::NONE,
         }));
         outcome
     }

@@ -10,6 +10,7 @@
 //! dice. The price is that a script cannot see how a call went: it decides
 //! the story up front.
 
+mod annotations;
 mod builder;
 mod engine;
 mod error;
@@ -249,12 +250,13 @@ impl Director for Script {
         let program = Arc::clone(&self.program.read().unwrap_or_else(|e| e.into_inner()));
         let mut scope = Scope::new();
         scope.push_constant("params", self.params.clone());
-        let steps = builder::build(&self.label, &self.limits, || {
+        let (steps, attributes) = builder::build(&self.label, &self.limits, || {
             self.engine.run_ast_with_scope(&mut scope, &program)
         });
         Arc::new(Step::Function(Function {
             name: self.tracing_name.clone(),
             steps,
+            attributes,
         }))
     }
 }

@@ -1,4 +1,5 @@
-//! Telemetry: the spans of requests and steps (`span`), the tracing
+//! Telemetry: the spans of requests and steps (`span`, with what is logged
+//! inside them as span events, `span_events`), the tracing
 //! subscriber, the OpenTelemetry providers behind them, and the flush that
 //! runs at shutdown. [`Telemetry::build`] composes one pipeline per signal
 //! (`pipeline`) from the plain [`TelemetrySettings`] the command line
@@ -25,6 +26,7 @@ mod metrics;
 mod pipeline;
 mod resource;
 mod span;
+mod span_events;
 
 use std::time::Duration;
 
@@ -41,7 +43,8 @@ pub use loki::{Loki, LokiLayer};
 pub(crate) use metrics::rpc_attributes;
 pub use metrics::{Metrics, MetricsTemporality, ServedRequest};
 pub use resource::ResourceAttributes;
-pub use span::{SpanEvents, Tracer, current_ids};
+pub use span::{Tracer, current_ids};
+pub use span_events::SpanEvents;
 
 /// How log lines on stdout look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -6,13 +6,13 @@
 //! are given when it ends, by the code that opened it, and the finished span
 //! goes straight to the batch pipeline. A request asleep in a step thus
 //! holds a few hundred bytes of spans, where a `tracing` span bridged to
-//! OpenTelemetry held kilobytes (the README's benchmark section has the
+//! OpenTelemetry held kilobytes (`docs/performance.md` has the
 //! measurements).
 //!
 //! A span is the active span of an OpenTelemetry [`Context`], which the
 //! step's future carries (`FutureExt::with_context`). So whatever runs
 //! inside it finds it through `Context::current()`: log lines take their
-//! trace and span ids from it, calls propagate it, and [`SpanEvents`] adds
+//! trace and span ids from it, calls propagate it, and [`SpanEvents`](super::SpanEvents) adds
 //! every event logged inside it to it as a span event.
 
 use std::{borrow::Cow, sync::Arc, time::SystemTime};
@@ -28,11 +28,6 @@ use opentelemetry_sdk::{
         SpanLinks, SpanProcessor,
     },
 };
-use tracing::{
-    Subscriber,
-    field::{Field, Visit},
-};
-use tracing_subscriber::{Layer, layer};
 
 /// The most events one span keeps, as the SDK's default limit has it; the
 /// rest are counted as dropped, so a script that logs in a loop cannot
@@ -294,83 +289,6 @@ pub fn current_ids() -> Option<(String, String)> {
             )
         })
     })
-}
-
-/// Adds each event logged inside a recorded span to that span, as a span
-/// event named by its message, with its level, target and fields as
-/// attributes, so a trace view shows what each step said.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SpanEvents;
-
-impl<S: Subscriber> Layer<S> for SpanEvents {
-    fn on_event(&self, event: &tracing::Event<'_>, _: layer::Context<'_, S>) {
-        Context::map_current(|cx| {
-            let span = cx.span();
-            if !span.is_recording() {
-                return;
-            }
-            let metadata = event.metadata();
-            let mut fields = EventFields {
-                message: None,
-                attributes: vec![
-                    KeyValue::new("level", metadata.level().as_str()),
-                    KeyValue::new("target", metadata.target()),
-                ],
-            };
-            event.record(&mut fields);
-            let name = match fields.message {
-                Some(message) => Cow::Owned(message),
-                None => Cow::Borrowed(metadata.name()),
-            };
-            span.add_event(name, fields.attributes);
-        });
-    }
-}
-
-/// An event's message, and its other fields as attributes.
-struct EventFields {
-    message: Option<String>,
-    attributes: Vec<KeyValue>,
-}
-
-impl Visit for EventFields {
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.attributes.push(KeyValue::new(field.name(), value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        // Backends compare and sum integers, not strings of digits.
-        match i64::try_from(value) {
-            Ok(value) => self.record_i64(field, value),
-            Err(_) => self.record_debug(field, &value),
-        }
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.attributes.push(KeyValue::new(field.name(), value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.attributes.push(KeyValue::new(field.name(), value));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = Some(value.to_owned());
-        } else {
-            self.attributes
-                .push(KeyValue::new(field.name(), value.to_owned()));
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = Some(format!("{value:?}"));
-        } else {
-            self.attributes
-                .push(KeyValue::new(field.name(), format!("{value:?}")));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use opentelemetry_sdk::{
     trace::{SpanData, SpanProcessor},
 };
 use thespian::{
-    behaviour::{Concurrently, Fail, Fault, Function, Latency, Raise, Sleep, Step},
+    behaviour::{Attributes, Concurrently, Fail, Fault, Function, Latency, Raise, Sleep, Step},
     executor::{Executor, SpanNames},
     failure::Failure,
     telemetry::{SpanEvents, Tracer},
@@ -109,6 +109,8 @@ fn sleep(name: &str, millis: u64) -> Step {
         latency: Latency::Fixed(Duration::from_millis(millis)),
         fault: None,
         failures: Default::default(),
+        dependency: None,
+        attributes: Attributes::NONE,
     })
 }
 
@@ -118,6 +120,8 @@ fn failing_sleep(name: &str, millis: u64) -> Step {
         latency: Latency::Fixed(Duration::from_millis(millis)),
         fault: Some(Fault::internal(1.0).unwrap()),
         failures: Default::default(),
+        dependency: None,
+        attributes: Attributes::NONE,
     })
 }
 
@@ -125,6 +129,7 @@ fn function(name: &str, steps: Vec<Step>) -> Step {
     Step::Function(Function {
         name: name.to_owned(),
         steps,
+        attributes: Attributes::NONE,
     })
 }
 
@@ -132,6 +137,7 @@ fn concurrently(branches: Vec<Step>) -> Step {
     Step::Concurrently(Concurrently {
         name: None,
         branches,
+        attributes: Attributes::NONE,
     })
 }
 
@@ -250,6 +256,7 @@ async fn a_fail_step_fails_without_waiting_and_a_raise_chooses_its_status() {
     let fail = Step::Fail(Fail {
         name: "coin toss".to_owned(),
         fault: Fault::new(1.0, tonic::Code::Unavailable).unwrap(),
+        attributes: Attributes::NONE,
     });
     let (outcome, elapsed, seen) = perform(function("toss", vec![fail])).await;
     let failure = outcome.expect_err("a chance of one always fails");
@@ -279,6 +286,8 @@ async fn a_failure_chance_of_zero_never_fails() {
         latency: Latency::Fixed(Duration::from_millis(1)),
         fault: Some(Fault::internal(0.0).unwrap()),
         failures: Default::default(),
+        dependency: None,
+        attributes: Attributes::NONE,
     }));
     let executor = Executor::default();
     for _ in 0..1_000 {

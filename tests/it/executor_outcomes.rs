@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use thespian::{
-    behaviour::{Failures, Latency, Sleep, Step},
+    behaviour::{Attributes, Failures, Latency, Sleep, Step},
     executor::Executor,
 };
 use tokio::time::Instant;
@@ -19,6 +19,8 @@ fn sleep_with(outcome: &str) -> Arc<Step> {
         latency: Latency::Fixed(Duration::from_millis(100)),
         fault: None,
         failures,
+        dependency: None,
+        attributes: Attributes::NONE,
     }))
 }
 

@@ -8,6 +8,7 @@
 mod support;
 
 mod config_errors;
+mod dependencies;
 mod dropped_spans;
 mod environment;
 mod executor;

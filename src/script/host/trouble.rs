@@ -7,10 +7,12 @@
 //! the same values and refuse the same mistakes.
 
 use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, FnPtr, INT, Map, NativeCallContext, Position};
-use serde::de::DeserializeOwned;
 
 use super::{builder, host_error, step_name};
-use crate::behaviour::{Effect, Fail, Failures, Fallback, Fault, OnFailure, Outcome, Step};
+use crate::{
+    behaviour::{Attributes, Effect, Fail, Fallback, Fault, OnFailure, Outcome, Step},
+    script::annotations::parse as read,
+};
 
 /// Registers `fail_with_chance(name, p, code)`, `fail_with_chance(name, p,
 /// #{code, message, when})` and `fallback`.
@@ -107,27 +109,14 @@ fn fail_with_options(
     let fault = Fault::new(outcome.chance, code)
         .map_err(|e| host_error(format!("fail_with_chance's chance {e}"), position))?
         .with_message(message);
-    builder::record(Step::Fail(Fail { name, fault }), position)
-}
-
-/// A sleep's options map: `#{ failures: [...] }`.
-pub(super) fn sleep_options(
-    options: Map,
-    position: Position,
-) -> Result<Failures, Box<EvalAltResult>> {
-    let mut failures = Failures::default();
-    for (key, value) in options {
-        match key.as_str() {
-            "failures" => failures = read(&value, "sleep: `failures`", position)?,
-            other => {
-                return Err(host_error(
-                    format!("sleep has no option `{other}`; it knows `failures`"),
-                    position,
-                ));
-            }
-        }
-    }
-    Ok(failures)
+    builder::record(
+        Step::Fail(Fail {
+            name,
+            fault,
+            attributes: Attributes::NONE,
+        }),
+        position,
+    )
 }
 
 /// A call's `on_failure` option: `"internal"`, `"propagate"` or a code.
@@ -176,24 +165,9 @@ fn fallback(
             name,
             primary: Box::new(primary),
             fallback: Box::new(stand_in),
+            attributes: Attributes::NONE,
         }),
         Err(_) => Step::Sequence(vec![primary, stand_in]),
     });
     outcome
-}
-
-/// Reads a script's value into a model type through its `Deserialize`
-/// impl, the one a JSON config's value goes through.
-fn read<T: DeserializeOwned>(
-    value: &Dynamic,
-    what: &str,
-    position: Position,
-) -> Result<T, Box<EvalAltResult>> {
-    rhai::serde::from_dynamic(value).map_err(|e| {
-        let message = match *e {
-            EvalAltResult::ErrorRuntime(ref value, _) => value.to_string(),
-            ref other => other.to_string(),
-        };
-        host_error(format!("{what}: {message}"), position)
-    })
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::behaviour::{Latency, Raise, Sleep};
 
+mod annotations;
 mod errors;
 mod limits;
 mod steps;
@@ -35,7 +36,7 @@ fn script(text: &str) -> Arc<Script> {
 /// The steps one request gets, inside the method's function.
 fn steps(script: &Script) -> Vec<Step> {
     match Arc::unwrap_or_clone(script.direct()) {
-        Step::Function(Function { name, steps }) => {
+        Step::Function(Function { name, steps, .. }) => {
             assert_eq!(name, "method");
             steps
         }
@@ -69,7 +70,7 @@ fn raise(step: &Step) -> &Raise {
 
 fn function(step: &Step) -> (&str, &[Step]) {
     match step {
-        Step::Function(Function { name, steps }) => (name, steps),
+        Step::Function(Function { name, steps, .. }) => (name, steps),
         other => panic!("expected a function, got {other:?}"),
     }
 }

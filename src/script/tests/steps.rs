@@ -81,6 +81,7 @@ fn concurrently_and_function_nest_their_steps() {
     let Step::Concurrently(Concurrently {
         name: Some(group),
         branches,
+        ..
     }) = &inner[0]
     else {
         panic!("expected a named group, got {inner:?}");
@@ -102,7 +103,7 @@ fn fail_with_chance_checks_its_probability() {
     let chances: Vec<_> = steps[..2]
         .iter()
         .map(|step| match step {
-            Step::Fail(Fail { name, fault }) => (name.as_str(), fault.chance()),
+            Step::Fail(Fail { name, fault, .. }) => (name.as_str(), fault.chance()),
             other => panic!("{other:?}"),
         })
         .collect();
