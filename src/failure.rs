@@ -1,19 +1,22 @@
 //! Why a performance failed, and the one place a failure becomes a gRPC status.
 
-use crate::behaviour::{MethodName, Target};
+use crate::behaviour::{ErrorMessage, MethodName, Target};
 
 /// A failure while acting out a method. Each variant is a cause that
 /// telemetry counts apart, so a dashboard can tell pretend chaos from a
 /// broken downstream.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Failure {
-    /// A `failure_chance` or `fail_with_chance` rolled low.
-    #[error("`{action}` failed by chance")]
+    /// A `failure_chance`, a `failures` entry or `fail_with_chance` rolled
+    /// low.
+    #[error("{}", chance_text(action, message.as_ref()))]
     Chance {
         /// The `tracing_name` of the step that failed.
         action: String,
         /// The status the request answers with.
         code: tonic::Code,
+        /// The author's own message, said instead of naming the step.
+        message: Option<ErrorMessage>,
     },
     /// A called Thespian answered with an error or could not be reached.
     #[error("call to {method} at {target} failed: {status}")]
@@ -24,6 +27,8 @@ pub enum Failure {
         method: MethodName,
         /// What came back, reduced to code and message.
         status: DownstreamStatus,
+        /// What this instance answers, as the call's `on_failure` says.
+        code: tonic::Code,
     },
     /// A script raised an error or threw a value.
     #[error("{message}")]
@@ -63,11 +68,21 @@ impl Failure {
     /// The status code the caller sees.
     pub fn code(&self) -> tonic::Code {
         match self {
-            Failure::Chance { code, .. } | Failure::Script { code, .. } => *code,
-            // A downstream failure is this instance's internal error, whatever
-            // the downstream said: the caller did nothing wrong.
-            Failure::Downstream { .. } => tonic::Code::Internal,
+            // A downstream failure answers as its call's `on_failure` said:
+            // by default this instance's internal error, whatever the
+            // downstream said, since the caller did nothing wrong.
+            Failure::Chance { code, .. }
+            | Failure::Script { code, .. }
+            | Failure::Downstream { code, .. } => *code,
         }
+    }
+}
+
+/// What a chance failure says: the author's message, or which step failed.
+fn chance_text(action: &str, message: Option<&ErrorMessage>) -> String {
+    match message {
+        Some(message) => format!("`{action}` failed: {}", message.as_str()),
+        None => format!("`{action}` failed by chance"),
     }
 }
 

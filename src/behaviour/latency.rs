@@ -21,7 +21,7 @@ pub const MAX_LATENCY: Duration = Duration::from_secs(3600);
 
 /// How long a step takes. The large shapes are boxed so that the enum stays
 /// three words: scripts build one per sleep of every request in flight.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Latency {
     /// Always the same.
     Fixed(Duration),
@@ -49,7 +49,7 @@ pub struct Point {
 }
 
 /// Values in milliseconds and the index that picks one by weight.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Weighted {
     /// The values, in milliseconds.
     values: Box<[f64]>,

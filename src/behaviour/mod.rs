@@ -9,7 +9,8 @@
 //! Its parts, one file each:
 //!
 //! - `step`: the step vocabulary, [`Step`], and what each kind is told to do.
-//! - `latency` and `fault`: how long a step takes, and whether it fails.
+//! - `latency`, `fault` and `outcome`: how long a step takes, whether it
+//!   fails, and how.
 //! - `method` and `target`: the methods served, and where calls go.
 //! - `dependency`: the database or queue a sleep stands for a call to.
 //! - `attribute`: attributes a step's span carries to search on.
@@ -21,6 +22,7 @@ mod dependency;
 mod fault;
 mod latency;
 mod method;
+mod outcome;
 mod step;
 mod target;
 
@@ -33,10 +35,13 @@ pub use attribute::{
     MAX_VALUE_BYTES,
 };
 pub use dependency::{Dependency, DependencyKind, MessagingOperation};
-pub use fault::{ChanceOutOfRange, Fault};
+pub use fault::{ChanceOutOfRange, ErrorCode, ErrorMessage, Fault, OnFailure};
 pub use latency::Latency;
 pub use method::MethodName;
-pub use step::{Call, Concurrently, Fail, Function, Log, LogLevel, Raise, Retry, Sleep, Step};
+pub use outcome::{Effect, Failures, Outcome, When};
+pub use step::{
+    Call, Concurrently, Fail, Fallback, Function, Log, LogLevel, Raise, Retry, Sleep, Step,
+};
 pub use target::Target;
 
 /// Builds the step tree one request acts out. A JSON config hands out the

@@ -4,8 +4,13 @@
 use std::sync::Arc;
 
 use super::{
-    attribute::Attributes, dependency::Dependency, fault::Fault, latency::Latency,
-    method::MethodName, target::Target,
+    attribute::Attributes,
+    dependency::Dependency,
+    fault::{Fault, OnFailure},
+    latency::Latency,
+    method::MethodName,
+    outcome::Failures,
+    target::Target,
 };
 
 /// One unit of pretend work. Most steps become one span when acted out; an
@@ -35,6 +40,9 @@ pub enum Step {
     Retry(Retry),
     /// Write a log line when the story gets here, in the span around it.
     Log(Log),
+    /// Steps run only when others fail: a cache miss falling back to the
+    /// database, a replica standing in for a primary.
+    Fallback(Fallback),
 }
 
 impl Step {
@@ -51,6 +59,7 @@ impl Step {
             Step::Sequence(_) => "sequence",
             Step::Retry(r) => r.step.name(),
             Step::Log(_) => "log",
+            Step::Fallback(f) => &f.name,
         }
     }
 
@@ -63,6 +72,7 @@ impl Step {
             Step::Function(f) => &f.attributes,
             Step::Concurrently(c) => &c.attributes,
             Step::Fail(f) => &f.attributes,
+            Step::Fallback(f) => &f.attributes,
             Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => &Attributes::NONE,
         }
     }
@@ -77,6 +87,9 @@ pub struct Sleep {
     pub latency: Latency,
     /// Rolled after the wait, so a failed step still takes its time.
     pub fault: Option<Fault>,
+    /// Other ways the wait can go, rolled once before it: errors before or
+    /// after the wait, hangs and slow answers. Empty for most steps.
+    pub failures: Failures,
     /// The database or queue the wait stands for a call to, if any: its
     /// span then says what a client library's would.
     pub dependency: Option<Arc<Dependency>>,
@@ -93,6 +106,11 @@ pub struct Call {
     pub target: Target,
     /// The method to call there.
     pub method: MethodName,
+    /// What the caller answers when the call fails.
+    pub on_failure: OnFailure,
+    /// Whether the caller carries on when the call fails, as it would
+    /// without a recommendation or a cache: the failure ends at the call.
+    pub optional: bool,
     /// What the span carries to search on.
     pub attributes: Attributes,
 }
@@ -177,4 +195,18 @@ pub struct Retry {
     pub retries: u32,
     /// What is tried.
     pub step: Box<Step>,
+}
+
+/// A step with a stand-in: `fallback` runs only when `primary` fails, and
+/// the step's outcome is then the fallback's.
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    /// The span name.
+    pub name: String,
+    /// What is tried first.
+    pub primary: Box<Step>,
+    /// What runs when it fails.
+    pub fallback: Box<Step>,
+    /// What the span carries to search on.
+    pub attributes: Attributes,
 }

@@ -104,10 +104,13 @@ impl ConfigError {
 /// refused at its path, and so is a document that is not an object.
 /// `params` is the script's own data and may hold anything. An attribute's
 /// `one_of` and `int_range` are lists too, and so is a duration's `weighted`.
-const LIST_KEYS: [&str; 5] = [
+const LIST_KEYS: [&str; 8] = [
     "operations",
     "ConcurrentActions",
     "weighted",
+    "failures",
+    "primary",
+    "fallback",
     "one_of",
     "int_range",
 ];

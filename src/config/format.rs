@@ -6,7 +6,9 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::behaviour::{Attributes, Dependency, Latency};
+use crate::behaviour::{
+    Attributes, Dependency, ErrorCode, ErrorMessage, Failures, Latency, OnFailure,
+};
 
 /// A whole document: what each method does, and the original's top-level
 /// `service_name`.
@@ -60,6 +62,18 @@ pub(super) enum ActionSpec {
     Function(FunctionSpec),
     Sleep(SleepSpec),
     CallService(CallServiceSpec),
+    Fallback(FallbackSpec),
+}
+
+/// Operations with a stand-in: `fallback` runs only when `primary` fails.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FallbackSpec {
+    pub(super) tracing_name: String,
+    pub(super) primary: Vec<OperationSpec>,
+    pub(super) fallback: Vec<OperationSpec>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// A named block of operations run in order.
@@ -84,6 +98,15 @@ pub(super) struct SleepSpec {
     pub(super) duration: Option<Latency>,
     #[serde(default, deserialize_with = "chance")]
     pub(super) failure_chance: Option<f64>,
+    /// The status a `failure_chance` failure answers with.
+    #[serde(default)]
+    pub(super) failure_code: Option<ErrorCode>,
+    /// What a `failure_chance` failure says.
+    #[serde(default)]
+    pub(super) failure_message: Option<ErrorMessage>,
+    /// Outcomes of one roll, instead of `failure_chance`.
+    #[serde(default)]
+    pub(super) failures: Option<Failures>,
     /// The database or queue the wait stands for a call to.
     #[serde(default, rename = "as")]
     pub(super) dependency: Option<Box<Dependency>>,
@@ -151,6 +174,12 @@ pub(super) struct CallServiceSpec {
     pub(super) service_address: String,
     pub(super) service_port: PortSpec,
     pub(super) grpc_method: String,
+    /// What the caller answers when the call fails.
+    #[serde(default)]
+    pub(super) on_failure: OnFailure,
+    /// Whether the caller carries on when the call fails.
+    #[serde(default)]
+    pub(super) optional: bool,
     #[serde(default)]
     pub(super) attributes: Attributes,
 }

@@ -6,10 +6,12 @@ use std::{sync::Arc, time::Duration};
 
 use super::{
     error::Invalid,
-    format::{ActionSpec, MethodSpec, OperationSpec, PortSpec},
+    format::{ActionSpec, MethodSpec, OperationSpec, PortSpec, SleepSpec},
 };
 use crate::{
-    behaviour::{Attributes, Call, Concurrently, Fault, Function, Latency, Sleep, Step, Target},
+    behaviour::{
+        Attributes, Call, Concurrently, Fallback, Fault, Function, Latency, Sleep, Step, Target,
+    },
     script::{Script, Scripting},
 };
 
@@ -104,11 +106,7 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
         }
         ActionSpec::Sleep(sleep) => {
             let path = format!("{path}.Sleep");
-            let fault = sleep
-                .failure_chance
-                .map(Fault::internal)
-                .transpose()
-                .map_err(|e| (format!("{path}.failure_chance"), e.to_string()))?;
+            let fault = lower_fault(&sleep, &path)?;
             let latency = match (sleep.duration_ms, sleep.duration) {
                 (Some(ms), None) => Latency::Fixed(Duration::from_millis(ms)),
                 (None, Some(latency)) => latency,
@@ -125,8 +123,20 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 name: sleep.tracing_name,
                 latency,
                 fault,
+                failures: sleep.failures.unwrap_or_default(),
                 dependency: sleep.dependency.map(|dependency| Arc::new(*dependency)),
                 attributes: sleep.attributes,
+            }))
+        }
+        ActionSpec::Fallback(fallback) => {
+            let path = format!("{path}.Fallback");
+            let primary = lower_operations(fallback.primary, &format!("{path}.primary"))?;
+            let stand_in = lower_operations(fallback.fallback, &format!("{path}.fallback"))?;
+            Ok(Step::Fallback(Fallback {
+                name: fallback.tracing_name,
+                primary: Box::new(Step::Sequence(primary)),
+                fallback: Box::new(Step::Sequence(stand_in)),
+                attributes: fallback.attributes,
             }))
         }
         ActionSpec::CallService(call) => {
@@ -152,8 +162,38 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 name: call.tracing_name.unwrap_or_else(|| "call".to_owned()),
                 target,
                 method,
+                on_failure: call.on_failure,
+                optional: call.optional,
                 attributes: call.attributes,
             }))
         }
     }
+}
+
+/// The fault of a Sleep found at `path`: its `failure_chance`, answering
+/// with its `failure_code` and `failure_message`. A `failures` list is the
+/// other way to say how a step fails, so the two are not mixed.
+fn lower_fault(sleep: &SleepSpec, path: &str) -> Result<Option<Fault>, Invalid> {
+    let single = sleep.failure_code.is_some() || sleep.failure_message.is_some();
+    if sleep.failures.is_some() && (sleep.failure_chance.is_some() || single) {
+        return Err((
+            path.to_owned(),
+            "give either `failures` or `failure_chance` (with `failure_code` and \
+             `failure_message`), not both"
+                .to_owned(),
+        ));
+    }
+    let Some(chance) = sleep.failure_chance else {
+        return match single {
+            true => Err((
+                path.to_owned(),
+                "`failure_code` and `failure_message` need a `failure_chance`".to_owned(),
+            )),
+            false => Ok(None),
+        };
+    };
+    let code = sleep.failure_code.map_or(tonic::Code::Internal, |c| c.0);
+    Fault::new(chance, code)
+        .map(|fault| Some(fault.with_message(sleep.failure_message.clone())))
+        .map_err(|e| (format!("{path}.failure_chance"), e.to_string()))
 }

@@ -18,6 +18,8 @@ mod format;
 mod lower;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_failures;
 
 use std::{io::Read, path::Path, sync::Arc};
 

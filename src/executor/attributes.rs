@@ -11,7 +11,7 @@ use opentelemetry::{KeyValue, trace::SpanKind};
 
 use super::dice::{Dice, Roll};
 use crate::{
-    behaviour::{Dependency, DependencyKind, Latency, MessagingOperation, Sleep, Step},
+    behaviour::{Dependency, DependencyKind, Latency, MessagingOperation, OnFailure, Sleep, Step},
     telemetry::rpc_attributes,
 };
 
@@ -120,18 +120,25 @@ fn described(step: &Step) -> Vec<KeyValue> {
                 ),
                 latency => KeyValue::new("thespian.latency", latency.kind()),
             };
-            match sleep.fault {
+            let mut attributes = match &sleep.fault {
                 Some(fault) => named(
                     &sleep.name,
                     "sleep",
                     [duration_ms, KeyValue::new("failure_chance", fault.chance())],
                 ),
                 None => named(&sleep.name, "sleep", [duration_ms]),
+            };
+            if !sleep.failures.is_empty() {
+                attributes.push(KeyValue::new(
+                    "thespian.failures",
+                    sleep.failures.outcomes().len() as i64,
+                ));
             }
+            attributes
         }
         Step::Call(call) => {
             let [system, service, method] = rpc_attributes(call.method);
-            named(
+            let mut attributes = named(
                 &call.name,
                 "call",
                 [
@@ -142,7 +149,17 @@ fn described(step: &Step) -> Vec<KeyValue> {
                     KeyValue::new("server.address", call.target.host().to_owned()),
                     KeyValue::new("server.port", i64::from(call.target.port())),
                 ],
-            )
+            );
+            if call.on_failure != OnFailure::Internal {
+                attributes.push(KeyValue::new(
+                    "thespian.on_failure",
+                    call.on_failure.describe(),
+                ));
+            }
+            if call.optional {
+                attributes.push(KeyValue::new("thespian.optional", true));
+            }
+            attributes
         }
         Step::Function(function) => named(&function.name, "function", []),
         Step::Concurrently(group) => named(
@@ -158,6 +175,7 @@ fn described(step: &Step) -> Vec<KeyValue> {
             "fail_with_chance",
             [KeyValue::new("failure_chance", fail.fault.chance())],
         ),
+        Step::Fallback(fallback) => named(&fallback.name, "fallback", []),
         Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => Vec::new(),
     }
 }

@@ -41,6 +41,10 @@ pub enum Roll {
     /// The values the request's server span draws for its method's
     /// attributes, apart from those its top step draws with the same dice.
     MethodAttributes = 5,
+    /// Which of a step's `failures` comes up, if any.
+    Outcome = 6,
+    /// The extra wait of a slow outcome.
+    Slow = 7,
 }
 
 impl Dice {

@@ -11,7 +11,7 @@ use super::{
     span::mark_failed,
 };
 use crate::{
-    behaviour::{Call, Fail, Log, LogLevel, Raise, Sleep},
+    behaviour::{Call, Effect, ErrorMessage, Fail, Log, LogLevel, Raise, Sleep, When},
     client::Clients,
     failure::{DownstreamStatus, Failure, code_name},
     propagation,
@@ -23,9 +23,30 @@ use crate::{
 const TARGET: &str = "thespian::executor";
 
 /// Waits as long as the step's latency says, then rolls its fault, if it
-/// has one. The span records the duration drawn.
+/// has one. Its `failures` are rolled once, first: an error before the wait
+/// ends the step at once, a hang never ends it, a slow answer waits longer.
+/// Every roll comes from the step's `dice`, so a seeded request replays its
+/// outcomes too. The span records the duration drawn.
 pub(super) async fn sleep(sleep: &Sleep, dice: Dice) -> Result<(), Failure> {
-    let duration = sleep.latency.sample(&mut dice.rng(Roll::Latency));
+    let mut duration = sleep.latency.sample(&mut dice.rng(Roll::Latency));
+    let mut error_after = None;
+    let rolled = sleep.failures.roll(&mut dice.rng(Roll::Outcome));
+    if let Some(effect) = rolled {
+        Context::map_current(|cx| {
+            cx.span()
+                .set_attribute(KeyValue::new("thespian.outcome", effect.kind()))
+        });
+        match effect {
+            Effect::Error {
+                when: When::Before,
+                code,
+                message,
+            } => return Err(originate(chance(&sleep.name, *code, message.clone()))),
+            Effect::Error { code, message, .. } => error_after = Some((*code, message)),
+            Effect::Hang => return hang(sleep).await,
+            Effect::Slow { extra } => duration += extra.sample(&mut dice.rng(Roll::Slow)),
+        }
+    }
     Context::map_current(|cx| {
         cx.span().set_attribute(KeyValue::new(
             "thespian.duration_ms",
@@ -39,14 +60,15 @@ pub(super) async fn sleep(sleep: &Sleep, dice: Dice) -> Result<(), Failure> {
         sleep.name
     );
     tokio::time::sleep(duration).await;
-    let struck = sleep
-        .fault
-        .filter(|fault| fault.strikes(&mut dice.rng(Roll::Fault)));
-    match struck {
-        Some(fault) => Err(originate(Failure::Chance {
-            action: sleep.name.clone(),
-            code: fault.code(),
-        })),
+    if let Some((code, message)) = error_after {
+        return Err(originate(chance(&sleep.name, code, message.clone())));
+    }
+    match &sleep.fault {
+        Some(fault) if fault.strikes(&mut dice.rng(Roll::Fault)) => Err(originate(chance(
+            &sleep.name,
+            fault.code(),
+            fault.message().cloned(),
+        ))),
         _ => {
             tracing::info!(target: TARGET, "`{}` finished", sleep.name);
             Ok(())
@@ -54,15 +76,33 @@ pub(super) async fn sleep(sleep: &Sleep, dice: Dice) -> Result<(), Failure> {
     }
 }
 
+/// Never answers, as a stuck dependency does: the request's future stays
+/// pending until its caller's deadline, a call timeout or the caller
+/// giving up drops it, and its spans end with it.
+async fn hang(sleep: &Sleep) -> Result<(), Failure> {
+    tracing::warn!(target: TARGET, "`{}` hangs until its caller gives up", sleep.name);
+    std::future::pending().await
+}
+
 /// Rolls the step's fault, without waiting.
 pub(super) fn roll(fail: &Fail, dice: Dice) -> Result<(), Failure> {
     if fail.fault.strikes(&mut dice.rng(Roll::Fault)) {
-        Err(originate(Failure::Chance {
-            action: fail.name.clone(),
-            code: fail.fault.code(),
-        }))
+        Err(originate(chance(
+            &fail.name,
+            fail.fault.code(),
+            fail.fault.message().cloned(),
+        )))
     } else {
         Ok(())
+    }
+}
+
+/// A failure by chance of the step named `action`.
+fn chance(action: &str, code: tonic::Code, message: Option<ErrorMessage>) -> Failure {
+    Failure::Chance {
+        action: action.to_owned(),
+        code,
+        message,
     }
 }
 
@@ -99,16 +139,28 @@ pub(super) async fn call(clients: &Clients, metrics: &Metrics, call: &Call) -> R
         cx.span()
             .set_attribute(KeyValue::new("rpc.grpc.status_code", code as i64))
     });
-    outcome.map_err(|status| {
-        originate(Failure::Downstream {
-            target: call.target.clone(),
-            method: call.method,
-            status: DownstreamStatus {
-                code: status.code(),
-                message: status.message().to_owned(),
-            },
-        })
-    })
+    let Err(status) = outcome else {
+        return Ok(());
+    };
+    let failure = originate(Failure::Downstream {
+        target: call.target.clone(),
+        method: call.method,
+        code: call.on_failure.code(status.code()),
+        status: DownstreamStatus {
+            code: status.code(),
+            message: status.message().to_owned(),
+        },
+    });
+    if call.optional {
+        // The caller does without: the failure ends here, on the call's span.
+        tracing::info!(
+            target: TARGET,
+            "carrying on without `{}`: the call is optional",
+            call.name
+        );
+        return Ok(());
+    }
+    Err(failure)
 }
 
 /// Fails as the script said, with its status and message.

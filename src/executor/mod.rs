@@ -32,7 +32,7 @@ pub use name::SpanNames;
 use span::{Traced, mark_failed};
 
 use crate::{
-    behaviour::{Concurrently, Retry, Step},
+    behaviour::{Concurrently, Fallback, Retry, Step},
     client::Clients,
     failure::Failure,
     telemetry::{Metrics, Tracer},
@@ -163,6 +163,14 @@ impl Executor {
             .boxed(),
             Step::Sequence(steps) => self.run_in_order(steps, dice).boxed(),
             Step::Retry(retry) => self.run_retried(retry, dice).boxed(),
+            Step::Fallback(fallback) => self
+                .traced(
+                    step,
+                    SpanKind::Internal,
+                    dice,
+                    self.run_fallback(fallback, dice),
+                )
+                .boxed(),
         }
     }
 
@@ -231,4 +239,55 @@ impl Executor {
         }
         outcome
     }
+
+    /// Runs `steps` one after another, the first failure stopping them,
+    /// without marking the current span with it. `dice` are the sequence's,
+    /// so its steps roll as they would in [`Executor::run_in_order`].
+    async fn run_unmarked(&self, steps: &[Step], dice: Dice) -> Result<(), Failure> {
+        for (i, step) in steps.iter().enumerate() {
+            self.run_step(step, dice.child(i)).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the primary and, only when it fails, the fallback, whose
+    /// outcome is then the step's. The step's span says which path ran;
+    /// the primary's failure stays on the spans where it happened. The
+    /// primary rolls as child 0 and the fallback as child 1, like any
+    /// other step's children, so a seeded request replays across them.
+    async fn run_fallback(&self, fallback: &Fallback, dice: Dice) -> Result<(), Failure> {
+        // The primary's steps run one by one here rather than as a
+        // sequence, which would mark this span, the survivor's, as failed.
+        let primary = match &*fallback.primary {
+            Step::Sequence(steps) => self.run_unmarked(steps, dice.child(0)).boxed(),
+            step => self.run_step(step, dice.child(0)),
+        };
+        let outcome = match primary.await {
+            Ok(()) => {
+                record_path("primary", None);
+                Ok(())
+            }
+            Err(failure) => {
+                record_path("fallback", Some(&failure));
+                self.run_step(&fallback.fallback, dice.child(1)).await
+            }
+        };
+        outcome.inspect_err(mark_failed)
+    }
+}
+
+/// Notes on the current span, a fallback step's, which path ran and, when
+/// it was the fallback, the code the primary failed with.
+fn record_path(path: &'static str, primary: Option<&Failure>) {
+    use opentelemetry::{KeyValue, trace::TraceContextExt};
+    opentelemetry::Context::map_current(|cx| {
+        let span = cx.span();
+        span.set_attribute(KeyValue::new("thespian.fallback.path", path));
+        if let Some(failure) = primary {
+            span.set_attribute(KeyValue::new(
+                "thespian.fallback.primary_status_code",
+                failure.code() as i64,
+            ));
+        }
+    });
 }

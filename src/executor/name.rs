@@ -37,6 +37,7 @@ fn generic_name(step: &Step) -> &str {
         Step::Function(_) => "Function.enact",
         Step::Concurrently(_) => "concurrently",
         Step::Fail(_) => "fail_with_chance",
+        Step::Fallback(_) => "fallback",
         Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => "",
     }
 }

@@ -1,8 +1,9 @@
 //! What a script adds to a span beyond the work itself: the database or
-//! queue a sleep stands for a call to, and attributes to search on.
+//! queue a sleep stands for a call to, attributes to search on, and the
+//! other ways a sleep can go.
 //!
-//! Both are read by the same parsers as a config's `"as"` and
-//! `"attributes"`, through `rhai::serde::from_dynamic`, so a script and a
+//! All are read by the same parsers as a config's `"as"`, `"attributes"`
+//! and `"failures"`, through `rhai::serde::from_dynamic`, so a script and a
 //! config take the same shapes and bounds.
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use super::{
     error::host_error,
     host::{step_name, timing::sleep_step},
 };
-use crate::behaviour::{Attribute, AttributeValue, Attributes, Dependency, Step};
+use crate::behaviour::{Attribute, AttributeValue, Attributes, Dependency, Failures, Step};
 
 /// Registers `sleep(duration, options)`, `sleep(name, duration, options)`
 /// and `set_attribute(key, value)`. The duration is what a plain `sleep`
@@ -72,7 +73,8 @@ pub(super) fn register(engine: &mut Engine) {
 
 /// A sleep with options: `dependency`, the database or queue it stands for
 /// a call to (a config's `"as"`, which Rhai reserves as a keyword; quoted,
-/// `"as"` works too), and `attributes`. Unnamed, a dependency's sleep takes
+/// `"as"` works too), `attributes`, and `failures`, the outcomes of one
+/// roll (a config's `"failures"`). Unnamed, a dependency's sleep takes
 /// the name the conventions give its call.
 fn sleep(
     ctx: &NativeCallContext,
@@ -83,6 +85,7 @@ fn sleep(
     let position = ctx.call_position();
     let mut dependency = None;
     let mut attributes = Attributes::NONE;
+    let mut failures = Failures::default();
     for (key, value) in options {
         match key.as_str() {
             "dependency" | "as" => {
@@ -93,10 +96,12 @@ fn sleep(
                 )?));
             }
             "attributes" => attributes = parse(&value, "`attributes`", position)?,
+            "failures" => failures = parse(&value, "sleep: `failures`", position)?,
             other => {
                 return Err(host_error(
                     format!(
-                        "sleep has no option `{other}`; it knows `dependency` and `attributes`"
+                        "sleep has no option `{other}`; it knows `dependency`, `attributes` \
+                         and `failures`"
                     ),
                     position,
                 ));
@@ -111,6 +116,7 @@ fn sleep(
     let mut step = sleep_step(step_name(name, position)?, &duration, position)?;
     step.dependency = dependency;
     step.attributes = attributes;
+    step.failures = failures;
     builder::record(Step::Sleep(step), position)
 }
 
@@ -125,7 +131,7 @@ fn set_attribute(position: Position, key: &str, value: &Dynamic) -> Result<(), B
 
 /// Reads `value` with the parser the config uses, or says what is wrong
 /// with `what` at the script's `position`.
-fn parse<T: DeserializeOwned>(
+pub(super) fn parse<T: DeserializeOwned>(
     value: &Dynamic,
     what: &str,
     position: Position,

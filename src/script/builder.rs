@@ -359,12 +359,14 @@ fn last_raise(steps: &mut Vec<Step>) -> Option<&mut Vec<Step>> {
         Step::Function(function) => last_raise(&mut function.steps),
         Step::Sequence(steps) => last_raise(steps),
         Step::Concurrently(group) => last_raise(&mut group.branches),
-        // A retry holds only a block that finished without an error.
+        // A retry or a fallback holds only blocks that finished without an
+        // error.
         Step::Sleep(_)
         | Step::Call(_)
         | Step::Fail(_)
         | Step::Raise(_)
         | Step::Retry(_)
+        | Step::Fallback(_)
         | Step::Log(_) => None,
     }
 }

@@ -9,6 +9,8 @@ use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, INT, NativeCallContext, Positi
 
 use super::{builder, error::host_error};
 
+mod trouble;
+
 /// Registers every host function.
 pub(super) fn register(engine: &mut Engine) {
     timing::register(engine);
@@ -16,6 +18,7 @@ pub(super) fn register(engine: &mut Engine) {
     faults::register(engine);
     structure::register(engine);
     chance::register(engine);
+    trouble::register(engine);
     super::annotations::register(engine);
 }
 
@@ -65,13 +68,14 @@ mod calls {
     use rhai::{EvalContext, Expression, FnPtr, ImmutableString, Map, ParseError};
 
     use super::*;
-    use crate::behaviour::{Attributes, Call, MethodName, Retry, Step, Target};
+    use crate::behaviour::{Attributes, Call, MethodName, OnFailure, Retry, Step, Target};
 
     /// The most arguments `call` takes: name, target, method and options.
     const MAX_ARGUMENTS: usize = 4;
 
     /// Registers `call(target, method)`, `call(name, target, method)` and
-    /// either with a trailing options map, `#{name: "..", retries: 2}`.
+    /// either with a trailing options map, `#{name: "..", retries: 2,
+    /// on_failure: "propagate", optional: true}`.
     ///
     /// `call` is a keyword in Rhai, reserved for calling function pointers,
     /// so it cannot be an ordinary function: it is a custom syntax that
@@ -125,6 +129,7 @@ mod calls {
         };
         let mut name = None;
         let mut retry_count = 0;
+        let (mut on_failure, mut optional) = (OnFailure::default(), false);
         if arguments.last().is_some_and(Dynamic::is_map) {
             let options = arguments
                 .pop()
@@ -142,9 +147,14 @@ mod calls {
                         })?;
                         retry_count = retries(count, position)?;
                     }
+                    "on_failure" => on_failure = super::trouble::on_failure(&value, position)?,
+                    "optional" => optional = super::trouble::optional(&value, position)?,
                     other => {
                         return Err(host_error(
-                            format!("call has no option `{other}`; it knows `name` and `retries`"),
+                            format!(
+                                "call has no option `{other}`; it knows `name`, `retries`, \
+                                 `on_failure` and `optional`"
+                            ),
                             position,
                         ));
                     }
@@ -173,6 +183,8 @@ mod calls {
             name,
             target,
             method,
+            on_failure,
+            optional,
             attributes: Attributes::NONE,
         });
         let step = match retry_count {

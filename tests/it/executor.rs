@@ -108,6 +108,7 @@ fn sleep(name: &str, millis: u64) -> Step {
         name: name.to_owned(),
         latency: Latency::Fixed(Duration::from_millis(millis)),
         fault: None,
+        failures: Default::default(),
         dependency: None,
         attributes: Attributes::NONE,
     })
@@ -118,6 +119,7 @@ fn failing_sleep(name: &str, millis: u64) -> Step {
         name: name.to_owned(),
         latency: Latency::Fixed(Duration::from_millis(millis)),
         fault: Some(Fault::internal(1.0).unwrap()),
+        failures: Default::default(),
         dependency: None,
         attributes: Attributes::NONE,
     })
@@ -142,7 +144,7 @@ fn concurrently(branches: Vec<Step>) -> Step {
 /// The step a failure names, for failures by chance.
 fn failed_action(outcome: Result<(), Failure>) -> String {
     match outcome {
-        Err(Failure::Chance { action, code }) => {
+        Err(Failure::Chance { action, code, .. }) => {
             assert_eq!(code, tonic::Code::Internal);
             action
         }
@@ -283,6 +285,7 @@ async fn a_failure_chance_of_zero_never_fails() {
         name: "safe".to_owned(),
         latency: Latency::Fixed(Duration::from_millis(1)),
         fault: Some(Fault::internal(0.0).unwrap()),
+        failures: Default::default(),
         dependency: None,
         attributes: Attributes::NONE,
     }));

@@ -17,7 +17,7 @@ use super::{
     },
     step_name,
 };
-use crate::behaviour::{Attributes, Latency, Sleep, Step};
+use crate::behaviour::{Attributes, Failures, Latency, Sleep, Step};
 
 /// Registers `sleep(duration)` and `sleep(name, duration)`, for a duration
 /// in integer or float milliseconds, as a string or as a distribution map.
@@ -77,6 +77,7 @@ pub(in super::super) fn sleep_step(
         name,
         latency: latency(duration, position)?,
         fault: None,
+        failures: Failures::default(),
         dependency: None,
         attributes: Attributes::NONE,
     })

@@ -71,6 +71,18 @@ fn a_sleep_takes_a_dependency_and_attributes() {
 }
 
 #[test]
+fn a_sleep_takes_a_dependency_and_failures_in_one_map() {
+    let steps = steps(&script(
+        r#"sleep(3, #{ dependency: #{ db: "redis", name: "cache" }, failures: [#{ chance: 0.5, slow: 10 }] });"#,
+    ));
+    let Step::Sleep(sleep) = &steps[0] else {
+        panic!("{:?} is a sleep", steps[0]);
+    };
+    assert!(sleep.dependency.is_some());
+    assert_eq!(sleep.failures.outcomes().len(), 1);
+}
+
+#[test]
 fn bad_annotations_fail_at_their_line() {
     let many = (0..=32)
         .map(|i| format!("set_attribute(\"k{i}\", {i});"))

@@ -11,6 +11,7 @@ mod annotations;
 mod errors;
 mod limits;
 mod steps;
+mod trouble;
 
 fn scripting(limits: Limits) -> Scripting {
     Scripting::new(&ScriptSettings {
