@@ -1,6 +1,7 @@
 //! Drawn latencies and `THESPIAN_SEED`, end to end: a request sent with
 //! the same trace id to instances with the same seed plays out the same way
-//! (the same drawn durations, failures and attribute values), a different
+//! (the same drawn durations, failures, outcomes of a `failures` list,
+//! fallback paths and attribute values), a different
 //! trace id plays out otherwise, and a script's `sleep` draws as the
 //! config's does.
 
@@ -44,14 +45,22 @@ async fn trace(receiver: &OtlpReceiver, trace: &str, count: usize) -> Vec<Receiv
         .await
 }
 
-/// What a trace's sleeps drew and how each step ended, by span name.
+/// What a trace's sleeps drew and how each step ended (with the outcome a
+/// `failures` list rolled, or the path a fallback took), by span name.
 fn played(spans: &[ReceivedSpan]) -> Vec<(String, Option<String>, String)> {
     let mut played: Vec<_> = spans
         .iter()
         .filter(|s| s.kind != SpanKind::Server)
         .map(|s| {
             let drawn = s.attr_f64("thespian.duration_ms").map(|ms| format!("{ms}"));
-            (s.name.clone(), drawn, format!("{:?}", s.status_code))
+            let outcome = (s.attr_str("thespian.outcome"))
+                .or(s.attr_str("thespian.fallback.path"))
+                .unwrap_or("as written");
+            (
+                s.name.clone(),
+                drawn,
+                format!("{:?} {outcome}", s.status_code),
+            )
         })
         .collect();
     played.sort();
@@ -76,14 +85,27 @@ fn attributes_drawn(spans: &[ReceivedSpan]) -> Vec<(String, Option<i64>, Option<
 }
 
 /// A method that draws from every shape at once, each with a coin-flip
-/// failure, and attribute values on its server span and one sleep; and a
-/// script that rolls `random()` and draws a lognormal.
+/// failure, and attribute values on its server span and one sleep, beside
+/// sleeps that roll a `failures` list (a slow answer's extra drawn too) and
+/// a fallback whose primary may fail; and a script that rolls `random()`
+/// and draws a lognormal.
 fn config() -> String {
     let sleep = |name: &str, duration: serde_json::Value| json!({ "Sleep": { "tracing_name": name, "duration": duration, "failure_chance": 0.5 } });
     let drawn = json!({
         "n": { "int_range": [1, 1_000_000_000] },
         "tier": { "one_of": [{ "value": "gold" }, { "value": "silver" }, { "value": "bronze" }] }
     });
+    let flaky = |name: &str| {
+        json!({ "Sleep": { "tracing_name": name, "duration_ms": 1, "failures": [
+        { "chance": 0.3, "code": "UNAVAILABLE", "when": "before" },
+        { "chance": 0.3, "slow": { "lognormal": { "median": 2, "p99": 8 } } },
+        { "chance": 0.3, "code": 14 }
+    ] } })
+    };
+    let fallback = json!({ "Fallback": { "tracing_name": "fall back",
+        "primary": [{ "Action": sleep("primary", json!("1ms")) }],
+        "fallback": [{ "Action": sleep("fallback", json!({ "uniform": { "min": 1, "max": 3 } })) }]
+    } });
     let mut uniform = sleep("uniform", json!({ "uniform": { "min": 1, "max": "6ms" } }));
     uniform["Sleep"]["attributes"] = drawn.clone();
     json!({
@@ -96,11 +118,19 @@ fn config() -> String {
                 sleep("weighted", json!({ "weighted": [
                     { "value": 1, "weight": 1 }, { "value": "4ms", "weight": 1 }
                 ] })),
+                flaky("flaky one"),
+                flaky("flaky two"),
+                flaky("flaky three"),
+                fallback,
             ] }
         ] },
         "grpc_method_b": { "tracing_name": "scripted", "script_source": r#"
             sleep("rolled", random() * 5.0);
             concurrently([|| sleep("tail", #{ lognormal: #{ median: 2, p99: 8 } }), || sleep(1)]);
+            sleep("flaky script", 1, #{ failures: [
+                #{ chance: 0.5, slow: #{ uniform: #{ min: 1, max: "4ms" } } },
+                #{ chance: 0.5, code: "UNAVAILABLE", when: "before" },
+            ] });
         "# }
     })
     .to_string()
@@ -130,6 +160,11 @@ async fn the_same_seed_and_trace_id_replay_the_same_draws_and_failures() {
     let first = played(&trace(&receivers[0], &same, 2).await);
     let second = played(&trace(&receivers[1], &same, 2).await);
     assert_eq!(first, second, "the same trace id plays out the same way");
+    let rolled = first
+        .iter()
+        .filter(|(name, _, ended)| name.starts_with("flaky") && !ended.ends_with("as written"))
+        .count();
+    assert!(rolled >= 2, "some `failures` outcomes came up: {first:?}");
     let first_attributes = attributes_drawn(&trace(&receivers[0], &same, 2).await);
     assert_eq!(
         first_attributes,
