@@ -38,7 +38,7 @@ pub const MAX_CHANNELS: usize = 1_024;
 
 /// How every outbound connection to `target` is made: without Nagle's
 /// delay, and giving up on a target that does not accept within
-/// [`CONNECT_TIMEOUT`].
+/// `CONNECT_TIMEOUT`.
 pub fn endpoint(target: &Target) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(target.as_str().to_owned())?
         .connect_timeout(CONNECT_TIMEOUT)

@@ -120,7 +120,7 @@ impl de::Visitor<'_> for CodeVisitor {
 pub const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// A failure's message as the author wrote it, at most
-/// [`MAX_MESSAGE_BYTES`] long. Cheap to clone: the same message is
+/// `MAX_MESSAGE_BYTES` long. Cheap to clone: the same message is
 /// answered by every request that fails the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorMessage(Arc<str>);

@@ -187,7 +187,7 @@ impl<'de> Deserialize<'de> for Chance {
         if (0.0..=1.0).contains(&chance) {
             Ok(Chance(chance))
         } else {
-            Err(de::Error::custom(super::ChanceOutOfRange(chance)))
+            Err(de::Error::custom(super::fault::ChanceOutOfRange(chance)))
         }
     }
 }

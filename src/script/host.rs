@@ -246,6 +246,16 @@ mod faults {
         let name = step_name(name.unwrap_or("fail_with_chance"), position)?;
         let fault = Fault::internal(chance)
             .map_err(|e| host_error(format!("fail_with_chance's chance {e}"), position))?;
+        record_fail(name, fault, position)
+    }
+
+    /// Records a `fail_with_chance` step, whichever form of the call
+    /// described its fault.
+    pub(in super::super) fn record_fail(
+        name: String,
+        fault: Fault,
+        position: Position,
+    ) -> Result<(), Box<EvalAltResult>> {
         builder::record(
             Step::Fail(Fail {
                 name,

@@ -10,7 +10,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, FnPtr, INT, Map, NativeCallCon
 
 use super::{builder, host_error, step_name};
 use crate::{
-    behaviour::{Attributes, Effect, Fail, Fallback, Fault, OnFailure, Outcome, Step},
+    behaviour::{Attributes, Effect, Fallback, Fault, OnFailure, Outcome, Step},
     script::annotations::parse as read,
 };
 
@@ -109,14 +109,7 @@ fn fail_with_options(
     let fault = Fault::new(outcome.chance, code)
         .map_err(|e| host_error(format!("fail_with_chance's chance {e}"), position))?
         .with_message(message);
-    builder::record(
-        Step::Fail(Fail {
-            name,
-            fault,
-            attributes: Attributes::NONE,
-        }),
-        position,
-    )
+    super::faults::record_fail(name, fault, position)
 }
 
 /// A call's `on_failure` option: `"internal"`, `"propagate"` or a code.

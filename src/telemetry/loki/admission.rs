@@ -3,14 +3,25 @@
 //! drop and count it when none has room. Every move along the line, by
 //! the layer or by the supervisor, happens here under one lock.
 
-use std::sync::{
-    Arc, Mutex, MutexGuard,
-    atomic::{AtomicBool, AtomicU64, Ordering},
+use std::{
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use tokio::{sync::Notify, time::Instant};
 
-use super::{SESSION_AGE, SESSION_LINES, session::Session};
+use super::session::Session;
+
+/// Lines one session takes: below the 512 slots of tracing-loki's channel,
+/// so however late its task runs, the channel never overflows.
+pub(super) const SESSION_LINES: usize = 500;
+
+/// How long a session takes lines before the next one takes over, so that
+/// a push that hangs is noticed even when lines are few.
+pub(super) const SESSION_AGE: Duration = Duration::from_secs(2);
 
 /// What the layer and the supervisor share: the slots, the count of lost
 /// lines, and the bell the layer rings when it fills a session.

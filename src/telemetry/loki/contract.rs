@@ -4,7 +4,7 @@
 //!
 //! - the channel between its layer and its task holds 512 lines, and a
 //!   line that finds it full is dropped, not waited for, so a session of
-//!   [`SESSION_LINES`] always fits, with room left for the stop request;
+//!   [`SESSION_LINES`](super::admission::SESSION_LINES) always fits, with room left for the stop request;
 //! - once stopped, its task pushes what it holds to the base URL plus
 //!   `loki/api/v1/push`, path prefix kept, and then finishes;
 //! - a failed push is an ERROR event with an `error` field naming the
@@ -40,7 +40,8 @@ use tracing::{Dispatch, Event, Level, Metadata, Subscriber, field::Visit, span};
 use tracing_subscriber::layer::SubscriberExt;
 
 use super::{
-    Loki, SESSION_LINES, loopback::LoopbackLoki, pacing::Paced, push_base, session::Outcome,
+    Loki, admission::SESSION_LINES, loopback::LoopbackLoki, pacing::Paced, push_base,
+    session::Outcome,
 };
 
 /// How long a test waits for what it expects before it fails; a passing

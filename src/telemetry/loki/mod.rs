@@ -17,12 +17,12 @@
 //!   again, so waking it for every line costs more than the line.
 //!
 //! So lines go to Loki in *sessions*: a tracing-loki layer and task that
-//! take at most [`SESSION_LINES`] lines (fewer than its channel holds, so
-//! the channel never drops a line uncounted) for at most [`SESSION_AGE`],
+//! take at most [`SESSION_LINES`](admission::SESSION_LINES) lines (fewer than its channel holds, so
+//! the channel never drops a line uncounted) for at most [`SESSION_AGE`](admission::SESSION_AGE),
 //! then are asked to push what they hold and stop. A session that fails a
 //! push, or has not finished [`PUSH_TIMEOUT`] after it stopped taking
 //! lines, is dropped with its lines. At most [`MAX_SESSIONS`] are alive,
-//! so at most that many times [`SESSION_LINES`] lines are held; a line
+//! so at most that many times [`SESSION_LINES`](admission::SESSION_LINES) lines are held; a line
 //! that finds no session with room is dropped and counted. After a failure
 //! no session is opened until a growing wait has passed; the first failure
 //! is a warning, the rest are debug events, and a delivered session after
@@ -63,23 +63,12 @@ use admission::Shared;
 use session::open;
 use supervisor::Supervisor;
 
-/// Lines one session takes: below the 512 slots of tracing-loki's channel,
-/// so however late its task runs, the channel never overflows.
-const SESSION_LINES: usize = 500;
-
-/// How long a session takes lines before the next one takes over, so that
-/// a push that hangs is noticed even when lines are few.
-const SESSION_AGE: Duration = Duration::from_secs(2);
-
 /// How long a session may take to push its lines once it stops taking them.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sessions alive at once: taking lines, waiting as the spare, or pushing.
-/// With [`SESSION_LINES`], this bounds the lines held for Loki.
+/// With [`SESSION_LINES`](admission::SESSION_LINES), this bounds the lines held for Loki.
 const MAX_SESSIONS: usize = 8;
-
-/// The shortest time between two polls of a session's task.
-const POLL_PACE: Duration = Duration::from_millis(20);
 
 /// The wait after a first failure before lines are taken again; it doubles
 /// with each further failure, up to [`RETRY_MAX`].

@@ -22,7 +22,10 @@ use tracing::{
     span::{Attributes, Id, Record},
 };
 
-use super::{POLL_PACE, session::Outcome};
+use super::session::Outcome;
+
+/// The shortest time between two polls of a session's task.
+const POLL_PACE: Duration = Duration::from_millis(20);
 
 /// Runs a tracing-loki task, polling it at most once per [`POLL_PACE`] and
 /// only when it asked to be woken, and ends it at its first failed push,
