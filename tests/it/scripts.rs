@@ -721,6 +721,7 @@ async fn every_example_config_checks_out_and_every_example_script_is_used() {
         "example_configs/ecosystem",
         "example_configs/ecosystem-local",
         "example_configs/chain",
+        "example_configs/realistic",
     ] {
         for entry in std::fs::read_dir(Path::new(ROOT).join(folder)).unwrap() {
             let path = entry.unwrap().path();
