@@ -6,7 +6,7 @@
 #   scripts/bench.sh --quick    # shorter runs, a smoke check of the figures
 #   scripts/bench.sh --only chain,sleepers   # the baseline plus these figures
 #                               # (traces slow-sink chain sleepers scripted
-#                               #  signals loki-soak)
+#                               #  signals loki-soak realism)
 #
 # Load comes from h2load (Debian's nghttp2-client, installed if missing),
 # posting empty gRPC messages over HTTP/2. Spans go to a live OTLP sink
@@ -708,6 +708,48 @@ bench_loki_soak() {
     row "  load held, entries Loki received" "$(printf '%.0f' "$up_rate") req/s, $entries entries" "-" "INFO"
 }
 
+# realism_config DURATION... ATTRIBUTES: a method of one function acting out
+# three sleeps, the given durations in order (JSON, each a whole "key": value
+# pair), every step carrying ATTRIBUTES (a JSON object).
+realism_config() {
+    local attrs=${*: -1} sleeps="" i=1 d
+    for d in "${@:1:$#-1}"; do
+        sleeps+=$(printf '%s{"Action": {"Sleep": {"tracing_name": "step %s", %s, "attributes": %s}}}' \
+            "${sleeps:+, }" "$i" "$d" "$attrs")
+        i=$((i + 1))
+    done
+    printf '{"grpc_method_a": {"tracing_name": "work", "attributes": %s, "operations": [{"Action": {"Function": {"tracing_name": "handle", "attributes": %s, "operations": [%s]}}}]}}' \
+        "$attrs" "$attrs" "$sleeps"
+}
+
+# 8. Latency distributions and attribute generators against fixed values: the
+# same tree of 1 ms sleeps, so the difference is the cost of the draws.
+bench_realism() {
+    echo "== distributions + attribute generators against fixed values"
+    local drawn fixed
+    drawn=$(realism_config \
+        '"duration": {"lognormal": {"median": 1, "p99": 3}}' \
+        '"duration": {"uniform": {"min": 0, "max": 2}}' \
+        '"duration": {"percentiles": {"p50": 1, "max": 2}}' \
+        '{"customer.tier": {"one_of": [{"value": "gold", "weight": 1}, {"value": "free", "weight": 9}]}, "cart.items": {"int_range": [1, 12]}}')
+    fixed=$(realism_config '"duration_ms": 1' '"duration_ms": 1' '"duration_ms": 1' \
+        '{"customer.tier": "free", "cart.items": 6}')
+    if ! accepts "$drawn"; then
+        row "distributions + attribute generators" "rejected by thespian check" "-" "SKIP"
+        return
+    fi
+    accepts "$fixed" || die "thespian check rejects the fixed-value realism config"
+    no_op_rate realism-fixed "$fixed" "${TRACES_ONLY[@]}"
+    local fixed_rate=$RATE
+    no_op_rate realism-drawn "$drawn" "${TRACES_ONLY[@]}"
+    local drawn_rate=$RATE r
+    r=$(ratio "$drawn_rate" "$fixed_rate")
+    row "distributions + attribute generators ÷ fixed values: rate" \
+        "${r}× ($(printf '%.0f' "$drawn_rate") vs $(printf '%.0f' "$fixed_rate") req/s)" "≥ 0.95×" "$(verdict "$r" ">=" 0.95)"
+    row "realism, fixed values (3 × 1 ms sleeps): rate ÷ bare" "$(ratio "$fixed_rate" "$BARE_RATE")×" "-" "INFO"
+    row "realism, distributions + generators: rate ÷ bare" "$(ratio "$drawn_rate" "$BARE_RATE")×" "-" "INFO"
+}
+
 # --- Main ----------------------------------------------------------------------------
 
 # wanted FIGURE: whether --only (if given) names FIGURE.
@@ -725,6 +767,7 @@ wanted sleepers && bench_sleepers
 wanted scripted && bench_scripted
 wanted signals && bench_signals
 wanted loki-soak && bench_loki_soak
+wanted realism && bench_realism
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
