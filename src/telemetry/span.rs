@@ -207,7 +207,13 @@ impl Span for OpenSpan {
     }
 
     fn set_attribute(&mut self, attribute: KeyValue) {
-        self.told().attributes.push(attribute);
+        // A step's span is told an attribute or two while it runs (the
+        // duration it drew, the outcome it rolled) and holds them for as
+        // long as the step waits: room for exactly those, rather than the
+        // four a first push makes room for.
+        let attributes = &mut self.told().attributes;
+        attributes.reserve_exact(1);
+        attributes.push(attribute);
     }
 
     fn set_attributes(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
