@@ -228,7 +228,7 @@ impl Service {
                         ending.lines.in_scope(|| director.direct_with(dice))
                     };
                     self.executor
-                        .run_request(step)
+                        .run_request(step, dice)
                         .with_context(ending.cx.clone())
                         .instrument(ending.lines.clone())
                         .await

@@ -22,10 +22,7 @@ mod span;
 use std::{sync::Arc, time::Duration};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
-use opentelemetry::{
-    Context,
-    trace::{SpanKind, TraceContextExt, TraceId},
-};
+use opentelemetry::trace::{SpanKind, TraceId};
 
 pub use dice::{Dice, Roll};
 pub use name::SpanNames;
@@ -105,11 +102,11 @@ impl Executor {
     /// The entry point: acts out `tree`, the steps of one request, under
     /// the current span, the request's own. That span is marked as failed
     /// if the tree fails, like every other span the failure passes through.
-    pub async fn run_request(&self, tree: Arc<Step>) -> Result<(), Failure> {
-        let trace_id = Context::map_current(|cx| cx.span().span_context().trace_id());
-        self.run_step(&tree, self.dice(trace_id))
-            .await
-            .inspect_err(mark_failed)
+    /// `dice` are the request's, from [`Executor::dice`]: the caller has
+    /// them already, since the request's script and attributes roll them
+    /// too.
+    pub async fn run_request(&self, tree: Arc<Step>, dice: Dice) -> Result<(), Failure> {
+        self.run_step(&tree, dice).await.inspect_err(mark_failed)
     }
 
     /// Acts out one step of the tree and, through recursion, the steps it

@@ -16,7 +16,7 @@ use opentelemetry_sdk::{
 };
 use thespian::{
     behaviour::{Attributes, Concurrently, Fail, Fault, Function, Latency, Raise, Sleep, Step},
-    executor::{Executor, SpanNames},
+    executor::{Dice, Executor, SpanNames},
     failure::Failure,
     telemetry::{SpanEvents, Tracer},
 };
@@ -95,7 +95,7 @@ async fn perform(step: Step) -> (Result<(), Failure>, Duration, Seen) {
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(SpanEvents));
     let outcome = Executor::new(SpanNames::Descriptive)
         .with_tracer(tracer)
-        .run_request(Arc::new(step))
+        .run_request(Arc::new(step), Dice::default())
         .await;
     let elapsed = started.elapsed();
     drop(_guard);
@@ -292,7 +292,7 @@ async fn a_failure_chance_of_zero_never_fails() {
     let executor = Executor::default();
     for _ in 0..1_000 {
         executor
-            .run_request(Arc::clone(&step))
+            .run_request(Arc::clone(&step), Dice::default())
             .await
             .expect("a chance of zero never fails");
     }

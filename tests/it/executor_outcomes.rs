@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use thespian::{
     behaviour::{Attributes, Failures, Latency, Sleep, Step},
-    executor::Executor,
+    executor::{Dice, Executor},
 };
 use tokio::time::Instant;
 
@@ -29,7 +29,7 @@ async fn run(step: Arc<Step>) -> (Option<Result<(), tonic::Code>>, Duration) {
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         Duration::from_secs(3600),
-        Executor::default().run_request(step),
+        Executor::default().run_request(step, Dice::default()),
     )
     .await
     .ok()
