@@ -7,8 +7,9 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    behaviour::Bytes,
     config::Config,
-    executor::{Executor, SpanNames},
+    executor::{DEFAULT_MAX_HELD_BYTES, Executor, LoadLimits, SpanNames},
     health,
     poke::{self, PokeArgs},
     script::{self, ScriptSettings, Scripting},
@@ -110,6 +111,26 @@ pub struct Settings {
         global = true
     )]
     pub call_timeout_ms: u64,
+
+    /// How many `burn` steps keep a core busy at once; more wait for a thread, as under
+    /// real CPU contention [default: the number of cores].
+    #[arg(
+        long,
+        env = "MAX_BURN_THREADS",
+        value_parser = clap::value_parser!(u16).range(1..=256),
+        global = true
+    )]
+    pub max_burn_threads: Option<u16>,
+
+    /// How much memory the `hold_memory` steps of all requests in flight may hold together,
+    /// in bytes or with a unit (`256MiB`, `1GB`); a hold past it fails with RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "MAX_HELD_BYTES",
+        default_value_t = DEFAULT_MAX_HELD_BYTES,
+        global = true
+    )]
+    pub max_held_bytes: Bytes,
 
     /// How long in-flight requests may finish after SIGTERM or SIGINT, in milliseconds.
     #[arg(
@@ -304,6 +325,17 @@ impl Settings {
         }
     }
 
+    /// How much real load requests may make: burn threads and memory held.
+    pub fn load_limits(&self) -> LoadLimits {
+        let defaults = LoadLimits::default();
+        LoadLimits {
+            burn_threads: self
+                .max_burn_threads
+                .map_or(defaults.burn_threads, usize::from),
+            max_held_bytes: self.max_held_bytes,
+        }
+    }
+
     /// What telemetry is set up with.
     pub fn telemetry(&self) -> TelemetrySettings {
         TelemetrySettings {
@@ -400,7 +432,8 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
             .with_call_timeout(Duration::from_millis(settings.call_timeout_ms))
             .with_metrics(telemetry.metrics())
             .with_tracer(telemetry.tracer())
-            .with_seed(settings.seed),
+            .with_seed(settings.seed)
+            .with_load_limits(settings.load_limits()),
         ServerOptions {
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             metrics: telemetry.metrics(),

@@ -38,6 +38,15 @@ pub enum Failure {
         /// What went wrong, with the script position when there is one.
         message: String,
     },
+    /// A `hold_memory` step would have passed `MAX_HELD_BYTES`, or the
+    /// allocator refused it: the step fails rather than the instance.
+    #[error("`{action}` failed: {message}")]
+    HeldMemory {
+        /// The `tracing_name` of the step that failed.
+        action: String,
+        /// Why, naming the cap.
+        message: String,
+    },
 }
 
 /// The part of a downstream status worth carrying upstream.
@@ -62,6 +71,7 @@ impl Failure {
             Failure::Chance { .. } => "failure_chance",
             Failure::Downstream { .. } => "downstream",
             Failure::Script { .. } => "script",
+            Failure::HeldMemory { .. } => "held_memory",
         }
     }
 
@@ -74,6 +84,7 @@ impl Failure {
             Failure::Chance { code, .. }
             | Failure::Script { code, .. }
             | Failure::Downstream { code, .. } => *code,
+            Failure::HeldMemory { .. } => tonic::Code::ResourceExhausted,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - `latency`, `fault` and `outcome`: how long a step takes, whether it
 //!   fails, and how.
 //! - `method` and `target`: the methods served, and where calls go.
+//! - `load`: CPU time burnt and memory held, which cost something real.
 //! - `dependency`: the database or queue a sleep stands for a call to.
 //! - `attribute`: attributes a step's span carries to search on.
 //! - here: the [`Director`] that hands each request its tree, and each
@@ -21,6 +22,7 @@ mod attribute;
 mod dependency;
 mod fault;
 mod latency;
+mod load;
 mod method;
 mod outcome;
 mod step;
@@ -36,7 +38,8 @@ pub use attribute::{
 };
 pub use dependency::{Dependency, DependencyKind, MessagingOperation};
 pub use fault::{ChanceOutOfRange, ErrorCode, ErrorMessage, Fault, OnFailure};
-pub use latency::Latency;
+pub use latency::{Latency, MAX_LATENCY};
+pub use load::{Burn, Bytes, HoldMemory};
 pub use method::MethodName;
 pub use outcome::{Effect, Failures, Outcome, When};
 pub use step::{

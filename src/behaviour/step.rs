@@ -8,6 +8,7 @@ use super::{
     dependency::Dependency,
     fault::{Fault, OnFailure},
     latency::Latency,
+    load::{Burn, HoldMemory},
     method::MethodName,
     outcome::Failures,
     target::Target,
@@ -43,6 +44,10 @@ pub enum Step {
     /// Steps run only when others fail: a cache miss falling back to the
     /// database, a replica standing in for a primary.
     Fallback(Fallback),
+    /// Keep a core busy for an amount of CPU time.
+    Burn(Burn),
+    /// Allocate, touch and hold memory for a while.
+    HoldMemory(HoldMemory),
 }
 
 impl Step {
@@ -60,6 +65,8 @@ impl Step {
             Step::Retry(r) => r.step.name(),
             Step::Log(_) => "log",
             Step::Fallback(f) => &f.name,
+            Step::Burn(b) => &b.name,
+            Step::HoldMemory(h) => &h.name,
         }
     }
 
@@ -73,6 +80,8 @@ impl Step {
             Step::Concurrently(c) => &c.attributes,
             Step::Fail(f) => &f.attributes,
             Step::Fallback(f) => &f.attributes,
+            Step::Burn(b) => &b.attributes,
+            Step::HoldMemory(h) => &h.attributes,
             Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => &Attributes::NONE,
         }
     }

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::behaviour::{
-    Attributes, Dependency, ErrorCode, ErrorMessage, Failures, Latency, OnFailure,
+    Attributes, Bytes, Dependency, ErrorCode, ErrorMessage, Failures, Latency, OnFailure,
 };
 
 /// A whole document: what each method does, and the original's top-level
@@ -63,6 +63,36 @@ pub(super) enum ActionSpec {
     Sleep(SleepSpec),
     CallService(CallServiceSpec),
     Fallback(FallbackSpec),
+    Burn(BurnSpec),
+    HoldMemory(HoldMemorySpec),
+}
+
+/// CPU time to burn on a core: `duration_ms`, or a `duration` that may be
+/// drawn from a distribution, as a Sleep's wait is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BurnSpec {
+    pub(super) tracing_name: String,
+    #[serde(default, deserialize_with = "some_milliseconds")]
+    pub(super) duration_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) duration: Option<Latency>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
+}
+
+/// Memory to allocate, touch and hold for a `duration_ms` or a `duration`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HoldMemorySpec {
+    pub(super) tracing_name: String,
+    pub(super) bytes: Bytes,
+    #[serde(default, deserialize_with = "some_milliseconds")]
+    pub(super) duration_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) duration: Option<Latency>,
+    #[serde(default)]
+    pub(super) attributes: Attributes,
 }
 
 /// Operations with a stand-in: `fallback` runs only when `primary` fails.

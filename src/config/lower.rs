@@ -139,6 +139,10 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 attributes: fallback.attributes,
             }))
         }
+        ActionSpec::Burn(burn) => super::load::lower_burn(burn, &format!("{path}.Burn")),
+        ActionSpec::HoldMemory(hold) => {
+            super::load::lower_hold(hold, &format!("{path}.HoldMemory"))
+        }
         ActionSpec::CallService(call) => {
             let path = format!("{path}.CallService");
             let port = match call.service_port {

@@ -11,10 +11,12 @@
 //! - here: the [`Config`], read from a file or from memory.
 //! - `format`: the document's shape, as the original wrote it.
 //! - `lower`: lowering that shape into the behaviour model.
+//! - `load`: lowering the actions whose work is real: Burn, HoldMemory.
 //! - `error`: the [`ConfigError`], at the JSON path of the value to fix.
 
 mod error;
 mod format;
+mod load;
 mod lower;
 #[cfg(test)]
 mod tests;

@@ -176,6 +176,27 @@ fn described(step: &Step) -> Vec<KeyValue> {
             [KeyValue::new("failure_chance", fail.fault.chance())],
         ),
         Step::Fallback(fallback) => named(&fallback.name, "fallback", []),
+        Step::Burn(burn) => {
+            let mut attributes = named(&burn.name, "burn", []);
+            if !matches!(burn.cpu, Latency::Fixed(_)) {
+                attributes.push(KeyValue::new("thespian.latency", burn.cpu.kind()));
+            }
+            attributes
+        }
+        Step::HoldMemory(hold) => {
+            let mut attributes = named(
+                &hold.name,
+                "hold_memory",
+                [KeyValue::new(
+                    "thespian.memory.bytes",
+                    i64::try_from(hold.bytes.0).unwrap_or(i64::MAX),
+                )],
+            );
+            if !matches!(hold.duration, Latency::Fixed(_)) {
+                attributes.push(KeyValue::new("thespian.latency", hold.duration.kind()));
+            }
+            attributes
+        }
         Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => Vec::new(),
     }
 }

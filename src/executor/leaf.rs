@@ -195,7 +195,7 @@ pub(super) fn write(log: &Log) {
 
 /// Reports a failure where it starts: one error event on the current span,
 /// which also marks that span as failed.
-fn originate(failure: Failure) -> Failure {
+pub(super) fn originate(failure: Failure) -> Failure {
     tracing::error!(
         target: TARGET,
         {

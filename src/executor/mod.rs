@@ -9,6 +9,7 @@
 //!
 //! - here: the [`Executor`], and the recursion through a tree's steps.
 //! - `leaf`: the steps that do the pretend work themselves.
+//! - `load`: the steps whose work is real: CPU burnt, memory held.
 //! - `span`: each step's span, from opening to end.
 //! - `name` and `attributes`: what a step's span says of it.
 //! - `dice`: where each step's rolls come from, seeded or not.
@@ -16,6 +17,7 @@
 mod attributes;
 mod dice;
 mod leaf;
+mod load;
 mod name;
 mod span;
 
@@ -25,6 +27,7 @@ use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered}
 use opentelemetry::trace::{SpanKind, TraceId};
 
 pub use dice::{Dice, Roll};
+pub use load::{DEFAULT_MAX_HELD_BYTES, LoadLimits};
 pub use name::SpanNames;
 use span::{Traced, mark_failed};
 
@@ -49,6 +52,8 @@ pub struct Executor {
     /// `THESPIAN_SEED`: when set, every roll of a request follows from it
     /// and the request's trace id.
     seed: Option<u64>,
+    /// The burn threads and the memory held, shared by every request.
+    load: load::Load,
 }
 
 impl Executor {
@@ -60,6 +65,15 @@ impl Executor {
             metrics: Metrics::default(),
             tracer: Tracer::default(),
             seed: None,
+            load: load::Load::default(),
+        }
+    }
+
+    /// The same executor, burning CPU and holding memory within `limits`.
+    pub fn with_load_limits(self, limits: LoadLimits) -> Executor {
+        Executor {
+            load: load::Load::new(limits),
+            ..self
         }
     }
 
@@ -158,6 +172,22 @@ impl Executor {
                 Ok(())
             }
             .boxed(),
+            Step::Burn(burn) => self
+                .traced(
+                    step,
+                    SpanKind::Internal,
+                    dice,
+                    load::burn(&self.load, burn, dice),
+                )
+                .boxed(),
+            Step::HoldMemory(hold) => self
+                .traced(
+                    step,
+                    SpanKind::Internal,
+                    dice,
+                    load::hold(&self.load, hold, dice),
+                )
+                .boxed(),
             Step::Sequence(steps) => self.run_in_order(steps, dice).boxed(),
             Step::Retry(retry) => self.run_retried(retry, dice).boxed(),
             Step::Fallback(fallback) => self

@@ -38,6 +38,8 @@ fn generic_name(step: &Step) -> &str {
         Step::Concurrently(_) => "concurrently",
         Step::Fail(_) => "fail_with_chance",
         Step::Fallback(_) => "fallback",
+        Step::Burn(_) => "burn",
+        Step::HoldMemory(_) => "hold_memory",
         Step::Raise(_) | Step::Sequence(_) | Step::Retry(_) | Step::Log(_) => "",
     }
 }

@@ -367,7 +367,9 @@ fn last_raise(steps: &mut Vec<Step>) -> Option<&mut Vec<Step>> {
         | Step::Raise(_)
         | Step::Retry(_)
         | Step::Fallback(_)
-        | Step::Log(_) => None,
+        | Step::Log(_)
+        | Step::Burn(_)
+        | Step::HoldMemory(_) => None,
     }
 }
 
