@@ -9,6 +9,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, INT, NativeCallContext, Positi
 
 use super::{builder, error::host_error};
 
+mod load;
 mod trouble;
 
 /// Registers every host function.
@@ -19,6 +20,7 @@ pub(super) fn register(engine: &mut Engine) {
     structure::register(engine);
     chance::register(engine);
     trouble::register(engine);
+    load::register(engine);
     super::annotations::register(engine);
 }
 

@@ -87,12 +87,22 @@ pub(in super::super) fn sleep_step(
 /// read as a config's `duration` is, the one parser of latencies, so a
 /// script and a config mean the same thing.
 fn latency(duration: &Dynamic, position: Position) -> Result<Latency, Box<EvalAltResult>> {
+    latency_of("sleep", duration, position)
+}
+
+/// A duration given to the host function `function`, read as `sleep`
+/// reads its own, with errors that name `function`.
+pub(in super::super) fn latency_of(
+    function: &str,
+    duration: &Dynamic,
+    position: Position,
+) -> Result<Latency, Box<EvalAltResult>> {
     let ms = match (duration.as_int(), duration.as_float()) {
         (Ok(ms), _) => ms as FLOAT,
         (_, Ok(ms)) => ms,
         _ => {
             return rhai::serde::from_dynamic::<Latency>(duration)
-                .map_err(|e| host_error(format!("sleep: {}", serde_reason(&e)), position));
+                .map_err(|e| host_error(format!("{function}: {}", serde_reason(&e)), position));
         }
     };
     (ms.is_finite() && ms >= 0.0)
@@ -101,7 +111,7 @@ fn latency(duration: &Dynamic, position: Position) -> Result<Latency, Box<EvalAl
         .map(Latency::Fixed)
         .ok_or_else(|| {
             host_error(
-                format!("sleep takes a duration of 0 or more milliseconds, not {ms}"),
+                format!("{function} takes a duration of 0 or more milliseconds, not {ms}"),
                 position,
             )
         })

@@ -10,6 +10,7 @@ use crate::behaviour::{Latency, Raise, Sleep};
 mod annotations;
 mod errors;
 mod limits;
+mod load;
 mod steps;
 mod trouble;
 
