@@ -15,6 +15,7 @@ mod executor;
 mod executor_outcomes;
 mod failures;
 mod grpcurl;
+mod load;
 mod outcomes;
 mod poke;
 mod receivers;

@@ -77,6 +77,12 @@ impl Instance {
         self.client().await.a(Empty {}).await.expect("A answers")
     }
 
+    /// The process id, to read the instance's CPU time and memory from
+    /// `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the instance is still running")
+    }
+
     /// Every stdout and stderr line so far.
     pub fn lines(&self) -> Vec<String> {
         self.output.lines.lock().unwrap().clone()
