@@ -37,8 +37,9 @@ pub struct HoldMemory {
 /// A size in bytes, written as a whole number or as a string with a unit:
 /// `"64MiB"`, `"1.5 GB"`, `"512k"`. Units are `B`, decimal `kB`/`KB`, `MB`,
 /// `GB`, `TB` (powers of 1000) and binary `KiB`, `MiB`, `GiB`, `TiB`
-/// (powers of 1024); a bare `k`, `M`, `G` or `T` is binary, as memory
-/// limits in Kubernetes are usually meant.
+/// (powers of 1024), also written `Ki`, `Mi`, `Gi`, `Ti` as Kubernetes
+/// writes them; a bare `k`, `m`, `g` or `t` is binary, as Docker's
+/// `--memory` and the JVM's `-Xmx` mean it.
 ///
 /// Parsed here rather than with a crate: the forms are few, and both front
 /// ends and `MAX_HELD_BYTES` then refuse the same mistakes in Thespian's
@@ -51,7 +52,7 @@ const A_SIZE: &str = "a size in bytes: a whole number of 0 or more, or a string 
      \"64MiB\", \"512KiB\" or \"1GB\"";
 
 /// Each unit a size may name, in lower case, and its multiplier.
-const UNITS: [(&str, u64); 16] = [
+const UNITS: [(&str, u64); 18] = [
     ("", 1),
     ("b", 1),
     ("k", 1 << 10),
@@ -68,6 +69,8 @@ const UNITS: [(&str, u64); 16] = [
     ("tib", 1 << 40),
     ("ki", 1 << 10),
     ("mi", 1 << 20),
+    ("gi", 1 << 30),
+    ("ti", 1 << 40),
 ];
 
 impl FromStr for Bytes {
@@ -155,6 +158,7 @@ mod tests {
             (r#""64 mib""#, 64 << 20),
             (r#""64M""#, 64 << 20),
             (r#""64Mi""#, 64 << 20),
+            (r#""2Gi""#, 2 << 30),
             (r#""1GB""#, 1_000_000_000),
             (r#""1.5GiB""#, 3 << 29),
             (r#""512k""#, 512 << 10),
