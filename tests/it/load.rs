@@ -235,3 +235,23 @@ async fn memory_held_is_resident_until_let_go_and_capped() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_burn_in_flight_does_not_hold_up_shutdown() {
+    let config = json!({
+        "grpc_method_a": { "tracing_name": "forever", "script_source": r#"burn_cpu("an hour", "1h");"# }
+    });
+    let mut instance = Instance::builder("stopping")
+        .env("SHUTDOWN_GRACE_MS", "100")
+        .config(&config.to_string())
+        .start()
+        .await;
+    let mut client = instance.client().await;
+    let _call = tokio::spawn(async move { client.a(Empty {}).await });
+    instance
+        .wait_for_line(|line| line.contains("burning 3600000 ms"), DEFAULT_WAIT)
+        .await;
+    // The runtime waits for its blocking threads as it stops: the burn's
+    // thread must notice that its request is gone.
+    instance.stop_cleanly(DEFAULT_WAIT).await;
+}
