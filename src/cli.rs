@@ -7,6 +7,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    admission::Admission,
     behaviour::Bytes,
     config::Config,
     executor::{DEFAULT_MAX_HELD_BYTES, Executor, LoadLimits, SpanNames},
@@ -140,6 +141,26 @@ pub struct Settings {
         global = true
     )]
     pub shutdown_grace_ms: u64,
+
+    /// The most requests acted out at once; the rest wait in a queue for a slot, in order.
+    /// Unset, every request is acted out as it comes.
+    #[arg(
+        long,
+        env = "MAX_IN_FLIGHT",
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub max_in_flight: Option<u32>,
+
+    /// The most requests waiting for a slot under MAX_IN_FLIGHT; one more is shed at once
+    /// with RESOURCE_EXHAUSTED. 0 sheds every request that finds no slot free.
+    #[arg(
+        long,
+        env = "MAX_QUEUE",
+        default_value_t = crate::admission::DEFAULT_MAX_QUEUE,
+        global = true
+    )]
+    pub max_queue: u32,
 
     /// Where spans go, over OTLP/gRPC [default: http://localhost:4317]. An empty value
     /// exports nothing.
@@ -437,6 +458,11 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
         ServerOptions {
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             metrics: telemetry.metrics(),
+            admission: Admission::new(
+                settings.max_in_flight,
+                settings.max_queue,
+                telemetry.metrics(),
+            ),
         },
         shutdown,
     )

@@ -47,6 +47,18 @@ pub enum Failure {
         /// Why, naming the cap.
         message: String,
     },
+    /// Every slot under `MAX_IN_FLIGHT` was taken and `MAX_QUEUE` requests
+    /// were already waiting: the request was shed before it acted anything.
+    #[error(
+        "this instance is at its limit: all {max_in_flight} slots are busy (MAX_IN_FLIGHT) \
+         and {max_queue} requests are already waiting for one (MAX_QUEUE)"
+    )]
+    QueueFull {
+        /// `MAX_IN_FLIGHT`.
+        max_in_flight: u32,
+        /// `MAX_QUEUE`.
+        max_queue: u32,
+    },
 }
 
 /// The part of a downstream status worth carrying upstream.
@@ -72,6 +84,7 @@ impl Failure {
             Failure::Downstream { .. } => "downstream",
             Failure::Script { .. } => "script",
             Failure::HeldMemory { .. } => "held_memory",
+            Failure::QueueFull { .. } => "queue_full",
         }
     }
 
@@ -85,6 +98,9 @@ impl Failure {
             | Failure::Script { code, .. }
             | Failure::Downstream { code, .. } => *code,
             Failure::HeldMemory { .. } => tonic::Code::ResourceExhausted,
+            // As a gRPC server out of capacity answers, and as meshes and
+            // clients read it: try later or elsewhere.
+            Failure::QueueFull { .. } => tonic::Code::ResourceExhausted,
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   comes in, and the subcommands.
 //! - [`server`]: the gRPC server (the three methods, reflection, health) and
 //!   graceful shutdown.
+//! - [`admission`]: how many requests are acted out at once, and the
+//!   queue for a slot (`MAX_IN_FLIGHT`, `MAX_QUEUE`).
 //! - [`config`]: reads a config document and lowers it into the behaviour
 //!   model, with errors that name the JSON path.
 //! - [`behaviour`]: the behaviour model: the step vocabulary, and a tree of
@@ -29,6 +31,7 @@
 //! - [`poke`]: a load generator that calls one method at a steady rate.
 //! - [`proto`]: the generated gRPC code.
 
+pub mod admission;
 pub mod behaviour;
 pub mod cli;
 pub mod client;

@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Serve
 use tracing::Instrument;
 
 use crate::{
+    admission::{self, Admission},
     behaviour::{Behaviour, MethodName},
     deadline,
     executor::{Executor, Roll},
@@ -45,6 +46,8 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// Records each request's duration, status and failure cause.
     pub metrics: Metrics,
+    /// How many requests are acted out at once, and how many may wait.
+    pub admission: Admission,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +55,7 @@ impl Default for ServerOptions {
         ServerOptions {
             shutdown_grace: Duration::from_secs(10),
             metrics: Metrics::default(),
+            admission: Admission::default(),
         }
     }
 }
@@ -108,6 +112,7 @@ pub async fn run(
         behaviour: Arc::new(behaviour),
         executor,
         metrics: options.metrics.clone(),
+        admission: options.admission.clone(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serve = Server::builder()
@@ -151,6 +156,8 @@ struct Service {
     executor: Executor,
     /// Times and counts the requests.
     metrics: Metrics,
+    /// Holds back requests past `MAX_IN_FLIGHT`.
+    admission: Admission,
 }
 
 /// What each method answers with, boxed as the trait has it.
@@ -220,6 +227,22 @@ impl Service {
             ending.cx.span().set_attributes(drawn);
         }
         async move {
+            // Nothing is directed or acted out before the request has a
+            // slot: a request waiting in the queue holds only its place.
+            let admitted = self
+                .admission
+                .admit(method, self.executor.tracer(), &ending.cx)
+                .await;
+            let _slot = match admitted {
+                Ok(slot) => slot,
+                Err(refused) => {
+                    {
+                        let _inside = ending.cx.clone().attach();
+                        ending.lines.in_scope(|| admission::report(&refused));
+                    }
+                    return ending.respond(Err(refused));
+                }
+            };
             let outcome = match self.behaviour.get(method) {
                 None => Ok(()),
                 Some(director) => {
@@ -234,31 +257,7 @@ impl Service {
                         .await
                 }
             };
-            let code = match &outcome {
-                Ok(()) => tonic::Code::Ok,
-                Err(failure) => failure.code(),
-            };
-            let trace_id = ending.cx.span().span_context().trace_id();
-            ending.answer(code, outcome.as_ref().err().map(Failure::cause));
-            let trace_id = (trace_id != TraceId::INVALID)
-                .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
-                .flatten();
-            match outcome {
-                Ok(()) => {
-                    let mut response = Response::new(EmptyMessage {});
-                    if let Some(trace_id) = trace_id {
-                        response.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
-                    }
-                    Ok(response)
-                }
-                Err(failure) => {
-                    let mut status = Status::from(failure);
-                    if let Some(trace_id) = trace_id {
-                        status.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
-                    }
-                    Err(status)
-                }
-            }
+            ending.respond(outcome)
         }
     }
 }
@@ -288,6 +287,36 @@ struct Ending {
 }
 
 impl Ending {
+    /// Ends the request with `outcome`, and answers with it, the trace id
+    /// attached.
+    fn respond(self, outcome: Result<(), Failure>) -> Result<Response<EmptyMessage>, Status> {
+        let code = match &outcome {
+            Ok(()) => tonic::Code::Ok,
+            Err(failure) => failure.code(),
+        };
+        let trace_id = self.cx.span().span_context().trace_id();
+        self.answer(code, outcome.as_ref().err().map(Failure::cause));
+        let trace_id = (trace_id != TraceId::INVALID)
+            .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
+            .flatten();
+        match outcome {
+            Ok(()) => {
+                let mut response = Response::new(EmptyMessage {});
+                if let Some(trace_id) = trace_id {
+                    response.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
+                }
+                Ok(response)
+            }
+            Err(failure) => {
+                let mut status = Status::from(failure);
+                if let Some(trace_id) = trace_id {
+                    status.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
+                }
+                Err(status)
+            }
+        }
+    }
+
     /// Records the status the request answered with.
     fn answer(mut self, code: tonic::Code, cause: Option<&'static str>) {
         self.end(code, cause);

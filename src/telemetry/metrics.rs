@@ -48,6 +48,13 @@ const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// The bucket boundaries, in seconds, for the time a request waits for a
+/// slot under `MAX_IN_FLIGHT`: from the request that barely waited (most,
+/// below the limit) to the minutes a queue that keeps growing reaches.
+const WAIT_BUCKETS: [f64; 16] = [
+    0.0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
 /// The request instruments. Cheap to clone: clones share the instruments.
 /// The default records nothing, for instances that export no metrics and
 /// for tests that do not look at them.
@@ -66,6 +73,12 @@ struct Instruments {
     active: UpDownCounter<i64>,
     /// `thespian.failures`: failed requests, by where the failure started.
     failures: Counter<u64>,
+    /// `thespian.queue.length`: requests waiting for a slot under `MAX_IN_FLIGHT`.
+    queue_length: UpDownCounter<i64>,
+    /// `thespian.queue.wait_time`: how long each request waited for a slot.
+    queue_wait: Histogram<f64>,
+    /// `thespian.in_flight`: requests holding a slot, being acted out.
+    in_flight: UpDownCounter<i64>,
 }
 
 impl fmt::Debug for Metrics {
@@ -105,6 +118,30 @@ impl Metrics {
                 )
                 .with_unit("{request}")
                 .build(),
+            queue_length: meter
+                .i64_up_down_counter("thespian.queue.length")
+                .with_description(
+                    "Requests waiting for a slot, when MAX_IN_FLIGHT limits the requests acted \
+                     out at once.",
+                )
+                .with_unit("{request}")
+                .build(),
+            queue_wait: meter
+                .f64_histogram("thespian.queue.wait_time")
+                .with_description(
+                    "How long each request waited for a slot under MAX_IN_FLIGHT: 0 for one \
+                     that found a slot free.",
+                )
+                .with_unit("s")
+                .with_boundaries(WAIT_BUCKETS.to_vec())
+                .build(),
+            in_flight: meter
+                .i64_up_down_counter("thespian.in_flight")
+                .with_description(
+                    "Requests holding one of the MAX_IN_FLIGHT slots, being acted out.",
+                )
+                .with_unit("{request}")
+                .build(),
         };
         Metrics {
             instruments: Some(Arc::new(instruments)),
@@ -122,6 +159,31 @@ impl Metrics {
             method,
             started: Instant::now(),
             finished: false,
+        }
+    }
+
+    /// Counts a request to `method` into (`+1`) or out of (`-1`) the queue
+    /// for a slot.
+    pub fn queue_changed(&self, method: MethodName, by: i64) {
+        if let Some(instruments) = &self.instruments {
+            instruments.queue_length.add(by, &rpc_attributes(method));
+        }
+    }
+
+    /// Records how long a request to `method` waited for a slot, whether
+    /// it got one or gave up.
+    pub fn queue_waited(&self, method: MethodName, waited: Duration) {
+        if let Some(instruments) = &self.instruments {
+            instruments
+                .queue_wait
+                .record(waited.as_secs_f64(), &rpc_attributes(method));
+        }
+    }
+
+    /// Counts a request to `method` into (`+1`) or out of (`-1`) a slot.
+    pub fn in_flight_changed(&self, method: MethodName, by: i64) {
+        if let Some(instruments) = &self.instruments {
+            instruments.in_flight.add(by, &rpc_attributes(method));
         }
     }
 

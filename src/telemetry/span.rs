@@ -101,6 +101,19 @@ impl Tracer {
     /// root of a new trace when `parent` has none. Returns `parent` with the
     /// new span active. End it with [`SpanRef::end`](opentelemetry::trace::SpanRef::end).
     pub fn open(&self, parent: &Context, name: &str, kind: SpanKind) -> Context {
+        self.open_at(parent, name, kind, opentelemetry::time::now())
+    }
+
+    /// Opens a span as [`Tracer::open`] does, but as if it had started at
+    /// `start`: for a span written after the fact, such as the time a
+    /// request spent queued, which then costs nothing while it lasts.
+    pub fn open_at(
+        &self,
+        parent: &Context,
+        name: &str,
+        kind: SpanKind,
+        start: SystemTime,
+    ) -> Context {
         let shared = &*self.inner;
         let parent_span = parent.span();
         let parent_context = parent_span.span_context();
@@ -131,7 +144,7 @@ impl Tracer {
             parent_span_id: parent_context.span_id(),
             parent_is_remote: parent_context.is_valid() && parent_context.is_remote(),
             kind,
-            start: opentelemetry::time::now(),
+            start,
             told: None,
             tracer: Some(self.clone()),
         };
