@@ -18,6 +18,7 @@ mod grpcurl;
 mod load;
 mod outcomes;
 mod poke;
+mod queue;
 mod receivers;
 mod replay;
 mod scripts;
