@@ -99,28 +99,15 @@ impl Admission {
         Admission { gate }
     }
 
-    /// Lets a request to `method` in: at once when a slot is free or
-    /// nothing is limited; after its turn in the queue otherwise, with a
-    /// `queued` span under `parent`, the request's server span, for the
-    /// time it waited; or not at all, when the queue is full. A request
-    /// dropped while it waits (its caller gave up, its deadline passed)
-    /// leaves the queue.
-    pub async fn admit(
-        &self,
-        method: MethodName,
-        tracer: &Tracer,
-        parent: &Context,
-    ) -> Result<Slot, Failure> {
-        let Some(gate) = &self.gate else {
-            return Ok(Slot { gate: None, method });
-        };
-        match gate.enter(method) {
-            Entry::Admitted(slot) => Ok(slot),
-            Entry::Queued(queued) => Ok(queued.wait(tracer, parent).await),
-            Entry::Full => Err(Failure::QueueFull {
-                max_in_flight: gate.max_in_flight,
-                max_queue: gate.max_queue,
-            }),
+    /// Asks for a slot for a request to `method`: it has one at once when
+    /// one is free or nothing is limited, a place in the queue when there
+    /// is room, or neither. Only a request that queues then awaits
+    /// anything ([`Queued::wait`]), so a request that finds a slot free
+    /// carries no room for the wait.
+    pub fn enter(&self, method: MethodName) -> Entry {
+        match &self.gate {
+            None => Entry::Admitted(Slot { gate: None, method }),
+            Some(gate) => gate.enter(method),
         }
     }
 
@@ -141,13 +128,14 @@ impl Admission {
 }
 
 /// Where a request that asks for a slot stands.
-enum Entry {
+#[derive(Debug)]
+pub enum Entry {
     /// It has a slot.
     Admitted(Slot),
-    /// It is in the queue.
+    /// It is in the queue, and may wait for a slot.
     Queued(Queued),
-    /// Every slot is busy and the queue is full.
-    Full,
+    /// Every slot is busy and the queue is full: it is shed with this.
+    Full(Failure),
 }
 
 impl Gate {
@@ -176,7 +164,10 @@ impl Gate {
                     ahead,
                 })
             }
-            Err(_) => Entry::Full,
+            Err(_) => Entry::Full(Failure::QueueFull {
+                max_in_flight: self.max_in_flight,
+                max_queue: self.max_queue,
+            }),
         }
     }
 }
@@ -220,7 +211,9 @@ impl Drop for Slot {
 
 /// A place in the queue: counted as waiting until it is dropped, whether
 /// it got a slot or its request gave up first.
-struct Queued {
+#[derive(Debug)]
+#[must_use = "the place in the queue is given up as soon as it is dropped"]
+pub struct Queued {
     gate: Arc<Gate>,
     method: MethodName,
     /// When it joined the queue.
@@ -235,7 +228,7 @@ impl Queued {
     /// afterwards, from the time the request joined, so a request costs
     /// nothing more while it waits than its place here; the wait is boxed
     /// so that requests that never wait do not carry room for it.
-    fn wait<'a>(self, tracer: &'a Tracer, parent: &'a Context) -> BoxFuture<'a, Slot> {
+    pub fn wait<'a>(self, tracer: &'a Tracer, parent: &'a Context) -> BoxFuture<'a, Slot> {
         Box::pin(async move {
             let waiting = Waiting {
                 queued: self,

@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Serve
 use tracing::Instrument;
 
 use crate::{
-    admission::{self, Admission},
+    admission::{self, Admission, Entry},
     behaviour::{Behaviour, MethodName},
     deadline,
     executor::{Executor, Roll},
@@ -229,13 +229,10 @@ impl Service {
         async move {
             // Nothing is directed or acted out before the request has a
             // slot: a request waiting in the queue holds only its place.
-            let admitted = self
-                .admission
-                .admit(method, self.executor.tracer(), &ending.cx)
-                .await;
-            let _slot = match admitted {
-                Ok(slot) => slot,
-                Err(refused) => {
+            let _slot = match self.admission.enter(method) {
+                Entry::Admitted(slot) => slot,
+                Entry::Queued(queued) => queued.wait(self.executor.tracer(), &ending.cx).await,
+                Entry::Full(refused) => {
                     {
                         let _inside = ending.cx.clone().attach();
                         ending.lines.in_scope(|| admission::report(&refused));
