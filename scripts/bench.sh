@@ -6,7 +6,7 @@
 #   scripts/bench.sh --quick    # shorter runs, a smoke check of the figures
 #   scripts/bench.sh --only chain,sleepers   # the baseline plus these figures
 #                               # (traces slow-sink chain sleepers scripted
-#                               #  signals loki-soak realism)
+#                               #  signals loki-soak realism queue)
 #
 # Load comes from h2load (Debian's nghttp2-client, installed if missing),
 # posting empty gRPC messages over HTTP/2. Spans go to a live OTLP sink
@@ -750,6 +750,77 @@ bench_realism() {
     row "realism, distributions + generators: rate ÷ bare" "$(ratio "$drawn_rate" "$BARE_RATE")×" "-" "INFO"
 }
 
+# The queue figure: ten slots, and the sleepers' number of requests waiting
+# for them, held this long by their grpc-timeout while they are measured and
+# further requests are shed.
+QUEUE_SLOTS=10
+QUEUE_HOLD_S=30
+SHED_REQUESTS=2000
+
+# The PCT-th percentile of h2load's per-request times in a --log-file, in ms.
+percentile_ms() {
+    awk '{ print $3 }' "$1" | sort -n | awk -v p="$2" '{ v[NR] = $1 } END {
+        i = int(NR * p / 100); if (i < NR * p / 100) i++; if (i < 1) i = 1
+        printf "%.3f", v[i] / 1000 }'
+}
+
+# 9. The queue: QUEUE_SLOTS slots busy and SLEEPERS requests waiting for them,
+# with every signal exported as by default, against the bare server holding
+# as many; then requests past the full queue, one at a time, each shed.
+bench_queue() {
+    echo "== the queue: $SLEEPERS waiting for $QUEUE_SLOTS slots, then more shed"
+    if [[ $("$THESPIAN" --help) != *MAX_IN_FLIGHT* ]]; then
+        row "the queue" "not supported by this build" "-" "SKIP"
+        return
+    fi
+    wait_for_quiet_sink
+    local port pid config held=$((SLEEPERS + QUEUE_SLOTS))
+    # The work outlasts the hold, so nothing leaves the queue until then.
+    config=$(printf '{"grpc_method_a": {"tracing_name": "work", "operations": [{"Action": {"Sleep": {"tracing_name": "sleep", "duration_ms": %d}}}]}}' $((QUEUE_HOLD_S * 2000)))
+    port=$(free_port)
+    start_thespian thespian-queue "$port" "$RESULTS/thespian-queue.log" OTEL_BACKEND_ADDRESS="$OTLP" \
+        CONFIG_JSON="$config" MAX_IN_FLIGHT="$QUEUE_SLOTS" MAX_QUEUE="$SLEEPERS"
+    pid=$LAST_PID
+    # B does nothing: it warms the server up, through the slots, without holding them.
+    load thespian-queue.warmup "$port" B -n 1000 "${THROUGHPUT_SHAPE[@]}"
+    # 110 connections x 91 streams: the slots and the whole queue at once.
+    (load thespian-queue.fill "$port" A -n "$held" -c 110 -m 91 -H "grpc-timeout: ${QUEUE_HOLD_S}S") &
+    local fill=$! full=false
+    # Full once a probe is answered at once rather than after its own 1 s
+    # timeout in the queue.
+    for _ in $(seq 20); do
+        load thespian-queue.probe "$port" A -n 1 -c 1 -m 1 -H 'grpc-timeout: 1S'
+        if awk -v t="$ELAPSED_S" 'BEGIN { exit !(t < 0.5) }'; then
+            full=true
+            break
+        fi
+    done
+    local rss
+    rss=$(rss_mb "$pid")
+    load thespian-queue.shed "$port" A -n "$SHED_REQUESTS" -c 1 -m 1 --log-file="$RESULTS/thespian-queue.shed.times"
+    local shed_ok=$GRPC_OK shed_done=$DONE shed_failed=$FAILED p99 mean
+    p99=$(percentile_ms "$RESULTS/thespian-queue.shed.times" 99)
+    mean=$(awk '{ t += $3 } END { printf "%.3f", (NR > 0) ? t / NR / 1000 : 0 }' "$RESULTS/thespian-queue.shed.times")
+    # Before the hold ends: the peak of the requests held, not of their ending.
+    local peak
+    peak=$(peak_rss_mb "$pid")
+    wait "$fill" || true
+    stop "$pid"
+
+    local limit r
+    if ! $full; then
+        row "the queue: $held requests held" "the queue never filled" "-" "FAIL"
+        return
+    fi
+    limit=$(awk -v b="$BARE_SLEEP_RSS" 'BEGIN { printf "%.1f", b * 1.3 }')
+    r=$(ratio "$peak" "$BARE_SLEEP_RSS")
+    row "queue: $QUEUE_SLOTS in flight + $SLEEPERS waiting, all signals: peak RSS ÷ bare" "${r}× ($peak MB; $rss MB once full)" "≤ 1.3×" "$(verdict "$peak" "<=" "$limit")"
+    local all_shed=FAIL
+    ((shed_done == SHED_REQUESTS && shed_ok == 0 && shed_failed == 0)) && all_shed=PASS
+    row "queue: requests past it, one at a time: all shed" "$((shed_done - shed_ok - shed_failed)) of $SHED_REQUESTS" "all" "$all_shed"
+    row "queue: time to shed, p99" "$p99 ms (mean $mean ms)" "< 1 ms" "$(verdict "$p99" "<=" 0.999)"
+}
+
 # --- Main ----------------------------------------------------------------------------
 
 # wanted FIGURE: whether --only (if given) names FIGURE.
@@ -768,6 +839,7 @@ wanted scripted && bench_scripted
 wanted signals && bench_signals
 wanted loki-soak && bench_loki_soak
 wanted realism && bench_realism
+wanted queue && bench_queue
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
