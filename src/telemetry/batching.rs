@@ -149,6 +149,12 @@ impl Batching {
         (self.span_queue + (1 + self.span_exports.get()) * batch) as u64
     }
 
+    /// How many log records can be waiting without any being dropped: the
+    /// queue and the batch being exported.
+    pub fn log_capacity(&self) -> u64 {
+        (self.log_queue + self.log_batch.min(self.log_queue)) as u64
+    }
+
     /// The log batch processor's settings.
     pub fn logs(&self) -> opentelemetry_sdk::logs::BatchConfig {
         opentelemetry_sdk::logs::BatchConfigBuilder::default()

@@ -20,6 +20,7 @@ mod backlog;
 mod batching;
 mod delivery;
 mod filter;
+mod log_backlog;
 mod log_line;
 mod loki;
 mod metrics;

@@ -20,6 +20,7 @@ use super::{
     BoxedLayer, Delivery, LogFormat, Loki, TelemetrySettings, Tracer,
     backlog::Backlog,
     filter::{events, plumbing, thespian_spans},
+    log_backlog::LogBacklog,
     log_line,
 };
 
@@ -113,6 +114,11 @@ where
     let processor = BatchLogProcessor::builder(delivery.logs(exporter))
         .with_batch_config(settings.batching.logs())
         .build();
+    let processor = LogBacklog::new(
+        processor,
+        settings.batching.log_capacity(),
+        delivery.clone(),
+    );
     let provider = SdkLoggerProvider::builder()
         .with_resource(resource.clone())
         .with_log_processor(processor)

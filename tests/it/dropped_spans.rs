@@ -1,5 +1,6 @@
-//! Spans a collector cannot take in time are dropped, never piled up in
-//! memory: Thespian says so while it happens, and counts them at shutdown.
+//! Spans and log records a collector cannot take in time are dropped,
+//! never piled up in memory: Thespian says so while it happens, and counts
+//! them at shutdown.
 
 use std::{process::Stdio, time::Duration};
 
@@ -62,4 +63,63 @@ async fn spans_a_stalled_collector_cannot_take_are_reported_as_lost() {
             .await
             .success()
     );
+}
+
+#[tokio::test]
+async fn log_records_a_stalled_collector_cannot_take_are_reported_as_lost() {
+    // The collector holds every export far past the exporter's timeout, and
+    // the log record queue holds 64 records plus a batch of 16 in flight.
+    let receiver = OtlpReceiver::start_with(Behaviour::Delay(Duration::from_secs(60))).await;
+    let config = serde_json::json!({ "grpc_method_a": { "tracing_name": "work", "operations": [
+        { "Action": { "Sleep": { "tracing_name": "nap", "duration_ms": 0 } } }
+    ] } });
+    let instance = Instance::builder("overflowing-logs")
+        .otlp(&receiver.endpoint())
+        .config(&config.to_string())
+        .env("OTEL_BLRP_MAX_QUEUE_SIZE", "64")
+        .env("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "16")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .env("OTEL_METRICS_EXPORTER", "none")
+        .start()
+        .await;
+
+    // 1,024 sleeps of no time log exactly 2,048 records: one as each sleep
+    // starts, one as it ends.
+    let poked = tokio::process::Command::new(env!("CARGO_BIN_EXE_thespian"))
+        .args(["poke", &instance.address, "A", "--requests", "1024"])
+        .args(["--concurrency", "32", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run thespian poke");
+    assert!(poked.status.success(), "{poked:?}");
+
+    instance
+        .wait_for_line(
+            |line| line.contains("log record export queue is full"),
+            Duration::from_secs(20),
+        )
+        .await;
+
+    instance.terminate();
+    let report = instance
+        .wait_for_line(
+            |line| line.contains("log records never reached the collector"),
+            Duration::from_secs(60),
+        )
+        .await;
+    let report: serde_json::Value = serde_json::from_str(&report).expect("a JSON log line");
+    assert_eq!(report["level"], "WARN");
+    // The requests' records, and the instance's own lines about starting
+    // and about the full queue: every one of them is accounted for, the
+    // few in batches that timed out as failed, the rest as lost.
+    let made = report["made"].as_i64().expect("a count of records made");
+    assert!((2048..2060).contains(&made), "{report}");
+    assert_eq!(report["exported"], 0, "{report}");
+    let lost = report["lost"].as_i64().expect("a count of lost records");
+    let failed = report["failed"]
+        .as_i64()
+        .expect("a count of failed records");
+    assert_eq!(lost + failed, made, "{report}");
+    assert!(lost > 1024, "{report}");
 }
