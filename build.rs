@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("thespian_descriptor.bin"))
+        // Every message is empty: see `proto::SmallBuffers`.
+        .codec_path("crate::proto::SmallBuffers")
         .compile_protos(&["proto/thespian.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
