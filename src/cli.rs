@@ -13,6 +13,8 @@ use crate::{
     executor::{DEFAULT_MAX_HELD_BYTES, Executor, LoadLimits, SpanNames},
     health,
     poke::{self, PokeArgs},
+    propagation::{Propagation, Propagators},
+    relay::{DEFAULT_MAX_HOPS, Relay},
     script::{self, ScriptSettings, Scripting},
     server::{self, ServerOptions},
     telemetry::{
@@ -162,6 +164,17 @@ pub struct Settings {
     )]
     pub max_queue: u32,
 
+    /// The most Thespians one request may pass through: the next in the chain refuses
+    /// it with FAILED_PRECONDITION, naming the path, so a call cycle ends at once.
+    #[arg(
+        long,
+        env = "MAX_HOPS",
+        default_value_t = DEFAULT_MAX_HOPS,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub max_hops: u32,
+
     /// Where spans go, over OTLP/gRPC [default: http://localhost:4317]. An empty value
     /// exports nothing.
     #[arg(
@@ -254,6 +267,19 @@ pub struct Settings {
         hide_short_help = true
     )]
     pub otel_resource_attributes: Option<ResourceAttributes>,
+
+    /// The header formats trace context and baggage travel in, read and written:
+    /// `tracecontext`, `baggage`, `b3` (one header), `b3multi` (`x-b3-*`) or `none`,
+    /// separated by commas. An unknown name stops startup; `jaeger`, `xray` and `ottrace`
+    /// are ignored with a warning.
+    #[arg(
+        long,
+        env = "OTEL_PROPAGATORS",
+        default_value_t = Propagators::default(),
+        global = true,
+        help_heading = "Telemetry"
+    )]
+    pub otel_propagators: Propagators,
 
     /// A Loki to push logs to directly, such as http://localhost:3100.
     #[arg(long, env = "LOKI_ADDRESS", global = true, help_heading = "Telemetry")]
@@ -446,6 +472,14 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
         loki = destinations.loki_address.as_deref().unwrap_or("off"),
         "Thespian is serving"
     );
+    for ignored in &settings.otel_propagators.ignored {
+        tracing::warn!("OTEL_PROPAGATORS: `{ignored}` is not supported here and is ignored");
+    }
+    let relay = Relay::new(
+        Propagation::new(&settings.otel_propagators),
+        &settings.service_name(),
+        settings.max_hops,
+    );
     let served = server::run(
         listener,
         config.behaviour,
@@ -454,7 +488,8 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
             .with_metrics(telemetry.metrics())
             .with_tracer(telemetry.tracer())
             .with_seed(settings.seed)
-            .with_load_limits(settings.load_limits()),
+            .with_load_limits(settings.load_limits())
+            .with_relay(relay),
         ServerOptions {
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             metrics: telemetry.metrics(),

@@ -59,6 +59,17 @@ pub enum Failure {
         /// `MAX_QUEUE`.
         max_queue: u32,
     },
+    /// The request had passed through `MAX_HOPS` Thespians already, here
+    /// or further down the chain: most likely a call cycle. It answers
+    /// `FAILED_PRECONDITION`, which no client or mesh retries by default:
+    /// a retry meets the same cycle, and only a changed config ends it.
+    #[error("{message}")]
+    HopLimit {
+        /// How many Thespians it had passed through when it was refused.
+        hops: u32,
+        /// The refusing Thespian's words, with the count and the path.
+        message: String,
+    },
 }
 
 /// The part of a downstream status worth carrying upstream.
@@ -85,6 +96,7 @@ impl Failure {
             Failure::Script { .. } => "script",
             Failure::HeldMemory { .. } => "held_memory",
             Failure::QueueFull { .. } => "queue_full",
+            Failure::HopLimit { .. } => "hop_limit",
         }
     }
 
@@ -101,6 +113,7 @@ impl Failure {
             // As a gRPC server out of capacity answers, and as meshes and
             // clients read it: try later or elsewhere.
             Failure::QueueFull { .. } => tonic::Code::ResourceExhausted,
+            Failure::HopLimit { .. } => tonic::Code::FailedPrecondition,
         }
     }
 }
@@ -115,7 +128,13 @@ fn chance_text(action: &str, message: Option<&ErrorMessage>) -> String {
 
 impl From<Failure> for tonic::Status {
     fn from(failure: Failure) -> tonic::Status {
-        tonic::Status::new(failure.code(), failure.to_string())
+        let mut status = tonic::Status::new(failure.code(), failure.to_string());
+        if let Failure::HopLimit { hops, .. } = failure {
+            status
+                .metadata_mut()
+                .insert(crate::relay::HOP_LIMIT, hops.into());
+        }
+        status
     }
 }
 

@@ -20,7 +20,10 @@
 //! - [`executor`]: the one interpreter of that model, a span for each step
 //!   that has one.
 //! - [`client`]: outbound calls, one cached channel per target.
-//! - [`propagation`]: W3C trace context in gRPC metadata.
+//! - [`propagation`]: trace context and baggage in gRPC metadata, in the
+//!   formats `OTEL_PROPAGATORS` names.
+//! - [`relay`]: what a request passes on to its calls: the hop count that
+//!   stops call cycles, and `x-request-id`.
 //! - [`deadline`]: the caller's `grpc-timeout`.
 //! - [`failure`]: why a request failed, and the one place that becomes a
 //!   gRPC status.
@@ -43,6 +46,7 @@ pub mod health;
 pub mod poke;
 pub mod propagation;
 pub mod proto;
+pub mod relay;
 pub mod script;
 pub mod server;
 pub mod telemetry;

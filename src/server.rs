@@ -27,11 +27,11 @@ use crate::{
     deadline,
     executor::{Executor, Roll},
     failure::{Failure, code_name},
-    propagation,
     proto::{
         self, Empty as EmptyMessage,
         thespian_server::{Thespian, ThespianServer},
     },
+    relay::{self, Headers},
     telemetry::{Metrics, ServedRequest, rpc_attributes},
 };
 
@@ -203,7 +203,7 @@ impl Service {
     ) -> impl Future<Output = Result<Response<EmptyMessage>, Status>> + Send + '_ {
         let ending = Ending {
             cx: self.executor.tracer().open(
-                &propagation::extract(request.metadata()),
+                &self.executor.relay().read(request.metadata()),
                 method.span_name(),
                 SpanKind::Server,
             ),
@@ -226,9 +226,22 @@ impl Service {
             attributes.draw_into(&mut dice.rng(Roll::MethodAttributes), &mut drawn);
             ending.cx.span().set_attributes(drawn);
         }
+        relay::record_request_id(&ending.cx);
+        let director = self.behaviour.get(method);
+        // A script may read the request's headers while it directs, so a
+        // script's request keeps them until then; any other lets them go.
+        let headers = director
+            .filter(|director| director.reads_headers())
+            .map(|_| Headers::new(request.into_parts().0));
         async move {
+            // A request past the hop limit is refused at once, before it
+            // takes a slot or a place in the queue.
+            if let Err(refused) = ending.lines.in_scope(|| self.executor.admit(&ending.cx)) {
+                return ending.respond(Err(refused));
+            }
             // Nothing is directed or acted out before the request has a
-            // slot: a request waiting in the queue holds only its place.
+            // slot: a request waiting in the queue holds only its place
+            // (and, for a script, the headers the script may read).
             let _slot = match self.admission.enter(method) {
                 Entry::Admitted(slot) => slot,
                 Entry::Queued(queued) => queued.wait(self.executor.tracer(), &ending.cx).await,
@@ -240,11 +253,14 @@ impl Service {
                     return ending.respond(Err(refused));
                 }
             };
-            let outcome = match self.behaviour.get(method) {
+            let outcome = match director {
                 None => Ok(()),
                 Some(director) => {
                     let step = {
-                        let _inside = ending.cx.clone().attach();
+                        let _inside = match headers {
+                            Some(headers) => ending.cx.with_value(headers).attach(),
+                            None => ending.cx.clone().attach(),
+                        };
                         ending.lines.in_scope(|| director.direct_with(dice))
                     };
                     self.executor

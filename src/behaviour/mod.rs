@@ -61,6 +61,13 @@ pub trait Director: Send + Sync + fmt::Debug {
         let _ = dice;
         self.direct()
     }
+
+    /// Whether it may read the request's headers while it directs (see
+    /// [`Headers`](crate::relay::Headers)): only then are they kept that
+    /// long.
+    fn reads_headers(&self) -> bool {
+        false
+    }
 }
 
 /// A director that hands every request the same tree, built once: what a

@@ -14,7 +14,7 @@ use crate::{
     behaviour::{Call, Effect, ErrorMessage, Fail, Log, LogLevel, Raise, Sleep, When},
     client::Clients,
     failure::{DownstreamStatus, Failure, code_name},
-    propagation,
+    relay::{self, Relay},
     telemetry::Metrics,
 };
 
@@ -106,11 +106,16 @@ fn chance(action: &str, code: tonic::Code, message: Option<ErrorMessage>) -> Fai
     }
 }
 
-/// Calls the step's method on another Thespian, carrying the trace
-/// context, and records how the call went in `metrics`.
-pub(super) async fn call(clients: &Clients, metrics: &Metrics, call: &Call) -> Result<(), Failure> {
+/// Calls the step's method on another Thespian, carrying what `relay`
+/// passes on, and records how the call went in `metrics`.
+pub(super) async fn call(
+    clients: &Clients,
+    metrics: &Metrics,
+    relay: &Relay,
+    call: &Call,
+) -> Result<(), Failure> {
     let mut metadata = tonic::metadata::MetadataMap::new();
-    propagation::inject(&Context::current(), &mut metadata);
+    relay.write(&Context::current(), &mut metadata);
     tracing::info!(
         target: TARGET,
         "calling {} at {} for `{}`",
@@ -142,15 +147,19 @@ pub(super) async fn call(clients: &Clients, metrics: &Metrics, call: &Call) -> R
     let Err(status) = outcome else {
         return Ok(());
     };
-    let failure = originate(Failure::Downstream {
-        target: call.target.clone(),
-        method: call.method,
-        code: call.on_failure.code(status.code()),
-        status: DownstreamStatus {
-            code: status.code(),
-            message: status.message().to_owned(),
-        },
-    });
+    // A hop-limit refusal passes up as it came, whatever `on_failure`
+    // says: the client at the top is to learn of the cycle.
+    let failure = originate(
+        relay::refusal(&status).unwrap_or_else(|| Failure::Downstream {
+            target: call.target.clone(),
+            method: call.method,
+            code: call.on_failure.code(status.code()),
+            status: DownstreamStatus {
+                code: status.code(),
+                message: status.message().to_owned(),
+            },
+        }),
+    );
     if call.optional {
         // The caller does without: the failure ends here, on the call's span.
         tracing::info!(

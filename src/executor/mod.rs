@@ -35,6 +35,7 @@ use crate::{
     behaviour::{Concurrently, Fallback, Retry, Step},
     client::Clients,
     failure::Failure,
+    relay::Relay,
     telemetry::{Metrics, Tracer},
 };
 
@@ -54,6 +55,8 @@ pub struct Executor {
     seed: Option<u64>,
     /// The burn threads and the memory held, shared by every request.
     load: load::Load,
+    /// What each call passes on, and the hop limit requests are held to.
+    relay: Relay,
 }
 
 impl Executor {
@@ -66,6 +69,7 @@ impl Executor {
             tracer: Tracer::default(),
             seed: None,
             load: load::Load::default(),
+            relay: Relay::default(),
         }
     }
 
@@ -108,6 +112,27 @@ impl Executor {
         Executor { metrics, ..self }
     }
 
+    /// The same executor, passing context on and holding requests to the
+    /// hop limit as `relay` says.
+    pub fn with_relay(self, relay: Relay) -> Executor {
+        Executor { relay, ..self }
+    }
+
+    /// Reads what requests bring in and writes what their calls pass on.
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// Refuses a request, in the context `cx` it came in with, that has
+    /// passed through too many Thespians, before anything is acted out:
+    /// the refusal is reported on the request's span as any failure is.
+    pub fn admit(&self, cx: &opentelemetry::Context) -> Result<(), Failure> {
+        self.relay.admit(cx).map_err(|failure| {
+            let _inside = cx.clone().attach();
+            leaf::originate(failure)
+        })
+    }
+
     /// Opens the spans of steps, and of the requests that act them out.
     pub fn tracer(&self) -> &Tracer {
         &self.tracer
@@ -141,7 +166,7 @@ impl Executor {
                     step,
                     SpanKind::Client,
                     dice,
-                    leaf::call(&self.clients, &self.metrics, call),
+                    leaf::call(&self.clients, &self.metrics, &self.relay, call),
                 )
                 .boxed(),
             Step::Function(function) => self
@@ -257,7 +282,8 @@ impl Executor {
     async fn run_retried(&self, retry: &Retry, dice: Dice) -> Result<(), Failure> {
         let mut outcome = self.run_step(&retry.step, dice.child(0)).await;
         for attempt in 1..=retry.retries {
-            if outcome.is_ok() {
+            // A retry would meet the same cycle again, one level down.
+            if matches!(outcome, Ok(()) | Err(Failure::HopLimit { .. })) {
                 break;
             }
             outcome = self

@@ -10,6 +10,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, INT, NativeCallContext, Positi
 use super::{builder, error::host_error};
 
 mod load;
+mod request;
 mod trouble;
 
 /// Registers every host function.
@@ -21,6 +22,7 @@ pub(super) fn register(engine: &mut Engine) {
     chance::register(engine);
     trouble::register(engine);
     load::register(engine);
+    request::register(engine);
     super::annotations::register(engine);
 }
 

@@ -266,6 +266,11 @@ impl Director for Script {
             attributes,
         }))
     }
+
+    /// A script's `header` reads them.
+    fn reads_headers(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod annotations;
 mod errors;
 mod limits;
 mod load;
+mod request;
 mod steps;
 mod trouble;
 
