@@ -16,6 +16,7 @@ mod executor_outcomes;
 mod failures;
 mod grpcurl;
 mod load;
+mod mesh;
 mod outcomes;
 mod poke;
 mod queue;
