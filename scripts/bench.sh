@@ -6,7 +6,7 @@
 #   scripts/bench.sh --quick    # shorter runs, a smoke check of the figures
 #   scripts/bench.sh --only chain,sleepers   # the baseline plus these figures
 #                               # (traces slow-sink chain sleepers scripted
-#                               #  signals loki-soak realism queue)
+#                               #  signals loki-soak realism queue cycle)
 #
 # Load comes from h2load (Debian's nghttp2-client, installed if missing),
 # posting empty gRPC messages over HTTP/2. Spans go to a live OTLP sink
@@ -57,11 +57,13 @@ if $QUICK; then
     WARMUP=10000
     SLOW_SINK_SECONDS=6
     SOAK_SECONDS=${BENCH_SOAK_SECONDS:-10}
+    CYCLE_SECONDS=12
 else
     REQUESTS=${BENCH_REQUESTS:-600000}
     WARMUP=50000
     SLOW_SINK_SECONDS=30
     SOAK_SECONDS=${BENCH_SOAK_SECONDS:-60}
+    CYCLE_SECONDS=30
 fi
 # Each export to the slow sink takes this long: about 2,000 spans a second.
 SLOW_SINK_DELAY_MS=1000
@@ -370,6 +372,7 @@ bench_bare() {
     before=$(cpu_now "$pid")
     load bare "$port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
     BARE_RATE=$RATE
+    BARE_RSS=$(peak_rss_mb "$pid")
     cpu_per_request "$DONE" "$before" "$pid"
     BARE_CPU_US=$CPU_TOTAL
     row "bare tonic server, no-op A" "$(printf '%.0f' "$RATE") req/s" "baseline" "-"
@@ -850,6 +853,68 @@ bench_queue() {
     row "queue: time to shed, p99" "$p99 ms (mean $mean ms)" "< 1 ms" "$(verdict "$p99" "<=" 0.999)"
 }
 
+# cycle_config PORT: a method A that calls A at PORT on this machine.
+cycle_config() {
+    printf '{"grpc_method_a": {"tracing_name": "pass it on", "operations": [{"Action": {"CallService": {"tracing_name": "next", "service_address": "http://127.0.0.1", "service_port": "%s", "grpc_method": "A"}}}]}}' "$1"
+}
+
+# 10. An A -> B -> A call cycle under full load: the hop limit must end every
+# request, and both instances' memory must hold still while it does.
+bench_cycle() {
+    echo "== a call cycle (alpha A -> beta A -> alpha A ...) for ${CYCLE_SECONDS} s at full load"
+    if [[ $("$THESPIAN" --help) != *MAX_HOPS* ]]; then
+        row "call cycle" "no hop limit in this build" "-" "SKIP"
+        return
+    fi
+    wait_for_quiet_sink
+    local alpha_port beta_port alpha beta
+    alpha_port=$(free_port)
+    beta_port=$(free_port)
+    start_thespian cycle-alpha "$alpha_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" \
+        CONFIG_JSON="$(cycle_config "$beta_port")" "${TRACES_ONLY[@]}"
+    alpha=$LAST_PID
+    start_thespian cycle-beta "$beta_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" \
+        CONFIG_JSON="$(cycle_config "$alpha_port")" "${TRACES_ONLY[@]}"
+    beta=$LAST_PID
+    local third=$((CYCLE_SECONDS / 3))
+    (sleep "$third" && echo "$(rss_mb "$alpha") $(rss_mb "$beta")" >"$RESULTS/cycle.rss-early") &
+    local sampler=$!
+    load cycle "$alpha_port" A -D "$CYCLE_SECONDS" "${THROUGHPUT_SHAPE[@]}"
+    wait "$sampler" 2>/dev/null || true
+    local rate=$RATE done=$DONE ok=$GRPC_OK failed=$FAILED
+    local alpha_early beta_early alpha_late beta_late alpha_peak beta_peak
+    read -r alpha_early beta_early <"$RESULTS/cycle.rss-early"
+    alpha_late=$(rss_mb "$alpha")
+    beta_late=$(rss_mb "$beta")
+    alpha_peak=$(peak_rss_mb "$alpha")
+    beta_peak=$(peak_rss_mb "$beta")
+    # h2load cannot read a gRPC status, only that no message came back: poke
+    # counts the codes of a sample sent the same way straight after.
+    local sample=1000 refused
+    "$THESPIAN" poke "http://127.0.0.1:$alpha_port" A --requests "$sample" --concurrency 20 --json \
+        >"$RESULTS/cycle.poke.json" 2>"$RESULTS/cycle.poke.stderr" ||
+        die "thespian poke failed against the cycle; see $RESULTS/cycle.poke.stderr"
+    refused=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["status_codes"].get("FAILED_PRECONDITION", 0))' \
+        "$RESULTS/cycle.poke.json")
+    stop "$alpha"
+    stop "$beta"
+
+    local ra rb worst
+    ra=$(ratio "$alpha_late" "$alpha_early")
+    rb=$(ratio "$beta_late" "$beta_early")
+    worst=$(awk -v a="$ra" -v b="$rb" 'BEGIN { print (a > b) ? a : b }')
+    row "call cycle: RSS at ${CYCLE_SECONDS} s ÷ at ${third} s (alpha, beta)" \
+        "${ra}×, ${rb}× ($alpha_early → $alpha_late, $beta_early → $beta_late MB)" "≤ 1.10×" "$(verdict "$worst" "<=" 1.10)"
+    row "call cycle: peak RSS (alpha, beta) ÷ bare under load" \
+        "$(ratio "$alpha_peak" "$BARE_RSS")×, $(ratio "$beta_peak" "$BARE_RSS")× ($alpha_peak, $beta_peak vs $BARE_RSS MB)" "-" "INFO"
+    local ended=FAIL
+    ((done > 0 && ok == 0 && failed == 0 && refused == sample)) && ended=PASS
+    row "call cycle: requests ended by the hop limit" \
+        "$((done - ok)) of $done with no message, $failed broken; $refused of $sample FAILED_PRECONDITION" "all" "$ended"
+    row "call cycle: client requests ÷ bare rate (each 17 server requests deep)" \
+        "$(ratio "$rate" "$BARE_RATE")× ($(printf '%.0f' "$rate") req/s)" "-" "INFO"
+}
+
 # --- Main ----------------------------------------------------------------------------
 
 # wanted FIGURE: whether --only (if given) names FIGURE.
@@ -869,6 +934,7 @@ wanted signals && bench_signals
 wanted loki-soak && bench_loki_soak
 wanted realism && bench_realism
 wanted queue && bench_queue
+wanted cycle && bench_cycle
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
