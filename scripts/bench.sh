@@ -911,8 +911,11 @@ bench_cycle() {
     ((done > 0 && ok == 0 && failed == 0 && refused == sample)) && ended=PASS
     row "call cycle: requests ended by the hop limit" \
         "$((done - ok)) of $done with no message, $failed broken; $refused of $sample FAILED_PRECONDITION" "all" "$ended"
-    row "call cycle: client requests ÷ bare rate (each 17 server requests deep)" \
-        "$(ratio "$rate" "$BARE_RATE")× ($(printf '%.0f' "$rate") req/s)" "-" "INFO"
+    # Each request the client sends is 17 requests served, 16 of them calls.
+    local served
+    served=$(awk -v r="$rate" 'BEGIN { printf "%.0f", r * 17 }')
+    row "call cycle: requests served (17 per client request) ÷ bare rate" \
+        "$(ratio "$served" "$BARE_RATE")× ($served req/s; $(printf '%.0f' "$rate") from the client)" "-" "INFO"
 }
 
 # --- Main ----------------------------------------------------------------------------

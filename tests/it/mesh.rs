@@ -116,6 +116,52 @@ async fn a_call_cycle_ends_at_the_hop_limit_with_the_count_and_path() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lower_max_hops_ends_a_cycle_sooner_and_a_retried_call_does_not_retry_the_refusal() {
+    let receiver = OtlpReceiver::start().await;
+    // Retried, the refusal would be met three times at every level: 3⁴
+    // server spans rather than 5.
+    let retried = |port: u16| {
+        let source = format!(r#"call("next", "127.0.0.1:{port}", "A", #{{ retries: 2 }});"#);
+        json!({ "grpc_method_a": { "tracing_name": "pass it on", "script_source": source } })
+            .to_string()
+    };
+    let beta_port = unused_port();
+    let mut alpha = Instance::builder("alpha")
+        .config(&retried(beta_port))
+        .env("MAX_HOPS", "4")
+        .otlp(&receiver.endpoint())
+        .start()
+        .await;
+    let mut beta = Instance::builder("beta")
+        .config(&retried(alpha.port))
+        .env("PORT", &beta_port.to_string())
+        .env("MAX_HOPS", "4")
+        .otlp(&receiver.endpoint())
+        .start()
+        .await;
+
+    let mut request = Request::new(Empty {});
+    request
+        .metadata_mut()
+        .insert("traceparent", format!("00-{TRACE}-{SPAN}-01").parse().unwrap());
+    let status = alpha.client().await.a(request).await.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status
+            .message()
+            .ends_with("4 hops, the most MAX_HOPS (4) allows (a call cycle?): alpha → beta → alpha → beta → alpha"),
+        "{}",
+        status.message()
+    );
+    // Both flush their spans as they stop, so every span made is counted.
+    alpha.stop_cleanly(DEFAULT_WAIT).await;
+    beta.stop_cleanly(DEFAULT_WAIT).await;
+    let spans = trace(&receiver, TRACE, 5).await;
+    let servers = spans.iter().filter(|s| s.kind == SpanKind::Server).count();
+    assert_eq!(servers, 5, "four that acted and one that refused");
+}
+
 /// A stand-in for another service that answers every method at once and
 /// keeps the metadata of each request it gets.
 #[derive(Debug, Clone, Default)]
