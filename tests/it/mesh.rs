@@ -142,9 +142,10 @@ async fn a_lower_max_hops_ends_a_cycle_sooner_and_a_retried_call_does_not_retry_
         .await;
 
     let mut request = Request::new(Empty {});
-    request
-        .metadata_mut()
-        .insert("traceparent", format!("00-{TRACE}-{SPAN}-01").parse().unwrap());
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE}-{SPAN}-01").parse().unwrap(),
+    );
     let status = alpha.client().await.a(request).await.expect_err("refused");
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
     assert!(
