@@ -57,14 +57,20 @@ impl Attributes {
     /// No attributes.
     pub const NONE: Attributes = Attributes(None);
 
-    /// Attributes made of `list`, refused past [`MAX_ATTRIBUTES`].
-    pub fn new(list: Vec<Attribute>) -> Result<Attributes, String> {
+    /// Attributes made of `list`, refused past [`MAX_ATTRIBUTES`], kept in
+    /// key order. The values drawn for a request come from one RNG, one
+    /// attribute after another, so the order decides who draws which
+    /// number: a script's map is always in key order, a config's object in
+    /// the order it was written, and sorting both alike lets the same
+    /// attributes draw the same values, whichever front end gave them.
+    pub fn new(mut list: Vec<Attribute>) -> Result<Attributes, String> {
         if list.len() > MAX_ATTRIBUTES {
             return Err(format!(
                 "a step may carry at most {MAX_ATTRIBUTES} attributes, not {}",
                 list.len()
             ));
         }
+        list.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
         Ok(Attributes((!list.is_empty()).then(|| list.into())))
     }
 
@@ -73,7 +79,7 @@ impl Attributes {
         self.0.is_none()
     }
 
-    /// The attributes, in the order they were given.
+    /// The attributes, in key order.
     pub fn iter(&self) -> impl Iterator<Item = &Attribute> {
         self.0.iter().flat_map(|list| list.iter())
     }

@@ -26,7 +26,7 @@ fn values(attributes: &Attributes, draws: usize) -> Vec<Value> {
 }
 
 #[test]
-fn fixed_values_keep_their_types_and_order() {
+fn fixed_values_keep_their_types_in_key_order() {
     let attributes = read(json!({
         "customer.tier": "gold", "cart.items": 3, "cart.total": 12.5, "customer.new": true
     }))
@@ -35,11 +35,28 @@ fn fixed_values_keep_their_types_and_order() {
     assert_eq!(
         drawn,
         [
-            KeyValue::new("customer.tier", "gold"),
             KeyValue::new("cart.items", 3),
             KeyValue::new("cart.total", 12.5),
             KeyValue::new("customer.new", true),
+            KeyValue::new("customer.tier", "gold"),
         ]
+    );
+}
+
+#[test]
+fn the_order_attributes_are_written_in_does_not_change_what_they_draw() {
+    let tier = json!({"one_of": [{"value": "gold"}, {"value": "silver"}, {"value": "free"}]});
+    let items = json!({"int_range": [1, 1_000_000]});
+    let written = |first: (&str, &serde_json::Value), second: (&str, &serde_json::Value)| {
+        let mut object = serde_json::Map::new();
+        object.insert(first.0.to_owned(), first.1.clone());
+        object.insert(second.0.to_owned(), second.1.clone());
+        let attributes = read(serde_json::Value::Object(object)).unwrap();
+        draw_all(&attributes, &mut StdRng::seed_from_u64(7))
+    };
+    assert_eq!(
+        written(("tier", &tier), ("items", &items)),
+        written(("items", &items), ("tier", &tier))
     );
 }
 

@@ -31,11 +31,12 @@ fn set_attribute_lands_on_the_innermost_function_or_the_method() {
         set_attribute("customer.tier", "gold");
         set_attribute("customer.new", true);"#,
     );
+    // In key order, as every step's attributes are.
     assert_eq!(
         drawn(&method.attributes),
         [
-            KeyValue::new("customer.tier", "gold"),
-            KeyValue::new("customer.new", true)
+            KeyValue::new("customer.new", true),
+            KeyValue::new("customer.tier", "gold")
         ]
     );
     let Step::Function(charge) = &method.steps[0] else {
