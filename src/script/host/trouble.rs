@@ -141,9 +141,13 @@ fn fallback(
     let position = ctx.call_position();
     let name = step_name(name, position)?;
     builder::begin(position)?;
+    // Each arm stays a block of steps even when it holds one, as a
+    // config's `primary` and `fallback` lists do: the block is a level of
+    // the tree its steps' dice are numbered under, so the same fallback
+    // written either way rolls the same numbers.
     let (primary_steps, outcome) =
         builder::nest(position, || primary.call_within_context::<Dynamic>(ctx, ()));
-    let primary = builder::branch(primary_steps);
+    let primary = Step::Sequence(primary_steps);
     if outcome.is_err() {
         // A script error is not pretend trouble: falling back would hide it.
         builder::attach(primary);
@@ -152,7 +156,7 @@ fn fallback(
     let (stand_in_steps, outcome) = builder::nest(position, || {
         stand_in.call_within_context::<Dynamic>(ctx, ())
     });
-    let stand_in = builder::branch(stand_in_steps);
+    let stand_in = Step::Sequence(stand_in_steps);
     builder::attach(match outcome {
         Ok(()) => Step::Fallback(Fallback {
             name,
