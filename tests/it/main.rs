@@ -14,6 +14,7 @@ mod environment;
 mod executor;
 mod executor_outcomes;
 mod failures;
+mod front_ends;
 mod grpcurl;
 mod load;
 mod mesh;

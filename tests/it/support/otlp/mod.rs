@@ -18,6 +18,7 @@ mod collector;
 mod logs;
 mod metrics;
 mod spans;
+mod tree;
 mod value;
 
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ pub use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 /// Re-exported so tests can compare a span's status without spelling the proto path.
 pub use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 pub use spans::{ReceivedSpan, SpansExt};
+pub use tree::SpanTree;
 pub use value::{Attributed, Value};
 
 /// An OTLP/gRPC collector listening on `127.0.0.1` on a free port, recording
