@@ -741,8 +741,9 @@ bench_loki_soak() {
 }
 
 # realism_config DURATION... ATTRIBUTES: a method of one function acting out
-# three sleeps, the given durations in order (JSON, each a whole "key": value
-# pair), every step carrying ATTRIBUTES (a JSON object).
+# one sleep for each duration given, in order (JSON, each a whole "key":
+# value pair), the method, the function and every sleep carrying ATTRIBUTES
+# (a JSON object).
 realism_config() {
     local attrs=${*: -1} sleeps="" i=1 d
     for d in "${@:1:$#-1}"; do
@@ -754,31 +755,81 @@ realism_config() {
         "$attrs" "$attrs" "$sleeps"
 }
 
-# 8. Latency distributions and attribute generators against fixed values: the
-# same tree of 1 ms sleeps, so the difference is the cost of the draws.
+# realism_run NAME CONFIG_JSON: a fresh Thespian's A under the throughput
+# load, with spans exported; the rate in RATE and the Thespian's own CPU per
+# request, in µs, in CPU_US.
+realism_run() {
+    local name=$1 config=$2
+    wait_for_quiet_sink
+    local port pid before
+    port=$(free_port)
+    start_thespian "$name" "$port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
+    pid=$LAST_PID
+    warm_up "$name" "$port" A
+    before=$(cpu_now "$pid")
+    load "$name" "$port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
+    cpu_per_request "$DONE" "$before" "$pid"
+    CPU_US=${CPU_PARTS[0]}
+    stop "$pid"
+}
+
+# 8. Latency distributions and attribute generators against fixed values:
+# what drawing costs. Both trees are the same function of five sleeps, one
+# per shape, that all wait 0 ms: the drawn side's shapes are legal ones whose
+# every draw comes out 0 (a uniform from 0 to 0, a normal of mean and
+# deviation 0, a lognormal whose tail stays under a nanosecond, a percentile
+# table and a weighted list of zeros), so each draw costs what it always
+# does while the wait costs nothing, against `duration_ms: 0`. The method,
+# the function and every sleep carry three attributes, drawn on one side and
+# fixed on the other. So both sides make the same spans with the same
+# attributes and events, the load is the no-op figure's, and the rate is
+# bound by CPU, not by sleeping: the difference is the cost of the draws.
+# Each side runs twice, fixed-drawn-drawn-fixed, so a load that drifts
+# through the run weighs on both alike.
 bench_realism() {
     echo "== distributions + attribute generators against fixed values"
     local drawn fixed
     drawn=$(realism_config \
-        '"duration": {"lognormal": {"median": 1, "p99": 3}}' \
-        '"duration": {"uniform": {"min": 0, "max": 2}}' \
-        '"duration": {"percentiles": {"p50": 1, "max": 2}}' \
-        '{"customer.tier": {"one_of": [{"value": "gold", "weight": 1}, {"value": "free", "weight": 9}]}, "cart.items": {"int_range": [1, 12]}}')
-    fixed=$(realism_config '"duration_ms": 1' '"duration_ms": 1' '"duration_ms": 1' \
-        '{"customer.tier": "free", "cart.items": 6}')
+        '"duration": {"uniform": {"min": 0, "max": 0}}' \
+        '"duration": {"normal": {"mean": 0, "stddev": 0}}' \
+        '"duration": {"lognormal": {"median": 0.000000001, "p99": 0.00000001}}' \
+        '"duration": {"percentiles": {"p50": 0, "p90": 0, "max": 0}}' \
+        '"duration": {"weighted": [{"value": 0, "weight": 1}, {"value": 0, "weight": 3}]}' \
+        '{"customer.tier": {"one_of": [{"value": "gold", "weight": 1}, {"value": "free", "weight": 9}]}, "cart.items": {"int_range": [1, 12]}, "region": {"one_of": [{"value": "eu"}, {"value": "us"}, {"value": "ap"}]}}')
+    fixed=$(realism_config '"duration_ms": 0' '"duration_ms": 0' '"duration_ms": 0' \
+        '"duration_ms": 0' '"duration_ms": 0' \
+        '{"customer.tier": "free", "cart.items": 6, "region": "eu"}')
     if ! accepts "$drawn"; then
         row "distributions + attribute generators" "rejected by thespian check" "-" "SKIP"
         return
     fi
     accepts "$fixed" || die "thespian check rejects the fixed-value realism config"
-    no_op_rate realism-fixed "$fixed" "${TRACES_ONLY[@]}"
-    local fixed_rate=$RATE
-    no_op_rate realism-drawn "$drawn" "${TRACES_ONLY[@]}"
-    local drawn_rate=$RATE r
+    local -a fixed_rates drawn_rates fixed_cpu drawn_cpu
+    local side
+    for side in fixed drawn drawn fixed; do
+        if [[ $side == fixed ]]; then
+            realism_run "realism-fixed-${#fixed_rates[@]}" "$fixed"
+            fixed_rates+=("$RATE")
+            fixed_cpu+=("$CPU_US")
+        else
+            realism_run "realism-drawn-${#drawn_rates[@]}" "$drawn"
+            drawn_rates+=("$RATE")
+            drawn_cpu+=("$CPU_US")
+        fi
+    done
+    local fixed_rate drawn_rate fixed_us drawn_us r
+    fixed_rate=$(awk -v a="${fixed_rates[0]}" -v b="${fixed_rates[1]}" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+    drawn_rate=$(awk -v a="${drawn_rates[0]}" -v b="${drawn_rates[1]}" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+    fixed_us=$(awk -v a="${fixed_cpu[0]}" -v b="${fixed_cpu[1]}" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+    drawn_us=$(awk -v a="${drawn_cpu[0]}" -v b="${drawn_cpu[1]}" 'BEGIN { printf "%.1f", (a + b) / 2 }')
     r=$(ratio "$drawn_rate" "$fixed_rate")
     row "distributions + attribute generators ÷ fixed values: rate" \
-        "${r}× ($(printf '%.0f' "$drawn_rate") vs $(printf '%.0f' "$fixed_rate") req/s)" "≥ 0.95×" "$(verdict "$r" ">=" 0.95)"
-    row "realism, fixed values (3 × 1 ms sleeps): rate ÷ bare" "$(ratio "$fixed_rate" "$BARE_RATE")×" "-" "INFO"
+        "${r}× ($drawn_rate vs $fixed_rate req/s)" "≥ 0.95×" "$(verdict "$r" ">=" 0.95)"
+    row "  the two runs of each side, req/s" \
+        "drawn ${drawn_rates[*]}; fixed ${fixed_rates[*]}" "-" "INFO"
+    row "  Thespian CPU per request: drawn, fixed" \
+        "$drawn_us µs, $fixed_us µs" "-" "INFO"
+    row "realism, fixed values (5 × 0 ms sleeps): rate ÷ bare" "$(ratio "$fixed_rate" "$BARE_RATE")×" "-" "INFO"
     row "realism, distributions + generators: rate ÷ bare" "$(ratio "$drawn_rate" "$BARE_RATE")×" "-" "INFO"
 }
 
