@@ -79,7 +79,8 @@ mod calls {
 
     /// Registers `call(target, method)`, `call(name, target, method)` and
     /// either with a trailing options map, `#{name: "..", retries: 2,
-    /// on_failure: "propagate", optional: true}`.
+    /// on_failure: "propagate", optional: true, attributes: #{..}}`, the
+    /// attributes read as a config's `CallService` reads them.
     ///
     /// `call` is a keyword in Rhai, reserved for calling function pointers,
     /// so it cannot be an ordinary function: it is a custom syntax that
@@ -134,6 +135,7 @@ mod calls {
         let mut name = None;
         let mut retry_count = 0;
         let (mut on_failure, mut optional) = (OnFailure::default(), false);
+        let mut attributes = Attributes::NONE;
         if arguments.last().is_some_and(Dynamic::is_map) {
             let options = arguments
                 .pop()
@@ -153,11 +155,18 @@ mod calls {
                     }
                     "on_failure" => on_failure = super::trouble::on_failure(&value, position)?,
                     "optional" => optional = super::trouble::optional(&value, position)?,
+                    "attributes" => {
+                        attributes = crate::script::annotations::parse(
+                            &value,
+                            "call: `attributes`",
+                            position,
+                        )?;
+                    }
                     other => {
                         return Err(host_error(
                             format!(
                                 "call has no option `{other}`; it knows `name`, `retries`, \
-                                 `on_failure` and `optional`"
+                                 `on_failure`, `optional` and `attributes`"
                             ),
                             position,
                         ));
@@ -189,7 +198,7 @@ mod calls {
             method,
             on_failure,
             optional,
-            attributes: Attributes::NONE,
+            attributes,
         });
         let step = match retry_count {
             0 => call,

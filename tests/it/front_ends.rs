@@ -45,7 +45,8 @@ fn method_attributes() -> serde_json::Value {
 /// The story as a config: a function with fixed attributes holding a
 /// database query with drawn attributes and a cache read with a `failures`
 /// list; three concurrent branches (a drawn wait with a drawn attribute,
-/// an optional call that fails, a function of two drawn waits); a fallback
+/// an optional call with attributes that fails, a function of two drawn
+/// waits); a fallback
 /// from a call that fails to a queue; a fixed wait.
 fn as_config(inventory: u16) -> serde_json::Value {
     let call = |name: &str, extra: serde_json::Value| {
@@ -95,7 +96,11 @@ fn as_config(inventory: u16) -> serde_json::Value {
                     "duration": { "normal": { "mean": 3, "stddev": 1 } },
                     "attributes": { "risk": { "int_range": [0, 100] } }
                 } },
-                call("ask inventory", json!({ "optional": true, "on_failure": "propagate" })),
+                call("ask inventory", json!({ "optional": true, "on_failure": "propagate",
+                    "attributes": {
+                        "inventory.zone": { "one_of": [{ "value": "north" }, { "value": "south" }] },
+                        "inventory.batch": true
+                    } })),
                 { "Function": {
                     "tracing_name": "price cart",
                     "operations": [
@@ -153,7 +158,9 @@ function("load order", || {
 concurrently([
     || sleep("score risk", #{ normal: #{ mean: 3, stddev: 1 } },
              #{ attributes: #{ risk: #{ int_range: [0, 100] } } }),
-    || call("ask inventory", params.inventory, "A", #{ optional: true, on_failure: "propagate" }),
+    || call("ask inventory", params.inventory, "A", #{ optional: true, on_failure: "propagate",
+            attributes: #{ "inventory.zone": #{ one_of: [#{ value: "north" }, #{ value: "south" }] },
+                           "inventory.batch": true } }),
     || function("price cart", || {
         sleep("look up prices", #{ percentiles: #{ p50: 2, p90: 4 } });
         sleep("apply discounts", #{ weighted: [#{ value: 1, weight: 1 }, #{ value: "3ms", weight: 2 }] });
