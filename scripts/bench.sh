@@ -804,7 +804,7 @@ bench_realism() {
         return
     fi
     accepts "$fixed" || die "thespian check rejects the fixed-value realism config"
-    local -a fixed_rates drawn_rates fixed_cpu drawn_cpu
+    local -a fixed_rates=() drawn_rates=() fixed_cpu=() drawn_cpu=()
     local side
     for side in fixed drawn drawn fixed; do
         if [[ $side == fixed ]]; then
