@@ -18,12 +18,14 @@
 # process that does not start); a missed target is a FAIL in the table.
 #
 # Environment: BENCH_RESULTS (output folder), BENCH_REQUESTS (requests per
-# throughput run), BENCH_SOAK_SECONDS (the Loki soak's length).
+# throughput run), BENCH_SOAK_SECONDS (the Loki soak's length), BENCH_PROFILE
+# (the cargo profile built and measured: dist, the shipped build, unless set;
+# release measures `cargo run --release`'s), CARGO_TARGET_DIR (as cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,21s/^# \{0,1\}//p' "$0"
+    sed -n '2,23s/^# \{0,1\}//p' "$0"
 }
 
 QUICK=false
@@ -79,7 +81,10 @@ THROUGHPUT_SHAPE=(-c 20 -m 10)
 DELIVERY_DEADLINE_S=10
 
 RESULTS=${BENCH_RESULTS:-bench-results}
-RELEASE=target/release
+# The container image's build unless told otherwise: what is shipped is what
+# is measured, the bare servers built the same way.
+PROFILE=${BENCH_PROFILE:-dist}
+RELEASE=${CARGO_TARGET_DIR:-target}/$PROFILE
 THESPIAN=$RELEASE/thespian
 FRAME=$RESULTS/empty-grpc-message.bin
 SINK_COUNTS=$RESULTS/otlp-sink.counts
@@ -336,8 +341,8 @@ setup() {
             die "cannot install nghttp2-client for h2load"
     fi
     command -v python3 >/dev/null || die "python3 is needed to find free ports"
-    echo "building (release)"
-    cargo build --release --examples --bins --quiet || die "the release build failed"
+    echo "building (profile $PROFILE)"
+    cargo build --profile "$PROFILE" --examples --bins --quiet || die "the $PROFILE build failed"
     rm -rf "$RESULTS"
     mkdir -p "$RESULTS"
     printf '\0\0\0\0\0' >"$FRAME"
@@ -529,10 +534,12 @@ bench_chain() {
         rm -f "$log"
     done
 
+    # Two chained bare servers are the most a chain can reach here, so the
+    # verdict is against them; one bare server is for information.
     local r
-    r=$(ratio "$rate" "$BARE_RATE")
-    row "two-instance chain: rate ÷ bare" "${r}× ($(printf '%.0f' "$rate") req/s)" "≥ 0.3×" "$(verdict "$r" ">=" 0.3)"
-    row "two-instance chain: rate ÷ bare chain" "$(ratio "$rate" "$bare_chain")×" "-" "INFO"
+    r=$(ratio "$rate" "$bare_chain")
+    row "two-instance chain: rate ÷ bare chain" "${r}× ($(printf '%.0f' "$rate") req/s)" "≥ 0.6×" "$(verdict "$r" ">=" 0.6)"
+    row "two-instance chain: rate ÷ bare" "$(ratio "$rate" "$BARE_RATE")×" "-" "INFO"
     row "two-instance chain: CPU per request (front + back + sink + h2load)" \
         "$CPU_TOTAL µs (${CPU_PARTS[0]} + ${CPU_PARTS[1]} + ${CPU_PARTS[2]} + ${CPU_PARTS[3]})" "-" "INFO"
     row "two-instance chain: spans per request, failures" \
@@ -994,7 +1001,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
     echo "# Thespian benchmark"
     echo
-    echo "$(cat "$RESULTS/run.txt"), $(nproc) cores, $($QUICK && echo quick || echo full) mode;" \
+    echo "$(cat "$RESULTS/run.txt"), $(nproc) cores, $($QUICK && echo quick || echo full) mode, profile $PROFILE;" \
         "load average $LOAD_BEFORE before, $LOAD_AFTER after."
     echo "Every rate is h2load's, from $REQUESTS requests over ${THROUGHPUT_SHAPE[*]} after $WARMUP to warm up."
     echo
