@@ -125,14 +125,35 @@ impl Clients {
         method: MethodName,
         metadata: tonic::metadata::MetadataMap,
     ) -> Result<(), tonic::Status> {
+        self.call_within(target, method, metadata, self.timeout)
+            .await
+    }
+
+    /// How long a call waits for its answer unless it says otherwise.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Calls `method` on `target` as [`Clients::call`] does, giving up
+    /// after `timeout` rather than the cache's own. The timeout also
+    /// travels as the call's `grpc-timeout`, so the target knows how long
+    /// it has and stops when its caller would.
+    pub async fn call_within(
+        &self,
+        target: &Target,
+        method: MethodName,
+        metadata: tonic::metadata::MetadataMap,
+        timeout: Duration,
+    ) -> Result<(), tonic::Status> {
         let mut client = ThespianClient::new(self.channel(target)?);
-        let request = tonic::Request::from_parts(metadata, Default::default(), Empty {});
-        tokio::time::timeout(self.timeout, call_method(&mut client, method, request))
+        let mut request = tonic::Request::from_parts(metadata, Default::default(), Empty {});
+        request.set_timeout(timeout);
+        tokio::time::timeout(timeout, call_method(&mut client, method, request))
             .await
             .unwrap_or_else(|_| {
                 Err(tonic::Status::deadline_exceeded(format!(
                     "no answer within {} ms",
-                    self.timeout.as_millis()
+                    timeout.as_millis()
                 )))
             })
     }

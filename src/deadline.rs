@@ -2,10 +2,17 @@
 //!
 //! tonic's server enforces the header by dropping a request that outlives
 //! it. Reading it here as well lets Thespian tell a request whose deadline
-//! ran out from one whose caller simply went away.
+//! ran out from one whose caller simply went away, and bound everything the
+//! request does by it: the executor answers `DEADLINE_EXCEEDED` itself when
+//! it passes, and every call the request makes carries what is left of it.
+//!
+//! The deadline travels to the steps in the OpenTelemetry [`Context`] they
+//! run in, set only for requests that came with one, so a request without
+//! a `grpc-timeout` pays nothing for it.
 
 use std::time::Duration;
 
+use opentelemetry::Context;
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
@@ -17,6 +24,62 @@ pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 pub fn read(metadata: &MetadataMap) -> Option<Instant> {
     let value = metadata.get(GRPC_TIMEOUT)?.to_str().ok()?;
     Some(Instant::now() + parse(value)?)
+}
+
+/// How long before its caller's deadline a request answers when it runs
+/// out of time: long enough for its `DEADLINE_EXCEEDED`, and the spans
+/// saying which step was cut, to be the answer rather than tonic's own
+/// timer, which started a moment earlier; short beside any real budget.
+/// Each hop keeps this much back from the budget it passes on, so in a
+/// chain the deepest request runs out first and the status travels back up.
+pub const ANSWER_ALLOWANCE: Duration = Duration::from_millis(5);
+
+/// When a request must have answered: its caller's deadline, less the
+/// [`ANSWER_ALLOWANCE`]. Kept in the context of the request's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// The instant the request runs out of time.
+    answer_by: Instant,
+}
+
+impl Deadline {
+    /// The deadline of a request whose caller stops waiting at `caller`.
+    pub fn before(caller: Instant) -> Deadline {
+        Deadline {
+            answer_by: caller.checked_sub(ANSWER_ALLOWANCE).unwrap_or(caller),
+        }
+    }
+
+    /// The deadline of the request the current context belongs to, if
+    /// its caller set one.
+    pub fn current() -> Option<Deadline> {
+        Context::map_current(Deadline::of)
+    }
+
+    /// The deadline kept in `cx`, if any.
+    pub fn of(cx: &Context) -> Option<Deadline> {
+        cx.get::<Deadline>().copied()
+    }
+
+    /// `cx` with this deadline kept in it, for the request's steps.
+    pub fn within(self, cx: &Context) -> Context {
+        cx.with_value(self)
+    }
+
+    /// The instant the request runs out of time.
+    pub fn answer_by(self) -> Instant {
+        self.answer_by
+    }
+
+    /// What is left of the budget: zero once it has run out.
+    pub fn remaining(self) -> Duration {
+        self.answer_by.saturating_duration_since(Instant::now())
+    }
+
+    /// Whether the request has run out of time.
+    pub fn passed(self) -> bool {
+        Instant::now() >= self.answer_by
+    }
 }
 
 /// Parses a `grpc-timeout` value: up to eight ASCII digits and a unit
@@ -55,6 +118,20 @@ mod tests {
         ] {
             assert_eq!(parse(value), Some(expected), "{value}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_keeps_back_the_allowance_and_counts_down() {
+        let caller = Instant::now() + Duration::from_millis(100);
+        let deadline = Deadline::before(caller);
+        assert_eq!(deadline.remaining(), Duration::from_millis(95));
+        assert!(!deadline.passed());
+        tokio::time::advance(Duration::from_millis(95)).await;
+        assert!(deadline.passed());
+        assert_eq!(deadline.remaining(), Duration::ZERO);
+        let cx = deadline.within(&Context::new());
+        assert_eq!(Deadline::of(&cx), Some(deadline));
+        assert_eq!(Deadline::of(&Context::new()), None);
     }
 
     #[test]

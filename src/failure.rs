@@ -30,6 +30,10 @@ pub enum Failure {
         /// What this instance answers, as the call's `on_failure` says.
         code: tonic::Code,
     },
+    /// The caller's deadline, its `grpc-timeout`, passed before the
+    /// request finished.
+    #[error("the caller's deadline passed before the request finished")]
+    Deadline,
     /// A script raised an error or threw a value.
     #[error("{message}")]
     Script {
@@ -97,6 +101,7 @@ impl Failure {
             Failure::HeldMemory { .. } => "held_memory",
             Failure::QueueFull { .. } => "queue_full",
             Failure::HopLimit { .. } => "hop_limit",
+            Failure::Deadline => "deadline",
         }
     }
 
@@ -114,6 +119,7 @@ impl Failure {
             // clients read it: try later or elsewhere.
             Failure::QueueFull { .. } => tonic::Code::ResourceExhausted,
             Failure::HopLimit { .. } => tonic::Code::FailedPrecondition,
+            Failure::Deadline => tonic::Code::DeadlineExceeded,
         }
     }
 }

@@ -24,7 +24,8 @@
 //!   formats `OTEL_PROPAGATORS` names.
 //! - [`relay`]: what a request passes on to its calls: the hop count that
 //!   stops call cycles, and `x-request-id`.
-//! - [`deadline`]: the caller's `grpc-timeout`.
+//! - [`deadline`]: the caller's `grpc-timeout`, and the budget it sets.
+//! - [`attempts`]: which attempt of a retried call a request is.
 //! - [`failure`]: why a request failed, and the one place that becomes a
 //!   gRPC status.
 //! - [`telemetry`]: the spans of requests and steps, the tracing subscriber,
@@ -35,6 +36,7 @@
 //! - [`proto`]: the generated gRPC code.
 
 pub mod admission;
+pub mod attempts;
 pub mod behaviour;
 pub mod cli;
 pub mod client;

@@ -23,8 +23,9 @@ use tracing::Instrument;
 
 use crate::{
     admission::{self, Admission, Entry},
+    attempts,
     behaviour::{Behaviour, MethodName},
-    deadline,
+    deadline::{self, Deadline},
     executor::{Executor, Roll},
     failure::{Failure, code_name},
     proto::{
@@ -226,6 +227,16 @@ impl Service {
             attributes.draw_into(&mut dice.rng(Roll::MethodAttributes), &mut drawn);
             ending.cx.span().set_attributes(drawn);
         }
+        if let Some(previous) = attempts::read(request.metadata()) {
+            let attribute = KeyValue::new(attempts::PREVIOUS_ATTEMPTS_ATTRIBUTE, previous as i64);
+            ending.cx.span().set_attribute(attribute);
+        }
+        if let Some(caller) = ending.deadline {
+            let budget = caller.saturating_duration_since(Instant::now());
+            let budget_ms = budget.as_nanos() as f64 / 1_000_000.0;
+            let attribute = KeyValue::new("thespian.deadline.budget_ms", budget_ms);
+            ending.cx.span().set_attribute(attribute);
+        }
         relay::record_request_id(&ending.cx);
         let director = self.behaviour.get(method);
         // A script may read the request's headers while it directs, so a
@@ -263,9 +274,14 @@ impl Service {
                         };
                         ending.lines.in_scope(|| director.direct_with(dice))
                     };
+                    // A caller's deadline bounds everything the steps do.
+                    let acting = match ending.deadline {
+                        Some(caller) => Deadline::before(caller).within(&ending.cx),
+                        None => ending.cx.clone(),
+                    };
                     self.executor
                         .run_request(step, dice)
-                        .with_context(ending.cx.clone())
+                        .with_context(acting)
                         .instrument(ending.lines.clone())
                         .await
                 }

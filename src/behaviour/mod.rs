@@ -13,6 +13,8 @@
 //!   fails, and how.
 //! - `method` and `target`: the methods served, and where calls go.
 //! - `load`: CPU time burnt and memory held, which cost something real.
+//! - `retry` and `timeout`: how a failed call is tried again, and how
+//!   long one call waits.
 //! - `dependency`: the database or queue a sleep stands for a call to.
 //! - `attribute`: attributes a step's span carries to search on.
 //! - here: the [`Director`] that hands each request its tree, and each
@@ -25,8 +27,10 @@ mod latency;
 mod load;
 mod method;
 mod outcome;
+mod retry;
 mod step;
 mod target;
+mod timeout;
 
 use std::{fmt, sync::Arc};
 
@@ -42,10 +46,12 @@ pub use latency::{Latency, MAX_LATENCY};
 pub use load::{Burn, Bytes, HoldMemory};
 pub use method::MethodName;
 pub use outcome::{Effect, Failures, Outcome, When};
+pub use retry::{Backoff, CodeSet, MAX_POLICY_ATTEMPTS, MAX_RETRIES, RetryPolicy};
 pub use step::{
     Call, Concurrently, Fail, Fallback, Function, Log, LogLevel, Raise, Retry, Sleep, Step,
 };
 pub use target::Target;
+pub use timeout::{CallTimeout, MAX_CALL_TIMEOUT};
 
 /// Builds the step tree one request acts out. A JSON config hands out the
 /// same tree every time; a script builds a new one per request.

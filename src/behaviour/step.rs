@@ -1,7 +1,7 @@
 //! The step vocabulary: every kind of pretend work a tree can hold, and
 //! what each kind is told to do.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use super::{
     attribute::Attributes,
@@ -11,6 +11,7 @@ use super::{
     load::{Burn, HoldMemory},
     method::MethodName,
     outcome::Failures,
+    retry::RetryPolicy,
     target::Target,
 };
 
@@ -120,6 +121,9 @@ pub struct Call {
     /// Whether the caller carries on when the call fails, as it would
     /// without a recommendation or a cache: the failure ends at the call.
     pub optional: bool,
+    /// How long the call waits for its answer, when not the instance's
+    /// `CALL_TIMEOUT_MS`.
+    pub timeout: Option<Duration>,
     /// What the span carries to search on.
     pub attributes: Attributes,
 }
@@ -195,13 +199,13 @@ pub enum LogLevel {
     Debug,
 }
 
-/// A step tried again after a failure, up to a number of times. Each try
-/// has its own spans, so a trace shows the failed tries before the one that
+/// A step tried again after a failure, as its policy says. Each try has
+/// its own spans, so a trace shows the failed tries before the one that
 /// worked; the step fails only if the last try does.
 #[derive(Debug, Clone)]
 pub struct Retry {
-    /// How many times the step is tried again after failing.
-    pub retries: u32,
+    /// How many times, after which failures, and how long to wait between.
+    pub policy: RetryPolicy,
     /// What is tried.
     pub step: Box<Step>,
 }

@@ -103,8 +103,9 @@ impl ConfigError {
 /// a Sleep); the format has no such form, so an array anywhere else is
 /// refused at its path, and so is a document that is not an object.
 /// `params` is the script's own data and may hold anything. An attribute's
-/// `one_of` and `int_range` are lists too, and so is a duration's `weighted`.
-const LIST_KEYS: [&str; 8] = [
+/// `one_of` and `int_range` are lists too, and so is a duration's `weighted`,
+/// and a retry policy's codes, under either of gRPC's names.
+const LIST_KEYS: [&str; 10] = [
     "operations",
     "ConcurrentActions",
     "weighted",
@@ -113,6 +114,8 @@ const LIST_KEYS: [&str; 8] = [
     "fallback",
     "one_of",
     "int_range",
+    "retryable_status_codes",
+    "retryableStatusCodes",
 ];
 
 /// Walks `value`, found at `path`, for an array where an object belongs.

@@ -7,7 +7,8 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::behaviour::{
-    Attributes, Bytes, Dependency, ErrorCode, ErrorMessage, Failures, Latency, OnFailure,
+    Attributes, Bytes, CallTimeout, Dependency, ErrorCode, ErrorMessage, Failures, Latency,
+    OnFailure, RetryPolicy,
 };
 
 /// A whole document: what each method does, and the original's top-level
@@ -210,6 +211,12 @@ pub(super) struct CallServiceSpec {
     /// Whether the caller carries on when the call fails.
     #[serde(default)]
     pub(super) optional: bool,
+    /// How long the call waits for its answer, instead of `CALL_TIMEOUT_MS`.
+    #[serde(default)]
+    pub(super) timeout_ms: Option<CallTimeout>,
+    /// How the call is tried again when it fails, as gRPC's retry policy.
+    #[serde(default)]
+    pub(super) retry_policy: Option<RetryPolicy>,
     #[serde(default)]
     pub(super) attributes: Attributes,
 }

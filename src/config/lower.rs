@@ -10,7 +10,8 @@ use super::{
 };
 use crate::{
     behaviour::{
-        Attributes, Call, Concurrently, Fallback, Fault, Function, Latency, Sleep, Step, Target,
+        Attributes, Call, Concurrently, Fallback, Fault, Function, Latency, Retry, Sleep, Step,
+        Target,
     },
     script::{Script, Scripting},
 };
@@ -162,14 +163,22 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 .grpc_method
                 .parse()
                 .map_err(|e| (format!("{path}.grpc_method"), e))?;
-            Ok(Step::Call(Call {
+            let step = Step::Call(Call {
                 name: call.tracing_name.unwrap_or_else(|| "call".to_owned()),
                 target,
                 method,
                 on_failure: call.on_failure,
                 optional: call.optional,
+                timeout: call.timeout_ms.map(|timeout| timeout.0),
                 attributes: call.attributes,
-            }))
+            });
+            Ok(match call.retry_policy {
+                Some(policy) => Step::Retry(Retry {
+                    policy,
+                    step: Box::new(step),
+                }),
+                None => step,
+            })
         }
     }
 }

@@ -295,3 +295,63 @@ fn a_fallback_carries_attributes_and_a_dependency_sleep_its_failures() {
         Some("grpc_method_a.operations[0].Action.Fallback.attributes.tier")
     );
 }
+
+/// A call to `127.0.0.1:7000` with `extra` keys.
+fn call_with(extra: &str) -> String {
+    format!(
+        r#"[{{"Action": {{"CallService": {{"tracing_name": "c", "service_address": "127.0.0.1",
+            "service_port": 7000, "grpc_method": "A"{extra}}}}}}}]"#
+    )
+}
+
+#[test]
+fn a_call_takes_its_own_timeout_and_a_grpc_retry_policy() {
+    let Step::Retry(retry) = read(&call_with(
+        r#", "timeout_ms": 250, "retry_policy": {"max_attempts": 3, "initial_backoff": "0.1s",
+            "max_backoff": "1s", "backoff_multiplier": 2, "retryable_status_codes": ["UNAVAILABLE"]}"#,
+    ))
+    .unwrap() else {
+        panic!("a retried call");
+    };
+    assert_eq!(retry.policy.max_attempts(), 3);
+    assert!(retry.policy.retries(tonic::Code::Unavailable));
+    assert!(!retry.policy.retries(tonic::Code::Internal));
+    let Step::Call(call) = *retry.step else {
+        panic!("the call is what is retried");
+    };
+    assert_eq!(call.timeout, Some(std::time::Duration::from_millis(250)));
+    let Step::Call(plain) = read(&call_with("")).unwrap() else {
+        panic!("a call without a policy stays a call");
+    };
+    assert_eq!(plain.timeout, None);
+}
+
+#[test]
+fn call_timeout_and_retry_mistakes_are_refused_at_their_path() {
+    const CALL: &str = "grpc_method_a.operations[0].Action.CallService";
+    for (extra, path, says) in [
+        (r#", "timeout_ms": 0"#, "timeout_ms", "from 1 to 3600000"),
+        (r#", "timeout_ms": -5"#, "timeout_ms", "from 1 to 3600000"),
+        (r#", "retry_policy": 11"#, "retry_policy", "from 0 to 10"),
+        (
+            r#", "retry_policy": {"max_attempts": 3, "initial_backoff": "0.1s", "max_backoff": "1s",
+                "backoff_multiplier": 2, "retryable_status_codes": ["SOMETIMES"]}"#,
+            "retry_policy.retryable_status_codes[0]",
+            "gRPC error code",
+        ),
+        (
+            r#", "retry_policy": {"max_attempts": 3, "initial_backoff": "0s", "max_backoff": "1s",
+                "backoff_multiplier": 2, "retryable_status_codes": ["UNAVAILABLE"]}"#,
+            "retry_policy.initial_backoff",
+            "more than 0",
+        ),
+    ] {
+        let error = refused(&call_with(extra));
+        assert_eq!(
+            error.path.as_deref(),
+            Some(format!("{CALL}.{path}").as_str()),
+            "{extra}: {error}"
+        );
+        assert!(error.message.contains(says), "{extra}: {error}");
+    }
+}

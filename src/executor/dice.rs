@@ -45,6 +45,8 @@ pub enum Roll {
     Outcome = 6,
     /// The extra wait of a slow outcome.
     Slow = 7,
+    /// The jitter of a retry's backoff.
+    Backoff = 8,
 }
 
 impl Dice {

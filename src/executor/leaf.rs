@@ -10,9 +10,13 @@ use super::{
     dice::{Dice, Roll},
     span::mark_failed,
 };
+use futures::future::BoxFuture;
+
 use crate::{
-    behaviour::{Call, Effect, ErrorMessage, Fail, Log, LogLevel, Raise, Sleep, When},
+    attempts,
+    behaviour::{Call, Effect, ErrorMessage, Fail, Log, LogLevel, Raise, RetryPolicy, Sleep, When},
     client::Clients,
+    deadline::Deadline,
     failure::{DownstreamStatus, Failure, code_name},
     relay::{self, Relay},
     telemetry::Metrics,
@@ -106,16 +110,47 @@ fn chance(action: &str, code: tonic::Code, message: Option<ErrorMessage>) -> Fai
     }
 }
 
+/// Which try of a retried call this is, and by what policy it was tried.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Attempt<'a> {
+    /// The try, counting from 1.
+    pub(super) number: u32,
+    /// The backoff waited before it, if any.
+    pub(super) waited: Option<Duration>,
+    /// The policy the call is retried by.
+    pub(super) policy: &'a RetryPolicy,
+}
+
 /// Calls the step's method on another Thespian, carrying what `relay`
-/// passes on, and records how the call went in `metrics`.
+/// passes on and the time left, and records how the call went in
+/// `metrics`. The call waits for its own timeout, or the instance's, but
+/// never past the request's deadline: whichever is sooner travels as its
+/// `grpc-timeout`. A try of a retried call (`attempt`) says which it is,
+/// in its span and, past the first, in `grpc-previous-rpc-attempts`.
 pub(super) async fn call(
     clients: &Clients,
     metrics: &Metrics,
     relay: &Relay,
     call: &Call,
+    attempt: Option<Attempt<'_>>,
 ) -> Result<(), Failure> {
     let mut metadata = tonic::metadata::MetadataMap::new();
     relay.write(&Context::current(), &mut metadata);
+    if let Some(attempt) = attempt {
+        attempts::write(&mut metadata, attempt.number - 1);
+        record_attempt(attempt);
+    }
+    let own = call.timeout.unwrap_or_else(|| clients.timeout());
+    let deadline = Deadline::current();
+    let bounded = deadline.map(Deadline::remaining).filter(|left| *left < own);
+    if let Some(left) = bounded {
+        Context::map_current(|cx| {
+            cx.span().set_attribute(KeyValue::new(
+                "thespian.deadline.budget_ms",
+                left.as_nanos() as f64 / 1_000_000.0,
+            ))
+        });
+    }
     tracing::info!(
         target: TARGET,
         "calling {} at {} for `{}`",
@@ -124,7 +159,9 @@ pub(super) async fn call(
         call.name
     );
     let started = tokio::time::Instant::now();
-    let outcome = clients.call(&call.target, call.method, metadata).await;
+    let outcome = clients
+        .call_within(&call.target, call.method, metadata, bounded.unwrap_or(own))
+        .await;
     let elapsed = started.elapsed();
     let code = match &outcome {
         Ok(()) => tonic::Code::Ok,
@@ -147,6 +184,11 @@ pub(super) async fn call(
     let Err(status) = outcome else {
         return Ok(());
     };
+    if bounded.is_some() && code == tonic::Code::DeadlineExceeded {
+        // The request's own time ran out, not just the call's: no policy
+        // or fallback makes up for that.
+        return Err(originate(Failure::Deadline));
+    }
     // A hop-limit refusal passes up as it came, whatever `on_failure`
     // says: the client at the top is to learn of the cycle.
     let failure = originate(
@@ -160,7 +202,8 @@ pub(super) async fn call(
             },
         }),
     );
-    if call.optional {
+    let tried_again = attempt.is_some_and(|a| a.policy.retries_after(a.number, code));
+    if call.optional && !tried_again {
         // The caller does without: the failure ends here, on the call's span.
         tracing::info!(
             target: TARGET,
@@ -170,6 +213,56 @@ pub(super) async fn call(
         return Ok(());
     }
     Err(failure)
+}
+
+/// Says on the current span, a call's, which try of a retried call it is
+/// and how long it waited for its turn.
+fn record_attempt(attempt: Attempt<'_>) {
+    Context::map_current(|cx| {
+        let span = cx.span();
+        span.set_attribute(KeyValue::new(
+            "thespian.retry.attempt",
+            i64::from(attempt.number),
+        ));
+        if attempt.number > 1 {
+            span.set_attribute(KeyValue::new(
+                attempts::PREVIOUS_ATTEMPTS_ATTRIBUTE,
+                i64::from(attempt.number - 1),
+            ));
+        }
+        if let Some(waited) = attempt.waited {
+            span.set_attribute(KeyValue::new(
+                "thespian.retry.backoff_ms",
+                waited.as_nanos() as f64 / 1_000_000.0,
+            ));
+        }
+    });
+}
+
+/// Runs `work`, a whole request, until it finishes or `deadline` passes;
+/// then the request answers `DEADLINE_EXCEEDED` itself, said by an error
+/// event on the current span, the request's. The steps still running are
+/// dropped, and their spans say they were cut.
+pub(super) async fn within(
+    deadline: Deadline,
+    work: BoxFuture<'_, Result<(), Failure>>,
+) -> Result<(), Failure> {
+    match tokio::time::timeout_at(deadline.answer_by(), work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(originate(Failure::Deadline)),
+    }
+}
+
+/// Whether a failure is worth another try by a retry policy, and with
+/// which code: a call's by the code its target answered, as a gRPC client
+/// sees it; any other step's by its own. A passed deadline never is.
+pub(super) fn retry_code(failure: &Failure) -> Option<tonic::Code> {
+    match failure {
+        Failure::Downstream { status, .. } => Some(status.code),
+        // A retry would meet the same cycle again, one level down.
+        Failure::Deadline | Failure::HopLimit { .. } => None,
+        other => Some(other.code()),
+    }
 }
 
 /// Fails as the script said, with its status and message.

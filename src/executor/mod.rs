@@ -21,19 +21,21 @@ mod load;
 mod name;
 mod span;
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use opentelemetry::trace::{SpanKind, TraceId};
 
 pub use dice::{Dice, Roll};
+use leaf::Attempt;
 pub use load::{DEFAULT_MAX_HELD_BYTES, LoadLimits};
 pub use name::SpanNames;
 use span::{Traced, mark_failed};
 
 use crate::{
-    behaviour::{Concurrently, Fallback, Retry, Step},
+    behaviour::{Call, Concurrently, Fallback, Retry, Step},
     client::Clients,
+    deadline::Deadline,
     failure::Failure,
     relay::Relay,
     telemetry::{Metrics, Tracer},
@@ -144,8 +146,16 @@ impl Executor {
     /// `dice` are the request's, from [`Executor::dice`]: the caller has
     /// them already, since the request's script and attributes roll them
     /// too.
+    /// A request whose caller set a deadline stops when it passes (see
+    /// [`Deadline`]).
     pub async fn run_request(&self, tree: Arc<Step>, dice: Dice) -> Result<(), Failure> {
-        self.run_step(&tree, dice).await.inspect_err(mark_failed)
+        let work = self.run_step(&tree, dice);
+        // Boxed apart, so a request without a deadline holds no timer.
+        let work = match Deadline::current() {
+            Some(deadline) => leaf::within(deadline, work).boxed(),
+            None => work,
+        };
+        work.await.inspect_err(mark_failed)
     }
 
     /// Acts out one step of the tree and, through recursion, the steps it
@@ -161,14 +171,7 @@ impl Executor {
                     leaf::sleep(sleep, dice),
                 )
                 .boxed(),
-            Step::Call(call) => self
-                .traced(
-                    step,
-                    SpanKind::Client,
-                    dice,
-                    leaf::call(&self.clients, &self.metrics, &self.relay, call),
-                )
-                .boxed(),
+            Step::Call(call) => self.run_call(step, call, dice, None).boxed(),
             Step::Function(function) => self
                 .traced(
                     step,
@@ -226,6 +229,23 @@ impl Executor {
         }
     }
 
+    /// Calls another Thespian inside the call's span, as try `attempt`
+    /// of a retried call, or as a call on its own.
+    fn run_call<'a>(
+        &'a self,
+        step: &'a Step,
+        call: &'a Call,
+        dice: Dice,
+        attempt: Option<Attempt<'a>>,
+    ) -> impl Future<Output = Result<(), Failure>> + 'a {
+        self.traced(
+            step,
+            SpanKind::Client,
+            dice,
+            leaf::call(&self.clients, &self.metrics, &self.relay, call, attempt),
+        )
+    }
+
     /// Runs `work`, the body of `step`, inside the step's span: opened
     /// under the current span now, as the step starts, and ended with the
     /// step's name and attributes when `work` finishes or is dropped.
@@ -276,21 +296,47 @@ impl Executor {
         }
     }
 
-    /// Runs the retried step, and again after each failure until it works
-    /// or has no retries left; the last try's outcome is the step's. Each
-    /// try rolls its own dice, numbered by the try.
+    /// Runs the retried step, and again after each failure its policy
+    /// retries, until it works or has no attempts left; the last try's
+    /// outcome is the step's. Each try rolls its own dice, numbered by the
+    /// try, and so does each backoff's jitter. A retried call's tries say
+    /// which they are, as gRPC's retries do.
     async fn run_retried(&self, retry: &Retry, dice: Dice) -> Result<(), Failure> {
-        let mut outcome = self.run_step(&retry.step, dice.child(0)).await;
-        for attempt in 1..=retry.retries {
-            // A retry would meet the same cycle again, one level down.
-            if matches!(outcome, Ok(()) | Err(Failure::HopLimit { .. })) {
-                break;
+        let policy = &retry.policy;
+        let (mut number, mut waited) = (1, None);
+        loop {
+            let tried = dice.child(number as usize - 1);
+            let outcome = match &*retry.step {
+                Step::Call(call) => {
+                    let attempt = Attempt {
+                        number,
+                        waited,
+                        policy,
+                    };
+                    self.run_call(&retry.step, call, tried, Some(attempt)).await
+                }
+                step => self.run_step(step, tried).await,
+            };
+            let Err(failure) = &outcome else {
+                return outcome;
+            };
+            match leaf::retry_code(failure) {
+                Some(code) if policy.retries_after(number, code) => {}
+                _ => return outcome,
             }
-            outcome = self
-                .run_step(&retry.step, dice.child(attempt as usize))
-                .await;
+            if let Some(backoff) = policy.backoff() {
+                let wait = backoff.before(number, &mut tried.rng(Roll::Backoff));
+                tracing::info!(
+                    "retrying `{}` in {} ms: try {number} of {} failed",
+                    retry.step.name(),
+                    wait.as_millis(),
+                    policy.max_attempts()
+                );
+                tokio::time::sleep(wait).await;
+                waited = Some(wait);
+            }
+            number += 1;
         }
-        outcome
     }
 
     /// Runs `steps` one after another, the first failure stopping them,

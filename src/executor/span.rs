@@ -9,7 +9,7 @@ use std::{
 };
 
 use opentelemetry::{
-    Context,
+    Context, KeyValue,
     trace::{SpanKind, Status as OtelStatus, TraceContextExt},
 };
 
@@ -18,7 +18,7 @@ use super::{
     dice::Dice,
     name::{SpanNames, span_name},
 };
-use crate::{behaviour::Step, failure::Failure, telemetry::Tracer};
+use crate::{behaviour::Step, deadline::Deadline, failure::Failure, telemetry::Tracer};
 
 pin_project_lite::pin_project! {
     /// A step acting inside its span, which is the current span whenever
@@ -38,6 +38,7 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for Traced<'_, F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            mark_cut(this.cx);
             end_span(*this.names, this.step, *this.dice, this.cx);
         }
     }
@@ -90,6 +91,18 @@ fn end_span(names: SpanNames, step: &Step, dice: Dice, cx: &Context) {
     span.update_name(span_name(step, names).to_owned());
     span.set_attributes(attributes(step, dice));
     span.end();
+}
+
+/// Marks the span active in `cx`, of a step dropped unfinished, as cut by
+/// its request's deadline when that is why it was dropped.
+fn mark_cut(cx: &Context) {
+    let span = cx.span();
+    if span.is_recording() && Deadline::of(cx).is_some_and(Deadline::passed) {
+        span.set_attribute(KeyValue::new("thespian.deadline.cut", true));
+        span.set_status(OtelStatus::error(
+            "cut off: the caller's deadline passed while this step ran",
+        ));
+    }
 }
 
 /// Marks the current span as failed without logging again.

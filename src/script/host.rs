@@ -7,7 +7,11 @@
 
 use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, INT, NativeCallContext, Position};
 
-use super::{builder, error::host_error};
+use super::{
+    builder,
+    error::{host_error, serde_reason},
+};
+use crate::behaviour::RetryPolicy;
 
 mod load;
 mod request;
@@ -47,21 +51,11 @@ pub(super) fn step_name(name: &str, position: Position) -> Result<String, Box<Ev
     Ok(name.to_owned())
 }
 
-/// The most retries a step may have: enough for any retry policy worth
-/// pretending, few enough that one request stays small.
-const MAX_RETRIES: INT = 10;
-
-/// Checks a number of retries given by the script.
-fn retries(count: INT, position: Position) -> Result<u32, Box<EvalAltResult>> {
-    u32::try_from(count)
-        .ok()
-        .filter(|count| INT::from(*count) <= MAX_RETRIES)
-        .ok_or_else(|| {
-            host_error(
-                format!("retries must be from 0 to {MAX_RETRIES}, not {count}"),
-                position,
-            )
-        })
+/// Checks a number of retries given by the script: retries at once,
+/// whatever the failure.
+fn retries(count: INT, position: Position) -> Result<RetryPolicy, Box<EvalAltResult>> {
+    rhai::serde::from_dynamic::<RetryPolicy>(&Dynamic::from_int(count))
+        .map_err(|e| host_error(serde_reason(&e), position))
 }
 
 /// `sleep`: time passing, standing for I/O or computation.
@@ -72,15 +66,18 @@ mod calls {
     use rhai::{EvalContext, Expression, FnPtr, ImmutableString, Map, ParseError};
 
     use super::*;
-    use crate::behaviour::{Attributes, Call, MethodName, OnFailure, Retry, Step, Target};
+    use crate::behaviour::{
+        Attributes, Call, CallTimeout, MethodName, OnFailure, Retry, Step, Target,
+    };
 
     /// The most arguments `call` takes: name, target, method and options.
     const MAX_ARGUMENTS: usize = 4;
 
     /// Registers `call(target, method)`, `call(name, target, method)` and
     /// either with a trailing options map, `#{name: "..", retries: 2,
-    /// on_failure: "propagate", optional: true, attributes: #{..}}`, the
-    /// attributes read as a config's `CallService` reads them.
+    /// on_failure: "propagate", optional: true, attributes: #{..},
+    /// timeout_ms: 250}`, the attributes read as a config's `CallService`
+    /// reads them, and `retries` also gRPC's retry policy as a map.
     ///
     /// `call` is a keyword in Rhai, reserved for calling function pointers,
     /// so it cannot be an ordinary function: it is a custom syntax that
@@ -133,7 +130,8 @@ mod calls {
             )
         };
         let mut name = None;
-        let mut retry_count = 0;
+        let mut policy = None;
+        let mut timeout = None;
         let (mut on_failure, mut optional) = (OnFailure::default(), false);
         let mut attributes = Attributes::NONE;
         if arguments.last().is_some_and(Dynamic::is_map) {
@@ -144,14 +142,9 @@ mod calls {
             for (key, value) in options {
                 match key.as_str() {
                     "name" => name = Some(text(value, "the `name` option", position)?),
-                    "retries" => {
-                        let count = value.as_int().map_err(|type_name| {
-                            host_error(
-                                format!("call: `retries` must be an integer, not {type_name}"),
-                                position,
-                            )
-                        })?;
-                        retry_count = retries(count, position)?;
+                    "retries" => policy = Some(option::<RetryPolicy>(&value, "retries", position)?),
+                    "timeout_ms" => {
+                        timeout = Some(option::<CallTimeout>(&value, "timeout_ms", position)?.0);
                     }
                     "on_failure" => on_failure = super::trouble::on_failure(&value, position)?,
                     "optional" => optional = super::trouble::optional(&value, position)?,
@@ -166,7 +159,7 @@ mod calls {
                         return Err(host_error(
                             format!(
                                 "call has no option `{other}`; it knows `name`, `retries`, \
-                                 `on_failure`, `optional` and `attributes`"
+                                 `timeout_ms`, `on_failure`, `optional` and `attributes`"
                             ),
                             position,
                         ));
@@ -198,17 +191,29 @@ mod calls {
             method,
             on_failure,
             optional,
+            timeout,
             attributes,
         });
-        let step = match retry_count {
-            0 => call,
-            retries => Step::Retry(Retry {
-                retries,
+        let step = match policy {
+            Some(policy) if policy.max_attempts() > 1 => Step::Retry(Retry {
+                policy,
                 step: Box::new(call),
             }),
+            _ => call,
         };
         builder::record(step, position)?;
         Ok(Dynamic::UNIT)
+    }
+
+    /// An option's value, read by the same `Deserialize` impl as the
+    /// config key of the same name.
+    fn option<T: serde::de::DeserializeOwned>(
+        value: &Dynamic,
+        key: &str,
+        position: Position,
+    ) -> Result<T, Box<EvalAltResult>> {
+        rhai::serde::from_dynamic::<T>(value)
+            .map_err(|e| host_error(format!("call: `{key}`: {}", serde_reason(&e)), position))
     }
 
     /// A string argument, or an error naming what it should have been.
@@ -333,14 +338,14 @@ mod structure {
     /// The closure's steps, tried again up to `times` times when they fail.
     fn retry(ctx: &NativeCallContext, times: INT, body: &FnPtr) -> Result<(), Box<EvalAltResult>> {
         let position = ctx.call_position();
-        let retries = retries(times, position)?;
+        let policy = retries(times, position)?;
         builder::begin(position)?;
         let (steps, outcome) =
             builder::nest(position, || body.call_within_context::<Dynamic>(ctx, ()));
         let step = builder::branch(steps);
         builder::attach(match outcome {
             Ok(()) => Step::Retry(Retry {
-                retries,
+                policy,
                 step: Box::new(step),
             }),
             // A script error is not pretend trouble: trying it again would

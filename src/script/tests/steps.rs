@@ -171,14 +171,53 @@ fn retry_wraps_a_block_and_call_takes_retries() {
     let Step::Retry(first) = &steps[0] else {
         panic!("{steps:?}");
     };
-    assert_eq!(first.retries, 2);
+    assert_eq!(first.policy.max_attempts(), 3);
     assert!(matches!(&*first.step, Step::Sequence(inner) if inner.len() == 2));
     let Step::Retry(second) = &steps[1] else {
         panic!("{steps:?}");
     };
-    assert_eq!(second.retries, 1);
+    assert_eq!(second.policy.max_attempts(), 2);
+    assert!(second.policy.backoff().is_none());
     assert!(matches!(&*second.step, Step::Call(_)));
     assert!(raise(&steps[2]).message.contains("from 0 to 10, not 11"));
+}
+
+#[test]
+fn call_takes_a_timeout_and_a_grpc_retry_policy() {
+    let tree = steps(&script(
+        r#"
+        call("db:1", "A", #{timeout_ms: 250, retries: #{
+            max_attempts: 3, initial_backoff: "0.1s", max_backoff: "1s",
+            backoff_multiplier: 2.0, retryable_status_codes: ["unavailable"]
+        }});
+        "#,
+    ));
+    let Step::Retry(retried) = &tree[0] else {
+        panic!("{tree:?}");
+    };
+    assert_eq!(retried.policy.max_attempts(), 3);
+    assert!(retried.policy.backoff().is_some());
+    assert!(retried.policy.retries(tonic::Code::Unavailable));
+    assert!(!retried.policy.retries(tonic::Code::Internal));
+    let Step::Call(call) = &*retried.step else {
+        panic!("{retried:?}");
+    };
+    assert_eq!(call.timeout, Some(std::time::Duration::from_millis(250)));
+    let refused = steps(&script(
+        "sleep(1);\ncall(\"db:1\", \"B\", #{timeout_ms: 0});",
+    ));
+    let refused = raise(&refused[1]);
+    assert!(
+        refused.message.contains("line 2")
+            && refused.message.contains("`timeout_ms`")
+            && refused.message.contains("from 1 to 3600000"),
+        "{refused:?}"
+    );
+    let missing = steps(&script(
+        r#"call("db:1", "B", #{retries: #{max_attempts: 3}});"#,
+    ));
+    let missing = raise(&missing[0]);
+    assert!(missing.message.contains("initial_backoff"), "{missing:?}");
 }
 
 #[test]
