@@ -27,15 +27,21 @@ pub fn read(metadata: &MetadataMap) -> Option<Instant> {
 }
 
 /// How long before its caller's deadline a request answers when it runs
-/// out of time: long enough for its `DEADLINE_EXCEEDED`, and the spans
-/// saying which step was cut, to be the answer rather than tonic's own
-/// timer, which started a moment earlier; short beside any real budget.
-/// Each hop keeps this much back from the budget it passes on, so in a
-/// chain the deepest request runs out first and the status travels back up.
-pub const ANSWER_ALLOWANCE: Duration = Duration::from_millis(5);
+/// out of time, at most: long enough for its `DEADLINE_EXCEEDED`, and the
+/// spans saying which step was cut, to reach the caller before the
+/// caller's own timer fires (or tonic's, which started a moment earlier),
+/// on a busy machine too. Each hop keeps this much back from the budget it
+/// passes on, so in a chain the deepest request runs out first and the
+/// status travels back up through every caller.
+pub const ANSWER_ALLOWANCE: Duration = Duration::from_millis(20);
+
+/// The share of a short budget kept back instead: a caller that allows
+/// 10 ms gets 9 ms of work, not an instant refusal.
+const ALLOWANCE_SHARE: u32 = 10;
 
 /// When a request must have answered: its caller's deadline, less the
-/// [`ANSWER_ALLOWANCE`]. Kept in the context of the request's steps.
+/// [`ANSWER_ALLOWANCE`] or a tenth of the budget, whichever is less. Kept
+/// in the context of the request's steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline {
     /// The instant the request runs out of time.
@@ -45,8 +51,10 @@ pub struct Deadline {
 impl Deadline {
     /// The deadline of a request whose caller stops waiting at `caller`.
     pub fn before(caller: Instant) -> Deadline {
+        let budget = caller.saturating_duration_since(Instant::now());
+        let allowance = ANSWER_ALLOWANCE.min(budget / ALLOWANCE_SHARE);
         Deadline {
-            answer_by: caller.checked_sub(ANSWER_ALLOWANCE).unwrap_or(caller),
+            answer_by: caller - allowance,
         }
     }
 
@@ -122,11 +130,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_deadline_keeps_back_the_allowance_and_counts_down() {
-        let caller = Instant::now() + Duration::from_millis(100);
+        let short = Deadline::before(Instant::now() + Duration::from_millis(10));
+        assert_eq!(short.remaining(), Duration::from_millis(9));
+        let caller = Instant::now() + Duration::from_millis(1000);
         let deadline = Deadline::before(caller);
-        assert_eq!(deadline.remaining(), Duration::from_millis(95));
+        assert_eq!(deadline.remaining(), Duration::from_millis(980));
         assert!(!deadline.passed());
-        tokio::time::advance(Duration::from_millis(95)).await;
+        tokio::time::advance(Duration::from_millis(980)).await;
         assert!(deadline.passed());
         assert_eq!(deadline.remaining(), Duration::ZERO);
         let cx = deadline.within(&Context::new());

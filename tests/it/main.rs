@@ -7,6 +7,7 @@
 
 mod support;
 
+mod calls;
 mod config_errors;
 mod dependencies;
 mod dropped_spans;
