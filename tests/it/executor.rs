@@ -10,12 +10,18 @@ use std::{
     time::Duration,
 };
 
+use opentelemetry::{context::FutureExt as _, trace::TraceId};
 use opentelemetry_sdk::{
     error::OTelSdkResult,
     trace::{SpanData, SpanProcessor},
 };
+use serde::Deserialize as _;
 use thespian::{
-    behaviour::{Attributes, Concurrently, Fail, Fault, Function, Latency, Raise, Sleep, Step},
+    behaviour::{
+        Attributes, Concurrently, Fail, Fault, Function, Latency, Raise, Retry, RetryPolicy, Sleep,
+        Step,
+    },
+    deadline::Deadline,
     executor::{Dice, Executor, SpanNames},
     failure::Failure,
     telemetry::{SpanEvents, Tracer},
@@ -84,6 +90,11 @@ impl SpanProcessor for Recorder {
 /// Acts out `step` with a recording tracer, returning the outcome, how
 /// long it took in tokio time, and what was recorded.
 async fn perform(step: Step) -> (Result<(), Failure>, Duration, Seen) {
+    perform_with(step, Dice::default()).await
+}
+
+/// [`perform`], rolling `dice`.
+async fn perform_with(step: Step, dice: Dice) -> (Result<(), Failure>, Duration, Seen) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let started = Instant::now();
     let tracer = Tracer::new(Some(Arc::new(Recorder {
@@ -95,7 +106,7 @@ async fn perform(step: Step) -> (Result<(), Failure>, Duration, Seen) {
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(SpanEvents));
     let outcome = Executor::new(SpanNames::Descriptive)
         .with_tracer(tracer)
-        .run_request(Arc::new(step), Dice::default())
+        .run_request(Arc::new(step), dice)
         .await;
     let elapsed = started.elapsed();
     drop(_guard);
@@ -296,4 +307,78 @@ async fn a_failure_chance_of_zero_never_fails() {
             .await
             .expect("a chance of zero never fails");
     }
+}
+
+/// A 10 ms step that always fails with `code`, retried by gRPC's policy:
+/// four attempts, backing off 100 ms, then 200, then the 250 ms cap.
+fn retried(code: tonic::Code) -> Step {
+    let policy = RetryPolicy::deserialize(serde_json::json!({
+        "max_attempts": 4, "initial_backoff": "0.1s", "max_backoff": "250ms",
+        "backoff_multiplier": 2, "retryable_status_codes": ["UNAVAILABLE"]
+    }))
+    .unwrap();
+    let failing = Step::Fail(Fail {
+        name: "flaky".to_owned(),
+        fault: Fault::new(1.0, code).unwrap(),
+        attributes: Attributes::NONE,
+    });
+    Step::Retry(Retry {
+        policy,
+        step: Box::new(function("attempt", vec![sleep("work", 10), failing])),
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_policy_backs_off_exponentially_with_jitter_that_replays() {
+    let dice = Dice::for_request(Some(7), TraceId::from_bytes([3; 16]));
+    let (outcome, elapsed, seen) = perform_with(retried(tonic::Code::Unavailable), dice).await;
+    assert_eq!(outcome.unwrap_err().code(), tonic::Code::Unavailable);
+    let ends: Vec<Duration> = seen
+        .closed
+        .iter()
+        .filter(|(name, _)| name == "attempt")
+        .map(|(_, at)| *at)
+        .collect();
+    assert_eq!(ends.len(), 4, "{seen:?}");
+    assert_eq!(ends[0], Duration::from_millis(10));
+    for (i, base) in [100.0, 200.0, 250.0].into_iter().enumerate() {
+        // Each attempt starts after its backoff and takes its 10 ms.
+        let waited = (ends[i + 1] - ends[i] - Duration::from_millis(10)).as_secs_f64() * 1e3;
+        assert!(
+            (base * 0.8..=base * 1.2).contains(&waited),
+            "backoff {}: {waited} ms",
+            i + 1
+        );
+    }
+    assert_eq!(elapsed, ends[3]);
+    // The same seed and trace wait the same; another seed does not.
+    let (_, again, _) = perform_with(retried(tonic::Code::Unavailable), dice).await;
+    assert_eq!(again, elapsed);
+    let other = Dice::for_request(Some(8), TraceId::from_bytes([3; 16]));
+    let (_, otherwise, _) = perform_with(retried(tonic::Code::Unavailable), other).await;
+    assert_ne!(otherwise, elapsed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_code_the_policy_does_not_name_is_not_retried() {
+    let (outcome, elapsed, seen) = perform(retried(tonic::Code::Internal)).await;
+    assert_eq!(outcome.unwrap_err().code(), tonic::Code::Internal);
+    assert_eq!(elapsed, Duration::from_millis(10));
+    assert_eq!(seen.errors, ["flaky"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_cuts_the_request_at_once_and_answers_deadline_exceeded() {
+    let deadline = Deadline::before(Instant::now() + Duration::from_secs(1));
+    let step = function("checkout", vec![sleep("quick", 100), sleep("slow", 5_000)]);
+    let (outcome, elapsed, seen) = perform(step)
+        .with_context(deadline.within(&opentelemetry::Context::current()))
+        .await;
+    assert!(matches!(outcome, Err(Failure::Deadline)), "{outcome:?}");
+    assert_eq!(outcome.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+    // The caller allowed a second; the request kept back 20 ms of it to
+    // answer in.
+    assert_eq!(elapsed, Duration::from_millis(980));
+    assert_eq!(seen.closed_at("quick"), Some(Duration::from_millis(100)));
+    assert_eq!(seen.closed_at("slow"), Some(Duration::from_millis(980)));
 }
