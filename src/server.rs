@@ -217,17 +217,21 @@ impl Service {
             deadline: deadline::read(request.metadata()),
         };
         // The request's dice: what its script rolls while it directs, where
-        // its steps' rolls start from, and what its own attributes draw.
+        // its steps' rolls start from, and what its own attributes draw. A
+        // retry of a call shares its trace with the tries before it, so it
+        // rolls anew, by its number, or a seeded retry could never succeed.
+        let previous_attempts = attempts::read(request.metadata());
         let dice = self
             .executor
             .dice(ending.cx.span().span_context().trace_id());
+        let dice = previous_attempts.map_or(dice, |previous| dice.child(previous as usize));
         let attributes = self.behaviour.attributes(method);
         if !attributes.is_empty() {
             let mut drawn = Vec::new();
             attributes.draw_into(&mut dice.rng(Roll::MethodAttributes), &mut drawn);
             ending.cx.span().set_attributes(drawn);
         }
-        if let Some(previous) = attempts::read(request.metadata()) {
+        if let Some(previous) = previous_attempts {
             let attribute = KeyValue::new(attempts::PREVIOUS_ATTEMPTS_ATTRIBUTE, previous as i64);
             ending.cx.span().set_attribute(attribute);
         }

@@ -377,3 +377,45 @@ async fn a_deadline_travels_down_a_chain_and_cuts_the_step_that_ran_out() {
     let prepared = find(&spans, "deadline-orders", "prepare")[0];
     assert_eq!(prepared.attr("thespian.deadline.cut"), None, "{prepared}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seeded_retry_rolls_anew_by_its_number_and_replays() {
+    // Every try of a call shares its trace, so a seeded downstream would
+    // roll each one the same; the attempt header makes each roll anew.
+    let flaky = json!({ "Action": { "Sleep": {
+        "tracing_name": "look up", "duration_ms": 1,
+        "failure_chance": 0.5, "failure_code": "UNAVAILABLE"
+    } } });
+    let stock = Instance::builder("seeded-stock")
+        .config(&json!({ "grpc_method_a": method("stock", json!([flaky])) }).to_string())
+        .env("THESPIAN_SEED", "42")
+        .start()
+        .await;
+    let policy = json!({ "retry_policy": policy(5, json!(["UNAVAILABLE"])) });
+    let config =
+        json!({ "grpc_method_a": method("order", json!([call("ask", &stock, "A", policy)])) });
+    let shop = Instance::builder("seeded-shop")
+        .config(&config.to_string())
+        .start()
+        .await;
+    let mut client = shop.client().await;
+    let mut outcomes = Vec::new();
+    for round in 0..2 {
+        for trace in 1..=6 {
+            let mut request = tonic::Request::new(Empty {});
+            let parent = format!("00-{trace:032x}-00000000000000aa-01");
+            request
+                .metadata_mut()
+                .insert("traceparent", parent.parse().unwrap());
+            let answered = client.a(request).await.map(|_| ()).map_err(|s| s.code());
+            if round == 0 {
+                outcomes.push(answered);
+            } else {
+                assert_eq!(answered, outcomes[trace - 1], "trace {trace} replays");
+            }
+        }
+    }
+    // A half chance of failing, rolled anew five times, fails all five
+    // only once in 32; rolled once, it would fail half of these.
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+}
