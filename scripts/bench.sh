@@ -6,7 +6,7 @@
 #   scripts/bench.sh --quick    # shorter runs, a smoke check of the figures
 #   scripts/bench.sh --only chain,sleepers   # the baseline plus these figures
 #                               # (traces slow-sink chain sleepers scripted
-#                               #  signals loki-soak realism queue cycle)
+#                               #  signals loki-soak realism queue cycle retry)
 #
 # Load comes from h2load (Debian's nghttp2-client, installed if missing),
 # posting empty gRPC messages over HTTP/2. Spans go to a live OTLP sink
@@ -976,6 +976,53 @@ bench_cycle() {
         "$(ratio "$served" "$BARE_RATE")× ($served req/s; $(printf '%.0f' "$rate") from the client)" "-" "INFO"
 }
 
+# chain_rate NAME CALL_KEYS: the no-op rate of a two-instance chain whose front
+# calls the back's A with CALL_KEYS (JSON, each a whole "key": value pair, or
+# nothing) added to its CallService. Sets RATE.
+chain_rate() {
+    local name=$1 keys=$2
+    wait_for_quiet_sink
+    local back_port front_port back front config
+    back_port=$(free_port)
+    front_port=$(free_port)
+    start_thespian "$name-back" "$back_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" "${TRACES_ONLY[@]}"
+    back=$LAST_PID
+    config=$(printf '{"grpc_method_a": {"tracing_name": "front", "operations": [{"Action": {"CallService": {"tracing_name": "call back", "service_address": "http://127.0.0.1", "service_port": "%s", "grpc_method": "A"%s}}}]}}' \
+        "$back_port" "${keys:+, $keys}")
+    start_thespian "$name-front" "$front_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
+    front=$LAST_PID
+    warm_up "$name" "$front_port" A
+    wait_for_quiet_sink
+    load "$name" "$front_port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
+    ((GRPC_OK == DONE)) || die "$name: $((DONE - GRPC_OK)) of $DONE requests failed"
+    stop "$front"
+    stop "$back"
+}
+
+# 11. A retrying chain: the same two-instance chain with and without gRPC's
+# retry policy on its call, which never fails, so the retries are configured
+# but never taken. Two interleaved pairs, so drift in the machine's load
+# falls on both sides alike.
+bench_retry() {
+    echo "== chain with a retry policy (never taken) against the same chain without"
+    local policy='"timeout_ms": 5000, "retry_policy": {"max_attempts": 4, "initial_backoff": "0.1s", "max_backoff": "1s", "backoff_multiplier": 2, "retryable_status_codes": ["UNAVAILABLE"]}'
+    accepts "$(printf '{"grpc_method_a": {"tracing_name": "t", "operations": [{"Action": {"CallService": {"service_address": "127.0.0.1", "service_port": 1, "grpc_method": "A", %s}}}]}}' "$policy")" ||
+        die "thespian check rejects the retry policy"
+    local plain=0 retrying=0 round
+    for round in 1 2; do
+        chain_rate "retry-plain-$round" ""
+        plain=$(awk -v a="$plain" -v b="$RATE" 'BEGIN { print a + b }')
+        chain_rate "retry-policy-$round" "$policy"
+        retrying=$(awk -v a="$retrying" -v b="$RATE" 'BEGIN { print a + b }')
+    done
+    local r
+    r=$(ratio "$retrying" "$plain")
+    row "retrying chain (retries not taken) ÷ same chain without: rate" \
+        "${r}× ($(printf '%.0f' "$(awk -v a="$retrying" 'BEGIN { print a / 2 }')") vs $(printf '%.0f' "$(awk -v a="$plain" 'BEGIN { print a / 2 }')") req/s)" \
+        "≥ 0.95×" "$(verdict "$r" ">=" 0.95)"
+    row "retrying chain: rate ÷ bare" "$(ratio "$(awk -v a="$retrying" 'BEGIN { print a / 2 }')" "$BARE_RATE")×" "-" "INFO"
+}
+
 # --- Main ----------------------------------------------------------------------------
 
 # wanted FIGURE: whether --only (if given) names FIGURE.
@@ -996,6 +1043,7 @@ wanted loki-soak && bench_loki_soak
 wanted realism && bench_realism
 wanted queue && bench_queue
 wanted cycle && bench_cycle
+wanted retry && bench_retry
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
