@@ -105,7 +105,8 @@ pub struct Settings {
     pub seed: Option<u64>,
 
     /// How long a call to another instance may wait for its answer, in milliseconds;
-    /// then it fails with DEADLINE_EXCEEDED.
+    /// then it fails with DEADLINE_EXCEEDED. A call's own `timeout_ms`, or the
+    /// request's deadline when sooner, takes its place.
     #[arg(
         long,
         env = "CALL_TIMEOUT_MS",

@@ -62,6 +62,19 @@ pub async fn call_method(
     Ok(())
 }
 
+/// Whether `status` is tonic's own report of a `grpc-timeout` that ran out
+/// on the calling side: `CANCELLED`, caused by [`tonic::TimeoutExpired`].
+fn timed_out(status: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// The channel cache. Cheap to clone; clones share the cache.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -148,14 +161,16 @@ impl Clients {
         let mut client = ThespianClient::new(self.channel(target)?);
         let mut request = tonic::Request::from_parts(metadata, Default::default(), Empty {});
         request.set_timeout(timeout);
-        tokio::time::timeout(timeout, call_method(&mut client, method, request))
-            .await
-            .unwrap_or_else(|_| {
-                Err(tonic::Status::deadline_exceeded(format!(
-                    "no answer within {} ms",
-                    timeout.as_millis()
-                )))
-            })
+        let no_answer = || {
+            tonic::Status::deadline_exceeded(format!("no answer within {} ms", timeout.as_millis()))
+        };
+        // tonic's channel enforces the header too, and may give up first;
+        // either way the call had no answer in time.
+        match tokio::time::timeout(timeout, call_method(&mut client, method, request)).await {
+            Err(_) => Err(no_answer()),
+            Ok(Err(status)) if timed_out(&status) => Err(no_answer()),
+            Ok(answered) => answered,
+        }
     }
 
     /// The channel to `target`, made on first use.

@@ -68,7 +68,10 @@ async fn a_call_gives_up_at_its_own_timeout_in_json_and_in_a_script() {
     let receiver = OtlpReceiver::start().await;
     let slow = start(
         "slow-ledger",
-        json!({ "grpc_method_a": method("ledger", json!([sleep("settle", 5_000)])) }),
+        json!({
+            "grpc_method_a": method("ledger", json!([sleep("settle", 5_000)])),
+            "grpc_method_b": method("ping", json!([])),
+        }),
         &receiver,
     )
     .await;
@@ -81,11 +84,14 @@ async fn a_call_gives_up_at_its_own_timeout_in_json_and_in_a_script() {
         json!({
             "grpc_method_a": method("pay", json!([call("ask ledger", &slow, "A", json!({"timeout_ms": 200}))])),
             "grpc_method_b": { "tracing_name": "pay", "script_source": script },
+            "grpc_method_c": method("ping", json!([call("ping ledger", &slow, "B", json!({}))])),
         }),
         &receiver,
     )
     .await;
     let mut client = caller.client().await;
+    // Connected first, so the ledger's clock starts when the caller's does.
+    client.c(Empty {}).await.expect("the ledger answers a ping");
     for (front_end, answer) in [
         ("json", client.a(Empty {}).await),
         ("rhai", client.b(Empty {}).await),
@@ -328,7 +334,16 @@ async fn a_deadline_travels_down_a_chain_and_cuts_the_step_that_ran_out() {
         .a(request)
         .await
         .expect_err("time runs out");
-    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    // The gateway answers before the deadline; only a machine too busy to
+    // deliver that answer in time leaves tonic's client to give up first,
+    // which it reports as CANCELLED.
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{status:?}"
+    );
     let spans = receiver
         .wait_for_trace(
             id,
@@ -367,8 +382,22 @@ async fn a_deadline_travels_down_a_chain_and_cuts_the_step_that_ran_out() {
         let call = find(&spans, service, name)[0];
         let budget = call.attr_f64("thespian.deadline.budget_ms").unwrap();
         assert!(budget < 500.0, "{call}");
-        assert_eq!(call.attr_i64("rpc.grpc.status_code"), Some(4), "{call}");
+        // It heard DEADLINE_EXCEEDED from below, or, on a machine too busy
+        // for that answer to come back in time, was cut by its own.
+        let heard = call.attr_i64("rpc.grpc.status_code") == Some(4);
+        assert!(
+            heard || call.attr_bool("thespian.deadline.cut") == Some(true),
+            "{call}"
+        );
     }
+    // The deepest request ran out first and answered so itself.
+    let deepest = find(&spans, "deadline-db", SERVED_A)[0];
+    let said = deepest
+        .events
+        .iter()
+        .find(|e| e.attr_str("level") == Some("ERROR"));
+    let cause = said.and_then(|e| e.attr_str("failure.cause"));
+    assert_eq!(cause, Some("deadline"), "{deepest}");
     // The time went on the slow query, which was cut where it ran out.
     let cut = find(&spans, "deadline-db", "slow query")[0];
     assert_eq!(cut.attr_bool("thespian.deadline.cut"), Some(true), "{cut}");
