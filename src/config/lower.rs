@@ -173,11 +173,11 @@ fn lower_action(action: ActionSpec, path: &str) -> Result<Step, Invalid> {
                 attributes: call.attributes,
             });
             Ok(match call.retry_policy {
-                Some(policy) => Step::Retry(Retry {
+                Some(policy) if policy.max_attempts() > 1 => Step::Retry(Retry {
                     policy,
                     step: Box::new(step),
                 }),
-                None => step,
+                _ => step,
             })
         }
     }
