@@ -320,30 +320,36 @@ async fn a_deadline_travels_down_a_chain_and_cuts_the_step_that_ran_out() {
     // Connected first, so the budget goes on work rather than handshakes.
     let mut client = gateway.client().await;
     client.b(Empty {}).await.expect("the chain connects");
+    // Each hop answers 50 ms before its caller's deadline, which is plenty
+    // unless the machine stalls a process for longer; then the chain is cut
+    // from above instead, so the whole story is asked of one of three tries.
+    let mut stories = Vec::new();
+    for trace in 1..=3 {
+        match cut_chain(&mut client, &receiver, &format!("5e1ec7ed{trace:024x}")).await {
+            Ok(()) => return,
+            Err(story) => stories.push(story),
+        }
+    }
+    panic!("no try played out as designed: {stories:#?}");
+}
+
+/// Sends the gateway a request with 500 ms to live, in trace `id`, and
+/// checks what must hold however busy the machine (the budget shrinking
+/// down the chain), then says whether each hop also answered as designed:
+/// the deepest ran out first and said so, and each caller heard it.
+async fn cut_chain(
+    client: &mut thespian::proto::thespian_client::ThespianClient<tonic::transport::Channel>,
+    receiver: &OtlpReceiver,
+    id: &str,
+) -> Result<(), String> {
     let mut request = tonic::Request::new(Empty {});
     request.set_timeout(Duration::from_millis(500));
     // The trace is named here, since the client may give up first.
-    let id = "5e1ec7ed0000000000000000000d1e5e";
     let parent = format!("00-{id}-00000000000000aa-01");
     request
         .metadata_mut()
         .insert("traceparent", parent.parse().unwrap());
-    let status = gateway
-        .client()
-        .await
-        .a(request)
-        .await
-        .expect_err("time runs out");
-    // The gateway answers before the deadline; only a machine too busy to
-    // deliver that answer in time leaves tonic's client to give up first,
-    // which it reports as CANCELLED.
-    assert!(
-        matches!(
-            status.code(),
-            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-        ),
-        "{status:?}"
-    );
+    let status = client.a(request).await.expect_err("time runs out");
     let spans = receiver
         .wait_for_trace(
             id,
@@ -361,20 +367,17 @@ async fn a_deadline_travels_down_a_chain_and_cuts_the_step_that_ran_out() {
         )
         .await;
 
-    // Each hop had less time than the one before, and every one of them
-    // ran out of it.
+    // Each hop had less time than the one before: the calls carried the
+    // remaining budget, not their own timeouts.
     let mut budgets = Vec::new();
     for service in ["deadline-gateway", "deadline-orders", "deadline-db"] {
         let served = find(&spans, service, SERVED_A)[0];
-        assert_eq!(served.attr_i64("rpc.grpc.status_code"), Some(4), "{served}");
-        assert_eq!(served.status_code, StatusCode::Error, "{served}");
         budgets.push(served.attr_f64("thespian.deadline.budget_ms").unwrap());
     }
     assert!(
         budgets[0] <= 500.0 && budgets[1] < budgets[0] && budgets[2] < budgets[1] - 20.0,
         "{budgets:?}"
     );
-    // The calls carried the remaining budget, not their own timeouts.
     for (service, name) in [
         ("deadline-gateway", "ask orders"),
         ("deadline-orders", "ask db"),
@@ -382,29 +385,49 @@ async fn a_deadline_travels_down_a_chain_and_cuts_the_step_that_ran_out() {
         let call = find(&spans, service, name)[0];
         let budget = call.attr_f64("thespian.deadline.budget_ms").unwrap();
         assert!(budget < 500.0, "{call}");
-        // It heard DEADLINE_EXCEEDED from below, or, on a machine too busy
-        // for that answer to come back in time, was cut by its own.
-        let heard = call.attr_i64("rpc.grpc.status_code") == Some(4);
-        assert!(
-            heard || call.attr_bool("thespian.deadline.cut") == Some(true),
-            "{call}"
-        );
     }
-    // The deepest request ran out first and answered so itself.
+    let cut = find(&spans, "deadline-db", "slow query")[0];
+    assert!(cut.duration() < Duration::from_millis(500), "{cut}");
+
+    let story = |what: &str, span: &ReceivedSpan| Err(format!("{what}: {span}"));
+    if status.code() != tonic::Code::DeadlineExceeded {
+        return Err(format!("the client heard {status:?}"));
+    }
+    // Every hop ran out of time and answered so.
+    for service in ["deadline-gateway", "deadline-orders", "deadline-db"] {
+        let served = find(&spans, service, SERVED_A)[0];
+        if served.attr_i64("rpc.grpc.status_code") != Some(4)
+            || served.status_code != StatusCode::Error
+        {
+            return story("a hop did not answer DEADLINE_EXCEEDED", served);
+        }
+    }
+    // The deepest request ran out first and said so itself; each caller
+    // heard DEADLINE_EXCEEDED from below.
     let deepest = find(&spans, "deadline-db", SERVED_A)[0];
     let said = deepest
         .events
         .iter()
         .find(|e| e.attr_str("level") == Some("ERROR"));
-    let cause = said.and_then(|e| e.attr_str("failure.cause"));
-    assert_eq!(cause, Some("deadline"), "{deepest}");
-    // The time went on the slow query, which was cut where it ran out.
-    let cut = find(&spans, "deadline-db", "slow query")[0];
+    if said.and_then(|e| e.attr_str("failure.cause")) != Some("deadline") {
+        return story("the deepest request did not run out first", deepest);
+    }
+    for (service, name) in [
+        ("deadline-gateway", "ask orders"),
+        ("deadline-orders", "ask db"),
+    ] {
+        let call = find(&spans, service, name)[0];
+        if call.attr_i64("rpc.grpc.status_code") != Some(4) {
+            return story("a caller did not hear DEADLINE_EXCEEDED", call);
+        }
+    }
+    // The time went on the slow query, which was cut where it ran out,
+    // and on nothing before it.
     assert_eq!(cut.attr_bool("thespian.deadline.cut"), Some(true), "{cut}");
     assert_eq!(cut.status_code, StatusCode::Error, "{cut}");
-    assert!(cut.duration() < Duration::from_millis(500), "{cut}");
     let prepared = find(&spans, "deadline-orders", "prepare")[0];
     assert_eq!(prepared.attr("thespian.deadline.cut"), None, "{prepared}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
