@@ -22,8 +22,12 @@ pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 /// When the caller stops waiting, counted from now, if it said. A header
 /// that is not a valid timeout is ignored, as tonic ignores it.
 pub fn read(metadata: &MetadataMap) -> Option<Instant> {
-    let value = metadata.get(GRPC_TIMEOUT)?.to_str().ok()?;
-    Some(Instant::now() + parse(value)?)
+    Some(Instant::now() + budget(metadata)?)
+}
+
+/// How long the caller said it would wait, as it said it, if it did.
+pub fn budget(metadata: &MetadataMap) -> Option<Duration> {
+    parse(metadata.get(GRPC_TIMEOUT)?.to_str().ok()?)
 }
 
 /// How long before its caller's deadline a request answers when it runs

@@ -235,8 +235,7 @@ impl Service {
             let attribute = KeyValue::new(attempts::PREVIOUS_ATTEMPTS_ATTRIBUTE, previous as i64);
             ending.cx.span().set_attribute(attribute);
         }
-        if let Some(caller) = ending.deadline {
-            let budget = caller.saturating_duration_since(Instant::now());
+        if let Some(budget) = deadline::budget(request.metadata()) {
             let budget_ms = budget.as_nanos() as f64 / 1_000_000.0;
             let attribute = KeyValue::new("thespian.deadline.budget_ms", budget_ms);
             ending.cx.span().set_attribute(attribute);
