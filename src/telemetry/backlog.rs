@@ -15,10 +15,7 @@
 //! again as the queue drains, and the wait ends at a deadline either way.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -29,12 +26,10 @@ use opentelemetry_sdk::{
     trace::{SpanData, SpanProcessor},
 };
 
-use super::delivery::{Delivery, Signal};
-
-/// How many finished spans pass between two looks at the backlog: often
-/// enough to warn within a moment of the first drop, rarely enough to cost
-/// nothing per span.
-const CHECK_EVERY: u64 = 1024;
+use super::{
+    delivery::{Delivery, Signal},
+    overflow::Overflow,
+};
 
 /// How long a flush outside shutdown may wait for the collector.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
@@ -48,15 +43,8 @@ pub struct Backlog<P> {
     /// The batch processor that queues and exports; shared with the thread
     /// that waits for a flush, so the wait can be abandoned.
     inner: Arc<P>,
-    /// Spans finished so far.
-    ended: AtomicU64,
-    /// How many spans can be waiting without any being dropped.
-    capacity: u64,
-    /// What the exporter delivered and lost.
-    delivery: Delivery,
-    /// Whether drops have been reported and not yet cleared, so an outage
-    /// gives one warning, not one per check.
-    dropping: AtomicBool,
+    /// Finished spans counted against those delivered or lost.
+    overflow: Overflow,
 }
 
 impl<P: SpanProcessor + 'static> Backlog<P> {
@@ -65,10 +53,7 @@ impl<P: SpanProcessor + 'static> Backlog<P> {
     pub fn new(inner: P, capacity: u64, delivery: Delivery) -> Backlog<P> {
         Backlog {
             inner: Arc::new(inner),
-            ended: AtomicU64::new(0),
-            capacity,
-            delivery,
-            dropping: AtomicBool::new(false),
+            overflow: Overflow::new(Signal::Spans, "span", capacity, delivery),
         }
     }
 
@@ -98,36 +83,6 @@ impl<P: SpanProcessor + 'static> Backlog<P> {
             .recv_timeout(timeout)
             .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
     }
-
-    /// Spans finished but neither exported nor failed: waiting, or dropped.
-    fn unsettled(&self, ended: u64) -> u64 {
-        ended.saturating_sub(
-            self.delivery.exported(Signal::Spans) + self.delivery.failed(Signal::Spans),
-        )
-    }
-
-    fn check(&self, ended: u64) {
-        let unsettled = self.unsettled(ended);
-        if unsettled > self.capacity {
-            if !self.dropping.swap(true, Ordering::Relaxed) {
-                // A root event: this runs while a span closes, and the
-                // warning belongs to no request.
-                tracing::warn!(
-                    target: "thespian::telemetry",
-                    parent: None,
-                    queue = self.capacity as i64,
-                    "the span export queue is full: spans are being dropped, \
-                     because the collector takes them more slowly than they are made"
-                );
-            }
-        } else if unsettled < self.capacity / 2 && self.dropping.swap(false, Ordering::Relaxed) {
-            tracing::info!(
-                target: "thespian::telemetry",
-                parent: None,
-                "the span export queue has room again"
-            );
-        }
-    }
 }
 
 /// Whether the batch processor turned a flush or shutdown request away
@@ -143,10 +98,7 @@ impl<P: SpanProcessor + 'static> SpanProcessor for Backlog<P> {
 
     fn on_end(&self, span: SpanData) {
         self.inner.on_end(span);
-        let ended = self.ended.fetch_add(1, Ordering::Relaxed) + 1;
-        if ended.is_multiple_of(CHECK_EVERY) {
-            self.check(ended);
-        }
+        self.overflow.count();
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -157,19 +109,7 @@ impl<P: SpanProcessor + 'static> SpanProcessor for Backlog<P> {
     /// reached the collector: nothing is queued any more.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         let outcome = self.within(timeout, P::shutdown);
-        let ended = self.ended.load(Ordering::Relaxed);
-        let lost = self.unsettled(ended);
-        if lost > 0 {
-            tracing::warn!(
-                target: "thespian::telemetry",
-                made = ended as i64,
-                exported = self.delivery.exported(Signal::Spans) as i64,
-                failed = self.delivery.failed(Signal::Spans) as i64,
-                lost = lost as i64,
-                "{lost} of {ended} spans never reached the collector: the export queue \
-                 was full, or they were still queued at shutdown"
-            );
-        }
+        self.overflow.report_lost();
         outcome
     }
 
@@ -184,7 +124,7 @@ impl<P: SpanProcessor + 'static> SpanProcessor for Backlog<P> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
     use opentelemetry_sdk::{

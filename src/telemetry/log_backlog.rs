@@ -11,10 +11,7 @@
 //! were dropped for certain. A burst of requests ending together logs a
 //! line each at once, which is when that happens.
 
-use std::{
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 use opentelemetry::{InstrumentationScope, logs::Severity};
 use opentelemetry_sdk::{
@@ -23,27 +20,18 @@ use opentelemetry_sdk::{
     logs::{LogProcessor, SdkLogRecord},
 };
 
-use super::delivery::{Delivery, Signal};
-
-/// How many records pass between two looks at the backlog: often enough to
-/// warn within a moment of the first drop, rarely enough to cost nothing
-/// per record.
-const CHECK_EVERY: u64 = 1024;
+use super::{
+    delivery::{Delivery, Signal},
+    overflow::Overflow,
+};
 
 /// A log processor that counts the records it is given and hands them on.
 #[derive(Debug)]
 pub struct LogBacklog<P> {
     /// The batch processor that queues and exports.
     inner: P,
-    /// Records made so far.
-    made: AtomicU64,
-    /// How many records can be waiting without any being dropped.
-    capacity: u64,
-    /// What the exporter delivered and lost.
-    delivery: Delivery,
-    /// Whether drops have been reported and not yet cleared, so a burst
-    /// gives one warning, not one per check.
-    dropping: AtomicBool,
+    /// Records made, counted against those delivered or lost.
+    overflow: Overflow,
 }
 
 impl<P: LogProcessor> LogBacklog<P> {
@@ -52,40 +40,7 @@ impl<P: LogProcessor> LogBacklog<P> {
     pub fn new(inner: P, capacity: u64, delivery: Delivery) -> LogBacklog<P> {
         LogBacklog {
             inner,
-            made: AtomicU64::new(0),
-            capacity,
-            delivery,
-            dropping: AtomicBool::new(false),
-        }
-    }
-
-    /// Records made but neither exported nor failed: waiting, or dropped.
-    fn unsettled(&self, made: u64) -> u64 {
-        made.saturating_sub(
-            self.delivery.exported(Signal::Logs) + self.delivery.failed(Signal::Logs),
-        )
-    }
-
-    fn check(&self, made: u64) {
-        let unsettled = self.unsettled(made);
-        if unsettled > self.capacity {
-            // The flag is set before the warning, which is itself a record
-            // made here, so it cannot warn again.
-            if !self.dropping.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    target: "thespian::telemetry",
-                    parent: None,
-                    queue = self.capacity as i64,
-                    "the log record export queue is full: log records are being dropped, \
-                     because the collector takes them more slowly than they are made"
-                );
-            }
-        } else if unsettled < self.capacity / 2 && self.dropping.swap(false, Ordering::Relaxed) {
-            tracing::info!(
-                target: "thespian::telemetry",
-                parent: None,
-                "the log record export queue has room again"
-            );
+            overflow: Overflow::new(Signal::Logs, "log record", capacity, delivery),
         }
     }
 }
@@ -93,10 +48,7 @@ impl<P: LogProcessor> LogBacklog<P> {
 impl<P: LogProcessor> LogProcessor for LogBacklog<P> {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         self.inner.emit(record, scope);
-        let made = self.made.fetch_add(1, Ordering::Relaxed) + 1;
-        if made.is_multiple_of(CHECK_EVERY) {
-            self.check(made);
-        }
+        self.overflow.count();
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -107,19 +59,7 @@ impl<P: LogProcessor> LogProcessor for LogBacklog<P> {
     /// reached the collector: nothing is queued any more.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         let outcome = self.inner.shutdown_with_timeout(timeout);
-        let made = self.made.load(Ordering::Relaxed);
-        let lost = self.unsettled(made);
-        if lost > 0 {
-            tracing::warn!(
-                target: "thespian::telemetry",
-                made = made as i64,
-                exported = self.delivery.exported(Signal::Logs) as i64,
-                failed = self.delivery.failed(Signal::Logs) as i64,
-                lost = lost as i64,
-                "{lost} of {made} log records never reached the collector: the export \
-                 queue was full, or they were still queued at shutdown"
-            );
-        }
+        self.overflow.report_lost();
         outcome
     }
 

@@ -24,6 +24,7 @@ mod log_backlog;
 mod log_line;
 mod loki;
 mod metrics;
+mod overflow;
 mod pipeline;
 mod resource;
 mod span;
