@@ -24,31 +24,13 @@ async fn spans_a_stalled_collector_cannot_take_are_reported_as_lost() {
         .await;
 
     // 2,048 no-op requests make exactly 2,048 spans.
-    let poked = tokio::process::Command::new(env!("CARGO_BIN_EXE_thespian"))
-        .args(["poke", &instance.address, "A", "--requests", "2048"])
-        .args(["--concurrency", "32", "--json"])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run thespian poke");
-    assert!(poked.status.success(), "{poked:?}");
-
-    instance
-        .wait_for_line(
-            |line| line.contains("span export queue is full"),
-            Duration::from_secs(20),
-        )
-        .await;
-
-    instance.terminate();
-    let report = instance
-        .wait_for_line(
-            |line| line.contains("never reached the collector"),
-            Duration::from_secs(60),
-        )
-        .await;
-    let report: serde_json::Value = serde_json::from_str(&report).expect("a JSON log line");
-    assert_eq!(report["level"], "WARN");
+    poke(&instance, 2048).await;
+    let report = loss_report(
+        &mut instance,
+        "span export queue is full",
+        "spans never reached the collector",
+    )
+    .await;
     assert_eq!(report["made"], 2048, "{report}");
     assert_eq!(report["exported"], 0, "{report}");
     // Every span is accounted for: the few in batches that timed out as
@@ -73,7 +55,7 @@ async fn log_records_a_stalled_collector_cannot_take_are_reported_as_lost() {
     let config = serde_json::json!({ "grpc_method_a": { "tracing_name": "work", "operations": [
         { "Action": { "Sleep": { "tracing_name": "nap", "duration_ms": 0 } } }
     ] } });
-    let instance = Instance::builder("overflowing-logs")
+    let mut instance = Instance::builder("overflowing-logs")
         .otlp(&receiver.endpoint())
         .config(&config.to_string())
         .env("OTEL_BLRP_MAX_QUEUE_SIZE", "64")
@@ -85,31 +67,13 @@ async fn log_records_a_stalled_collector_cannot_take_are_reported_as_lost() {
 
     // 1,024 sleeps of no time log exactly 2,048 records: one as each sleep
     // starts, one as it ends.
-    let poked = tokio::process::Command::new(env!("CARGO_BIN_EXE_thespian"))
-        .args(["poke", &instance.address, "A", "--requests", "1024"])
-        .args(["--concurrency", "32", "--json"])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run thespian poke");
-    assert!(poked.status.success(), "{poked:?}");
-
-    instance
-        .wait_for_line(
-            |line| line.contains("log record export queue is full"),
-            Duration::from_secs(20),
-        )
-        .await;
-
-    instance.terminate();
-    let report = instance
-        .wait_for_line(
-            |line| line.contains("log records never reached the collector"),
-            Duration::from_secs(60),
-        )
-        .await;
-    let report: serde_json::Value = serde_json::from_str(&report).expect("a JSON log line");
-    assert_eq!(report["level"], "WARN");
+    poke(&instance, 1024).await;
+    let report = loss_report(
+        &mut instance,
+        "log record export queue is full",
+        "log records never reached the collector",
+    )
+    .await;
     // The requests' records, and the instance's own lines about starting
     // and about the full queue: every one of them is accounted for, the
     // few in batches that timed out as failed, the rest as lost.
@@ -122,4 +86,34 @@ async fn log_records_a_stalled_collector_cannot_take_are_reported_as_lost() {
         .expect("a count of failed records");
     assert_eq!(lost + failed, made, "{report}");
     assert!(lost > 1024, "{report}");
+}
+
+/// Calls method A of `instance` `requests` times, 32 at a time, with
+/// `thespian poke`, and waits until every call has answered.
+async fn poke(instance: &Instance, requests: u32) {
+    let poked = tokio::process::Command::new(env!("CARGO_BIN_EXE_thespian"))
+        .args(["poke", &instance.address, "A", "--requests"])
+        .arg(requests.to_string())
+        .args(["--concurrency", "32", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run thespian poke");
+    assert!(poked.status.success(), "{poked:?}");
+}
+
+/// Waits for the line saying the queue is full (`full`), stops the
+/// instance, and returns the warning it logs at shutdown (`lost`): the
+/// count of what never reached the collector.
+async fn loss_report(instance: &mut Instance, full: &str, lost: &str) -> serde_json::Value {
+    instance
+        .wait_for_line(|line| line.contains(full), Duration::from_secs(20))
+        .await;
+    instance.terminate();
+    let report = instance
+        .wait_for_line(|line| line.contains(lost), Duration::from_secs(60))
+        .await;
+    let report: serde_json::Value = serde_json::from_str(&report).expect("a JSON log line");
+    assert_eq!(report["level"], "WARN");
+    report
 }
