@@ -10,6 +10,7 @@ use crate::{
     admission::Admission,
     behaviour::Bytes,
     config::Config,
+    ecosystem::Ecosystem,
     executor::{DEFAULT_MAX_HELD_BYTES, Executor, LoadLimits, SpanNames},
     health,
     poke::{self, PokeArgs},
@@ -46,9 +47,11 @@ pub struct Cli {
 pub enum Command {
     /// Serve `thespian.Thespian` (the default).
     Serve,
-    /// Check a config and exit: 0 when it is valid, 1 with the problem otherwise.
+    /// Check a config, or a whole ecosystem file, and exit: 0 when it is
+    /// valid, 1 with the problem otherwise.
     Check {
-        /// The config file to check; without it, the configured CONFIG_FILE or CONFIG_JSON.
+        /// The config or ecosystem file to check; without it, the configured
+        /// CONFIG_FILE or CONFIG_JSON.
         config: Option<PathBuf>,
     },
     /// Ask a Thespian whether it is serving, through the standard gRPC health
@@ -427,6 +430,9 @@ impl Cli {
 }
 
 fn check(settings: &Settings, file: Option<&std::path::Path>) -> Result<(), crate::Error> {
+    if let Some(file) = file.filter(|f| Ecosystem::describes(f)) {
+        return check_ecosystem(file);
+    }
     let config = settings.config(file)?;
     let origin = match (
         file.or(settings.config_file.as_deref()),
@@ -442,6 +448,37 @@ fn check(settings: &Settings, file: Option<&std::path::Path>) -> Result<(), crat
             "{origin}: note: the top-level `service_name` is ignored; SERVICE_NAME names the instance"
         );
     }
+    Ok(())
+}
+
+/// Checks a whole ecosystem: every service's config with its peers
+/// resolved and its scripts compiled, as each instance will read it.
+fn check_ecosystem(file: &std::path::Path) -> Result<(), crate::Error> {
+    let ecosystem = Ecosystem::from_file(file)?;
+    let origin = file.display();
+    for service in &ecosystem.services {
+        let scripts: Vec<&str> = service.scripts.keys().map(String::as_str).collect();
+        println!(
+            "{origin}: {} ok ({} {}{})",
+            service.name,
+            service.replicas,
+            if service.replicas == 1 {
+                "replica"
+            } else {
+                "replicas"
+            },
+            if scripts.is_empty() {
+                String::new()
+            } else {
+                format!(", scripts {}", scripts.join(", "))
+            }
+        );
+    }
+    println!(
+        "{origin}: ok, ecosystem `{}` of {} services",
+        ecosystem.name,
+        ecosystem.services.len()
+    );
     Ok(())
 }
 

@@ -13,6 +13,8 @@
 //!   queue for a slot (`MAX_IN_FLIGHT`, `MAX_QUEUE`).
 //! - [`config`]: reads a config document and lowers it into the behaviour
 //!   model, with errors that name the JSON path.
+//! - [`ecosystem`]: one file describing a whole pretend ecosystem, lowered
+//!   into one config per service for each place it runs.
 //! - [`behaviour`]: the behaviour model: the step vocabulary, and a tree of
 //!   steps per method.
 //! - [`script`]: Rhai scripts that build that tree afresh on every request,
@@ -42,6 +44,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod deadline;
+pub mod ecosystem;
 pub mod executor;
 pub mod failure;
 pub mod health;

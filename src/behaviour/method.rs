@@ -68,3 +68,11 @@ impl FromStr for MethodName {
         }
     }
 }
+
+/// Read from a name, `"A"`, `"B"` or `"C"`, as files write it.
+impl<'de> serde::Deserialize<'de> for MethodName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -32,7 +32,7 @@ pub(super) type Invalid = (String, String);
 
 impl ConfigError {
     /// An error in the document as a whole, with no path to point at.
-    pub(super) fn whole(origin: &str, message: String) -> ConfigError {
+    pub(crate) fn whole(origin: &str, message: String) -> ConfigError {
         ConfigError {
             origin: origin.to_owned(),
             path: None,
@@ -41,7 +41,7 @@ impl ConfigError {
     }
 
     /// An error at the JSON path a lowering found it.
-    pub(super) fn at(origin: &str, (path, message): Invalid) -> ConfigError {
+    pub(crate) fn at(origin: &str, (path, message): Invalid) -> ConfigError {
         ConfigError {
             origin: origin.to_owned(),
             path: Some(path),
