@@ -16,6 +16,7 @@ use crate::{
     poke::{self, PokeArgs},
     propagation::{Propagation, Propagators},
     relay::{DEFAULT_MAX_HOPS, Relay},
+    render::{self, RenderArgs},
     script::{self, ScriptSettings, Scripting},
     server::{self, ServerOptions},
     telemetry::{
@@ -63,6 +64,9 @@ pub enum Command {
     /// Call a Thespian's method at a steady rate, then sum up latency and
     /// status codes: 0 when it ran, whatever the answers; 1 when it could not.
     Poke(PokeArgs),
+    /// Write an ecosystem file out as deployable files for Docker Compose,
+    /// Kubernetes or AWS ECS.
+    Render(RenderArgs),
 }
 
 /// Settings shared by the subcommands.
@@ -418,6 +422,7 @@ impl Cli {
                 health::check(&address).await
             }
             Command::Poke(args) => poke::run(args, shutdown_signal()).await,
+            Command::Render(args) => render::run(&args),
         };
         match outcome {
             Ok(()) => ExitCode::SUCCESS,

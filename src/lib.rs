@@ -52,6 +52,7 @@ pub mod poke;
 pub mod propagation;
 pub mod proto;
 pub mod relay;
+pub mod render;
 pub mod script;
 pub mod server;
 pub mod telemetry;

@@ -1,0 +1,15 @@
+//! PLACEHOLDER: the kubernetes rendering is being written.
+
+use super::File;
+use crate::ecosystem::Ecosystem;
+
+/// Settings of this rendering.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {}
+
+pub(super) fn render(
+    _ecosystem: &Ecosystem,
+    _options: &Options,
+) -> Result<Vec<File>, crate::Error> {
+    Err("not yet".into())
+}
