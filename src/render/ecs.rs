@@ -5,11 +5,11 @@ use crate::ecosystem::Ecosystem;
 
 /// Settings of this rendering.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Options {}
+pub struct EcsOptions {}
 
 pub(super) fn render(
     _ecosystem: &Ecosystem,
-    _options: &Options,
+    _options: &EcsOptions,
 ) -> Result<Vec<File>, crate::Error> {
     Err("not yet".into())
 }

@@ -35,10 +35,10 @@ pub struct RenderArgs {
     pub check: bool,
     /// Settings of the Kubernetes rendering.
     #[command(flatten)]
-    pub kubernetes: kubernetes::Options,
+    pub kubernetes: kubernetes::KubernetesOptions,
     /// Settings of the ECS rendering.
     #[command(flatten)]
-    pub ecs: ecs::Options,
+    pub ecs: ecs::EcsOptions,
 }
 
 /// A platform an ecosystem can be rendered for.
