@@ -211,7 +211,7 @@ fn read_service(
     let prefix = format!("services[{index}]");
     let own: Map<String, Value> = SERVICE_KEYS
         .iter()
-        .filter_map(|key| document.remove(*key).map(|v| ((*key).to_owned(), v)))
+        .filter_map(|key| document.shift_remove(*key).map(|v| ((*key).to_owned(), v)))
         .collect();
     let spec: ServiceSpec = at_path(origin, &prefix, Value::Object(own))?;
     check_label(&spec.name).map_err(|m| ConfigError::at(origin, (format!("{prefix}.name"), m)))?;

@@ -9,14 +9,22 @@
 //! - `compose`: a Compose file that includes the observability stack.
 //! - `kubernetes`: a kustomize base of ConfigMaps, Deployments and Services.
 //! - `ecs`: a CloudFormation template for Fargate with Service Connect.
+//! - `telemetry`: the collector, and the in-cluster stack, on Kubernetes.
+//! - `yaml`: writing values out as YAML, keys in the order they were made.
 
 mod compose;
 mod ecs;
 mod kubernetes;
+mod telemetry;
+mod yaml;
 
-use std::path::{Path, PathBuf};
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, BTreeSet},
+    path::{Component, Path, PathBuf},
+};
 
-use crate::ecosystem::Ecosystem;
+use crate::ecosystem::{Ecosystem, Load, Peer, Service};
 
 /// `thespian render`: an ecosystem file, rendered for one platform.
 #[derive(Debug, clap::Args)]
@@ -33,6 +41,9 @@ pub struct RenderArgs {
     /// rendering, as CI does for the committed samples.
     #[arg(long)]
     pub check: bool,
+    /// Settings of the Compose rendering.
+    #[command(flatten)]
+    pub compose: compose::ComposeOptions,
     /// Settings of the Kubernetes rendering.
     #[command(flatten)]
     pub kubernetes: kubernetes::KubernetesOptions,
@@ -76,8 +87,8 @@ pub fn run(args: &RenderArgs) -> Result<(), crate::Error> {
 /// The files `ecosystem` renders to for the platform `args` names.
 pub fn render(ecosystem: &Ecosystem, args: &RenderArgs) -> Result<Vec<File>, crate::Error> {
     match args.target {
-        Target::Compose => compose::render(ecosystem, &args.out),
-        Target::Kubernetes => kubernetes::render(ecosystem, &args.kubernetes),
+        Target::Compose => compose::render(ecosystem, args),
+        Target::Kubernetes => kubernetes::render(ecosystem, args),
         Target::Ecs => ecs::render(ecosystem, &args.ecs),
     }
 }
@@ -119,5 +130,333 @@ fn check(files: &[File], out: &Path) -> Result<(), crate::Error> {
             stale.join(", ")
         )
         .into())
+    }
+}
+
+impl RenderArgs {
+    /// The command that renders these files, for their header: the file,
+    /// the target, the folder and `flags`, the target's own options that
+    /// differ from their defaults; wrapped, with `\` at each break, to
+    /// keep lines short.
+    fn command_line(&self, comment: &str, flags: &[String]) -> String {
+        let target = clap::ValueEnum::to_possible_value(&self.target)
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default();
+        let words = [
+            format!("thespian render {}", self.file.display()),
+            format!("--to {target}"),
+            format!("--out {}", self.out.display()),
+        ];
+        let mut text = format!("{comment}   ");
+        let mut line_start = 0;
+        for (i, word) in words.iter().chain(flags).enumerate() {
+            if i > 0 {
+                if text.len() - line_start + word.len() + 3 > HEADER_WIDTH {
+                    text.push_str(" \\\n");
+                    line_start = text.len();
+                    text.push_str(&format!("{comment}     "));
+                } else {
+                    text.push(' ');
+                }
+            }
+            text.push_str(word);
+        }
+        text
+    }
+
+    /// The header of every rendered file that can hold a comment: where it
+    /// came from, and how to make it again. `comment` starts each line.
+    fn header(&self, comment: &str, flags: &[String]) -> String {
+        format!(
+            "{comment} Rendered from {} by\n{}\n{comment} Edit the ecosystem file and render again, rather than editing this file.\n",
+            self.file.display(),
+            self.command_line(comment, flags)
+        )
+    }
+}
+
+/// The widest a header's line of the command grows before it breaks.
+const HEADER_WIDTH: usize = 100;
+
+/// The names of the services `service` calls, in name order.
+fn callees(ecosystem: &Ecosystem, service: &Service) -> BTreeSet<String> {
+    let called = RefCell::new(BTreeSet::new());
+    ecosystem.config(service, &|peer: &Service| {
+        called.borrow_mut().insert(peer.name.clone());
+        Peer::container(&peer.name)
+    });
+    called.into_inner()
+}
+
+/// For each service, the callees it can wait for before it starts: every
+/// one, except where waiting would close a circle (orders calls payments
+/// calls orders), when neither could ever start.
+fn start_order(ecosystem: &Ecosystem) -> BTreeMap<String, Vec<String>> {
+    let calls: BTreeMap<String, BTreeSet<String>> = ecosystem
+        .services
+        .iter()
+        .map(|service| (service.name.clone(), callees(ecosystem, service)))
+        .collect();
+    let reaches = |from: &str, to: &str| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_owned()];
+        while let Some(name) = stack.pop() {
+            if name == to {
+                return true;
+            }
+            if seen.insert(name.clone()) {
+                stack.extend(calls.get(&name).into_iter().flatten().cloned());
+            }
+        }
+        false
+    };
+    calls
+        .iter()
+        .map(|(name, callees)| {
+            let waits = callees
+                .iter()
+                .filter(|callee| !reaches(callee, name))
+                .cloned()
+                .collect();
+            (name.clone(), waits)
+        })
+        .collect()
+}
+
+/// The ecosystem's load, each with the name of the poker that makes it:
+/// `poker` alone, else `poker-1`, `poker-2`… in the file's order.
+fn pokers(ecosystem: &Ecosystem) -> Result<Vec<(String, &Load)>, crate::Error> {
+    let named: Vec<(String, &Load)> = match ecosystem.load.as_slice() {
+        [only] => vec![("poker".to_owned(), only)],
+        many => many
+            .iter()
+            .enumerate()
+            .map(|(i, load)| (format!("poker-{}", i + 1), load))
+            .collect(),
+    };
+    for (name, _) in &named {
+        if ecosystem.service(name).is_some() {
+            return Err(format!(
+                "the service `{name}` has the name of the poker that makes the ecosystem's load: rename the service"
+            )
+            .into());
+        }
+    }
+    Ok(named)
+}
+
+/// The arguments of `thespian poke` that make `load` against its service.
+fn poke_args(load: &Load) -> Vec<String> {
+    [
+        "poke".to_owned(),
+        Peer::container(&load.service).url(),
+        load.method.to_string(),
+        "--rate".to_owned(),
+        load.rate.to_string(),
+        // A day a run, and the platform starts the next.
+        "--duration".to_owned(),
+        "24h".to_owned(),
+    ]
+    .into()
+}
+
+/// `to` as a path from the folder `from`, both taken from the working
+/// folder and compared by their names alone, as Compose resolves paths.
+fn relative(from: &Path, to: &Path) -> Result<PathBuf, crate::Error> {
+    let from = normal(from)?;
+    let to = normal(to)?;
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut path: PathBuf =
+        std::iter::repeat_n(Component::ParentDir, from.components().count() - common).collect();
+    path.extend(to.components().skip(common));
+    if path.as_os_str().is_empty() {
+        path.push(".");
+    }
+    Ok(path)
+}
+
+/// `path` made absolute, with `.` and `..` taken out by name.
+fn normal(path: &Path) -> Result<PathBuf, crate::Error> {
+    let absolute =
+        std::path::absolute(path).map_err(|e| format!("cannot find {}: {e}", path.display()))?;
+    let mut normal = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    Ok(normal)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// A small shop: frontend (a script calling orders, a declared port and
+    /// a version) -> orders (two replicas) -> database, and load on
+    /// frontend's A.
+    pub(crate) fn shop() -> Ecosystem {
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::fs::create_dir(dir.join("scripts")).unwrap();
+        std::fs::write(
+            dir.join("scripts/relay.rhai"),
+            "call(\"relay\", params.next, \"B\");\n",
+        )
+        .unwrap();
+        let path = dir.join("shop.yaml");
+        std::fs::write(&path, SHOP).unwrap();
+        Ecosystem::from_file(&path).unwrap()
+    }
+
+    const SHOP: &str = r#"
+name: shop
+services:
+  - name: frontend
+    port: 6380
+    version: "1.10"
+    grpc_method_a: { tracing_name: relay, script: relay.rhai, params: { next: { service: orders } } }
+    grpc_method_b:
+      tracing_name: list
+      operations:
+        - Action: { CallService: { tracing_name: list, service: orders, grpc_method: B } }
+    grpc_method_c: { tracing_name: idle, operations: [] }
+  - name: orders
+    port: 6381
+    replicas: 2
+    grpc_method_a: { tracing_name: idle, operations: [] }
+    grpc_method_b:
+      tracing_name: list
+      operations:
+        - Action: { CallService: { tracing_name: select, service: database, grpc_method: B } }
+    grpc_method_c: { tracing_name: idle, operations: [] }
+  - name: database
+    grpc_method_a: { tracing_name: idle, operations: [] }
+    grpc_method_b: { tracing_name: idle, operations: [] }
+    grpc_method_c: { tracing_name: idle, operations: [] }
+load:
+  - { service: frontend, method: A, rate: 5 }
+"#;
+
+    /// The arguments of `thespian render shop.yaml --to TARGET --out OUT`,
+    /// every other option at its default.
+    pub(crate) fn args_for(target: Target, out: &str) -> RenderArgs {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: RenderArgs,
+        }
+        let to = clap::ValueEnum::to_possible_value(&target).unwrap();
+        Command::parse_from(["render", "shop.yaml", "--to", to.get_name(), "--out", out]).args
+    }
+
+    #[test]
+    fn waits_for_callees_except_around_a_circle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.yaml");
+        let idle = "{ tracing_name: idle, operations: [] }";
+        let call = |to: &str| {
+            format!(
+                "{{ tracing_name: call, operations: [ {{ Action: {{ CallService: {{ tracing_name: c, service: {to}, grpc_method: A }} }} }} ] }}"
+            )
+        };
+        let text = format!(
+            "services:\n  - {{ name: a, grpc_method_a: {}, grpc_method_b: {idle}, grpc_method_c: {idle} }}\n  - {{ name: b, grpc_method_a: {}, grpc_method_b: {}, grpc_method_c: {idle} }}\n  - {{ name: c, grpc_method_a: {idle}, grpc_method_b: {idle}, grpc_method_c: {idle} }}\n",
+            call("b"),
+            call("a"),
+            call("c"),
+        );
+        std::fs::write(&path, text).unwrap();
+        let ecosystem = Ecosystem::from_file(&path).unwrap();
+        let order = start_order(&ecosystem);
+        assert_eq!(order["a"], Vec::<String>::new());
+        assert_eq!(order["b"], ["c"]);
+        assert_eq!(order["c"], Vec::<String>::new());
+    }
+
+    #[test]
+    fn names_pokers_apart_from_services() {
+        let mut ecosystem = shop();
+        assert_eq!(pokers(&ecosystem).unwrap()[0].0, "poker");
+        ecosystem.load.push(ecosystem.load[0].clone());
+        let names: Vec<String> = pokers(&ecosystem)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(names, ["poker-1", "poker-2"]);
+        ecosystem.services[2].name = "poker-2".into();
+        assert!(
+            pokers(&ecosystem)
+                .unwrap_err()
+                .to_string()
+                .contains("rename the service")
+        );
+    }
+
+    #[test]
+    fn finds_paths_from_the_output_folder() {
+        let cases = [
+            (
+                "deploy/compose",
+                "instrumentation/x.yaml",
+                "../../instrumentation/x.yaml",
+            ),
+            ("deploy/compose", ".", "../.."),
+            ("out", "example_configs/../scripts", "../scripts"),
+            ("a/b", "a/b", "."),
+            ("a", "a/b", "b"),
+        ];
+        for (from, to, expected) in cases {
+            assert_eq!(
+                relative(Path::new(from), Path::new(to)).unwrap(),
+                Path::new(expected)
+            );
+        }
+    }
+
+    #[test]
+    fn header_names_the_file_and_wraps_a_long_command() {
+        let args = args_for(Target::Kubernetes, "deploy/kubernetes/base");
+        let flags = [
+            "--otlp-endpoint https://otlp.example.com:4317".to_owned(),
+            "--mesh istio".to_owned(),
+        ];
+        let header = args.header("#", &flags);
+        assert_eq!(
+            header,
+            "# Rendered from shop.yaml by\n\
+             #   thespian render shop.yaml --to kubernetes --out deploy/kubernetes/base \\\n\
+             #     --otlp-endpoint https://otlp.example.com:4317 --mesh istio\n\
+             # Edit the ecosystem file and render again, rather than editing this file.\n"
+        );
+        assert!(header.lines().all(|line| line.len() <= HEADER_WIDTH));
+    }
+
+    #[test]
+    fn check_names_what_differs_and_passes_what_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![File {
+            path: "a/b.yaml".into(),
+            contents: "x: 1\n".into(),
+        }];
+        assert!(
+            check(&files, dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("b.yaml")
+        );
+        write(&files, dir.path()).unwrap();
+        check(&files, dir.path()).unwrap();
+        std::fs::write(dir.path().join("a/b.yaml"), "x: 2\n").unwrap();
+        assert!(check(&files, dir.path()).is_err());
     }
 }
