@@ -4,7 +4,7 @@
 #
 #   docker build -t thespian .
 #   docker run --rm -p 6379:6379 -e CONFIG_FILE=/etc/thespian/config.jsonc \
-#     -v "$PWD/example_configs/ecosystem/database.jsonc:/etc/thespian/config.jsonc:ro" thespian
+#     -v "$PWD/deploy/compose/configs/database.jsonc:/etc/thespian/config.jsonc:ro" thespian
 #
 # The runtime image holds the thespian binary and the Rhai scripts from the
 # repository's scripts/ folder at /scripts. Mount your own scripts over

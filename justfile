@@ -2,7 +2,9 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-compose := "docker compose -f instrumentation/docker-compose.yaml"
+# The sample ecosystem, rendered from example_configs/ecosystem.yaml, with the
+# observability stack of instrumentation/docker-compose.yaml included.
+compose := "docker compose -f deploy/compose/docker-compose.yaml"
 
 # A prebuilt thespian binary to use instead of building one (the ecosystem recipe).
 thespian_bin := env("THESPIAN_BIN", "")

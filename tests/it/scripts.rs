@@ -658,9 +658,10 @@ async fn the_example_scripts_play_the_sample_ecosystem() {
     let receiver = OtlpReceiver::start().await;
     let scripts = Path::new(ROOT).join("scripts");
     let scripts = scripts.to_str().unwrap();
-    // Each service runs method A of its namesake in example_configs/ecosystem.
+    // Each service runs method A of its namesake in the Compose rendering of
+    // example_configs/ecosystem.yaml.
     let start = |service: &str, params: serde_json::Value| {
-        let config = format!("example_configs/ecosystem/{service}.jsonc");
+        let config = format!("deploy/compose/configs/{service}.jsonc");
         Instance::builder(service)
             .env("SCRIPTS_DIR", scripts)
             .config(&example_method_a(&config, params))
