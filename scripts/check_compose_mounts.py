@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Checks that every host path a Compose file bind-mounts or builds from exists.
+"""Checks that every host path a Compose file bind-mounts, builds from or includes exists.
 
     python3 scripts/check_compose_mounts.py instrumentation/docker-compose.yaml
-        prints one line per host path (bind-mount sources, build contexts, and
-        files the command line names inside a mount) and exits 1 if any is
-        missing
+        prints one line per host path (bind-mount sources, build contexts,
+        included Compose files, and files the command line names inside a
+        mount) and exits 1 if any is missing
 
     python3 scripts/check_compose_mounts.py --thespian-configs instrumentation/docker-compose.yaml
         prints "service<TAB>config file<TAB>scripts folder" (host paths) for
@@ -74,6 +74,16 @@ def main(argv: list[str]) -> int:
     base = compose_file.parent
     compose = yaml.safe_load(compose_file.read_text())
     missing = 0
+
+    if not configs_mode:
+        for include in compose.get("include") or []:
+            path = include if isinstance(include, str) else include.get("path")
+            for one in [path] if isinstance(path, str) else path or []:
+                host = (base / interpolate(one)).resolve()
+                exists = host.exists()
+                missing += not exists
+                shown = os.path.relpath(host, Path.cwd())
+                print(f"{'ok     ' if exists else 'MISSING'} (include): {shown}")
 
     for name, service in (compose.get("services") or {}).items():
         mounts = list(bind_mounts(service, base))

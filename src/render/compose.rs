@@ -31,6 +31,7 @@ const DEFAULT_BUILD: &str = ".";
 
 /// Settings of this rendering.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Rendering for Compose")]
 pub struct ComposeOptions {
     /// The Compose file of the observability stack (with its
     /// `otel-collector`), which the rendered file includes.

@@ -29,6 +29,7 @@ const THESPIAN_USER: u32 = 65532;
 
 /// Settings of this rendering.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Rendering for Kubernetes")]
 pub struct KubernetesOptions {
     /// Mesh the ecosystem: Linkerd's inject annotation, or Istio's
     /// injection labels, on the namespace and every pod.
