@@ -149,12 +149,14 @@ fn folded(text: &str, indent: usize) -> String {
     out
 }
 
-/// Whether `text` survives as a literal block: no trailing blanks (which
-/// yamllint flags), no tabs or control characters, and no leading blank on
-/// its first line (which would need an indentation indicator).
+/// Whether `text` survives as a literal block: something besides line
+/// breaks, no trailing blanks (which yamllint flags), no tabs or control
+/// characters, and no leading blank on its first line (which would need an
+/// indentation indicator).
 fn literal_safe(text: &str) -> bool {
     let body = text.strip_suffix('\n').unwrap_or(text);
-    !body.starts_with(' ')
+    !body.trim().is_empty()
+        && !body.starts_with(' ')
         && !body.ends_with('\n')
         && body
             .split('\n')
@@ -236,6 +238,10 @@ mod tests {
             "-5",
             ".inf",
             "",
+            "-",
+            "-1",
+            "\n",
+            "\n\n",
             "a: b",
             "a #b",
             "*ref",

@@ -719,7 +719,7 @@ async fn every_example_config_checks_out_and_every_example_script_is_used() {
     let mut used = std::collections::BTreeSet::new();
     for folder in [
         "example_configs",
-        "example_configs/ecosystem",
+        "deploy/compose/configs",
         "example_configs/ecosystem-local",
         "example_configs/chain",
         "example_configs/realistic",
