@@ -12,6 +12,7 @@ use crate::{
     config::Config,
     ecosystem::Ecosystem,
     executor::{DEFAULT_MAX_HELD_BYTES, Executor, LoadLimits, SpanNames},
+    fleet::{self, UpArgs},
     health,
     poke::{self, PokeArgs},
     propagation::{Propagation, Propagators},
@@ -67,6 +68,9 @@ pub enum Command {
     /// Write an ecosystem file out as deployable files for Docker Compose,
     /// Kubernetes or AWS ECS.
     Render(RenderArgs),
+    /// Run every service of an ecosystem file as local processes, on
+    /// declared or free ports, until Ctrl-C or SIGTERM stops them all.
+    Up(UpArgs),
 }
 
 /// Settings shared by the subcommands.
@@ -297,6 +301,11 @@ pub struct Settings {
     #[command(flatten, next_help_heading = "Export batching")]
     pub batching: Batching,
 
+    /// Shut down gracefully when stdin reaches its end: set by `thespian up`
+    /// on its instances, whose stdin is a pipe from it, so none outlives it.
+    #[arg(long, env = fleet::STOP_ON_STDIN_EOF, hide = true, global = true)]
+    pub stop_on_stdin_eof: bool,
+
     /// Where scripts are found, and what one evaluation of a script may do.
     #[command(flatten, next_help_heading = "Scripts")]
     pub scripts: ScriptSettings,
@@ -423,6 +432,10 @@ impl Cli {
             }
             Command::Poke(args) => poke::run(args, shutdown_signal()).await,
             Command::Render(args) => render::run(&args),
+            Command::Up(args) => {
+                let attributes = self.settings.otel_resource_attributes.unwrap_or_default();
+                fleet::run(&args, &attributes, shutdown_signal()).await
+            }
         };
         match outcome {
             Ok(()) => ExitCode::SUCCESS,
@@ -505,7 +518,7 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     let _watch = script::watch(&config.scripts);
     // Listening starts before "serving" is announced: a SIGTERM sent as
     // soon as the instance looks ready must still drain it gracefully.
-    let shutdown = shutdown_signal();
+    let shutdown = fleet::or_stdin_closed(shutdown_signal(), settings.stop_on_stdin_eof);
     let address = listener.local_addr()?;
     tracing::info!(
         %address,

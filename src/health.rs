@@ -12,8 +12,18 @@ use crate::{behaviour::Target, client};
 /// How long a probe may take before it counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Succeeds when the Thespian at `address` reports SERVING.
+/// Succeeds when the Thespian at `address` reports SERVING, and says so on
+/// stdout.
 pub async fn check(address: &str) -> Result<(), crate::Error> {
+    let target = serving(address).await?;
+    println!("{target}: SERVING");
+    Ok(())
+}
+
+/// Succeeds, quietly, when the Thespian at `address` reports SERVING, so
+/// that `thespian up` can ask many instances at once; returns the target
+/// asked.
+pub async fn serving(address: &str) -> Result<Target, crate::Error> {
     let target = Target::parse(address)?;
     let probe = async {
         let channel = client::endpoint(&target)?.connect().await?;
@@ -36,8 +46,7 @@ pub async fn check(address: &str) -> Result<(), crate::Error> {
         status = probe => status,
     }?;
     if status == ServingStatus::Serving {
-        println!("{target}: SERVING");
-        Ok(())
+        Ok(target)
     } else {
         Err(format!("{target}: {}", status.as_str_name()).into())
     }

@@ -35,6 +35,7 @@
 //!   Loki) and the flush at shutdown.
 //! - [`health`]: a health-check client for container probes.
 //! - [`poke`]: a load generator that calls one method at a steady rate.
+//! - [`fleet`]: `thespian up`, a whole ecosystem as local processes.
 //! - [`proto`]: the generated gRPC code.
 
 pub mod admission;
@@ -47,6 +48,7 @@ pub mod deadline;
 pub mod ecosystem;
 pub mod executor;
 pub mod failure;
+pub mod fleet;
 pub mod health;
 pub mod poke;
 pub mod propagation;

@@ -51,6 +51,10 @@ pub struct PokeArgs {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Draw no progress line, for a poke that runs beside other output.
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 impl PokeArgs {
@@ -74,12 +78,12 @@ pub(super) enum Limit {
 }
 
 /// Reads a method name as users type it: `A`, or `a`.
-fn parse_method(text: &str) -> Result<MethodName, String> {
+pub(crate) fn parse_method(text: &str) -> Result<MethodName, String> {
     text.to_ascii_uppercase().parse()
 }
 
 /// Reads `--rate`: a positive number of requests per second.
-fn parse_rate(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number"))?;

@@ -33,7 +33,7 @@ pub(super) async fn drive(
 ) -> Summary {
     let tally = Arc::new(Tally::new());
     let slots = Arc::new(Semaphore::new(args.concurrency as usize));
-    let progress = Progress::start(Arc::clone(&tally));
+    let progress = Progress::start(Arc::clone(&tally), args.quiet);
     let started = Instant::now();
     let limit = args.limit();
     let deadline = match limit {

@@ -27,6 +27,7 @@ use std::future::Future;
 
 use tonic::transport::Channel;
 
+pub(crate) use self::args::{parse_method, parse_rate};
 pub use self::{
     args::PokeArgs,
     report::{Percentiles, Summary},
@@ -36,10 +37,20 @@ use crate::{behaviour::Target, client};
 /// Pokes `args.address` until the limit is reached or `interrupt` completes,
 /// then prints the summary on stdout. Fails only when poking cannot start.
 pub async fn run(args: PokeArgs, interrupt: impl Future<Output = ()>) -> Result<(), crate::Error> {
+    let summary = drive(&args, interrupt).await?;
+    summary.print(args.json)
+}
+
+/// Pokes `args.address` until the limit is reached or `interrupt`
+/// completes, and returns the summary rather than printing it, for a caller
+/// that pokes alongside other work, as `thespian up` does.
+pub async fn drive(
+    args: &PokeArgs,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Summary, crate::Error> {
     let target = Target::parse(&args.address)?;
     let channel = connect(&target).await?;
-    let summary = load::drive(channel, &target, &args, interrupt).await;
-    summary.print(args.json)
+    Ok(load::drive(channel, &target, args, interrupt).await)
 }
 
 /// Opens the one HTTP/2 connection every request is multiplexed over.

@@ -26,9 +26,14 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    /// Starts drawing the line from `tally`.
-    pub(super) fn start(tally: Arc<Tally>) -> Progress {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    /// Starts drawing the line from `tally`, unless `quiet`.
+    pub(super) fn start(tally: Arc<Tally>, quiet: bool) -> Progress {
+        let target = if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
         bar.set_style(
             ProgressStyle::with_template("{elapsed_precise} {msg}")
                 .expect("the progress template is valid"),

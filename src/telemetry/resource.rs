@@ -32,6 +32,28 @@ impl FromStr for ResourceAttributes {
     }
 }
 
+impl std::fmt::Display for ResourceAttributes {
+    /// Writes the list back in the form it is read from, each value
+    /// percent-encoded where it must be, so that `thespian up` can hand
+    /// its own attributes on to its instances with theirs added.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, (key, value)) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{key}=")?;
+            for byte in value.bytes() {
+                if byte.is_ascii_graphic() && !matches!(byte, b',' | b'=' | b'%' | b';') {
+                    write!(f, "{}", char::from(byte))?;
+                } else {
+                    write!(f, "%{byte:02X}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The resource of an instance named `service_name`: the SDK's
 /// `telemetry.sdk.*` attributes, then `attributes`, then `service.name`,
 /// each overriding the one before, so the instance's name wins over a
@@ -102,6 +124,18 @@ mod tests {
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
         );
+    }
+
+    #[test]
+    fn attributes_written_out_read_back_the_same() {
+        let attributes: ResourceAttributes = "team=payments,note=a%20b%2Cc%3Dd%25,check=%E2%9C%93"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            attributes.to_string(),
+            "team=payments,note=a%20b%2Cc%3Dd%25,check=%E2%9C%93"
+        );
+        assert_eq!(attributes.to_string().parse(), Ok(attributes));
     }
 
     #[test]

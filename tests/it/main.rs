@@ -30,3 +30,4 @@ mod shutdown;
 mod signals;
 mod smoke;
 mod traces;
+mod up;

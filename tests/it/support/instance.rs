@@ -44,8 +44,9 @@ pub struct Instance {
     output: Arc<Output>,
 }
 
+/// Every line a process wrote, as it arrives.
 #[derive(Debug, Default)]
-struct Output {
+pub struct Output {
     lines: Mutex<Vec<String>>,
     changed: Notify,
     /// While true, nothing more is read, so the process's pipes fill up.
@@ -256,7 +257,15 @@ pub fn trace_id(metadata: &MetadataMap) -> String {
         .to_owned()
 }
 
-fn collect(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, output: &Arc<Output>) {
+impl Output {
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// Reads `stream` line by line into `output`, on a task of its own.
+pub fn collect(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, output: &Arc<Output>) {
     let output = Arc::clone(output);
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
@@ -272,7 +281,9 @@ fn collect(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, output: &
     });
 }
 
-async fn wait_for_line(
+/// Waits until some line of `output` satisfies `predicate`, for at most
+/// `timeout`, and returns it.
+pub async fn wait_for_line(
     output: &Output,
     predicate: &mut dyn FnMut(&str) -> bool,
     timeout: Duration,
