@@ -190,7 +190,7 @@ if [[ -n "${THESPIAN_BIN:-}" ]]; then
     check "thespian check: $service ($(realpath --relative-to="$repo" "$config"))" \
       env SCRIPTS_DIR="${scripts:-$repo/scripts}" "$THESPIAN_BIN" check "$config"
   done < <(python3 scripts/check_compose_mounts.py --thespian-configs deploy/compose/docker-compose.yaml)
-  for config in example_configs/ecosystem-local/*.jsonc example_configs/realistic/*.jsonc; do
+  for config in example_configs/ecosystem.yaml example_configs/realistic/*.jsonc; do
     check "thespian check: $config" env SCRIPTS_DIR="$repo/scripts" "$THESPIAN_BIN" check "$config"
   done
 else

@@ -720,7 +720,6 @@ async fn every_example_config_checks_out_and_every_example_script_is_used() {
     for folder in [
         "example_configs",
         "deploy/compose/configs",
-        "example_configs/ecosystem-local",
         "example_configs/chain",
         "example_configs/realistic",
     ] {
