@@ -6,7 +6,8 @@
 #   scripts/bench.sh --quick    # shorter runs, a smoke check of the figures
 #   scripts/bench.sh --only chain,sleepers   # the baseline plus these figures
 #                               # (traces slow-sink chain sleepers scripted
-#                               #  signals loki-soak realism queue cycle retry)
+#                               #  signals loki-soak realism queue cycle retry
+#                               #  up)
 #
 # Load comes from h2load (Debian's nghttp2-client, installed if missing),
 # posting empty gRPC messages over HTTP/2. Spans go to a live OTLP sink
@@ -20,12 +21,13 @@
 # Environment: BENCH_RESULTS (output folder), BENCH_REQUESTS (requests per
 # throughput run), BENCH_SOAK_SECONDS (the Loki soak's length), BENCH_PROFILE
 # (the cargo profile built and measured: dist, the shipped build, unless set;
-# release measures `cargo run --release`'s), CARGO_TARGET_DIR (as cargo).
+# release measures `cargo run --release`'s, dev an unoptimised build),
+# CARGO_TARGET_DIR (as cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,23s/^# \{0,1\}//p' "$0"
+    sed -n '2,25s/^# \{0,1\}//p' "$0"
 }
 
 QUICK=false
@@ -84,7 +86,8 @@ RESULTS=${BENCH_RESULTS:-bench-results}
 # The container image's build unless told otherwise: what is shipped is what
 # is measured, the bare servers built the same way.
 PROFILE=${BENCH_PROFILE:-dist}
-RELEASE=${CARGO_TARGET_DIR:-target}/$PROFILE
+# Cargo writes the `dev` profile's build to `debug`.
+RELEASE=${CARGO_TARGET_DIR:-target}/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
 THESPIAN=$RELEASE/thespian
 FRAME=$RESULTS/empty-grpc-message.bin
 SINK_COUNTS=$RESULTS/otlp-sink.counts
@@ -1023,6 +1026,103 @@ bench_retry() {
     row "retrying chain: rate ÷ bare" "$(ratio "$(awk -v a="$retrying" 'BEGIN { print a / 2 }')" "$BARE_RATE")×" "-" "INFO"
 }
 
+# up_ecosystem FILE N: an ecosystem of N services in a binary tree, each
+# service's A calling its two children, so one call to s0 reaches them all.
+up_ecosystem() {
+    local file=$1 n=$2 i child
+    {
+        echo "name: bench-up"
+        echo "services:"
+        for ((i = 0; i < n; i++)); do
+            echo "  - name: s$i"
+            echo "    grpc_method_a:"
+            echo "      tracing_name: work $i"
+            echo "      operations:"
+            echo "        - Action: { Sleep: { tracing_name: think, duration_ms: 1 } }"
+            for child in $((2 * i + 1)) $((2 * i + 2)); do
+                ((child < n)) &&
+                    echo "        - Action: { CallService: { tracing_name: call s$child, service: s$child, grpc_method: A } }"
+            done
+        done
+    } >"$file"
+}
+
+# 12. thespian up of 50 services: from the command's start to every instance
+# SERVING, their memory at rest, and a stop that loses nothing.
+UP_SERVICES=50
+bench_up() {
+    echo "== thespian up of $UP_SERVICES services"
+    local file=$RESULTS/up-ecosystem.yaml log=$RESULTS/up.log
+    up_ecosystem "$file" "$UP_SERVICES"
+    "$THESPIAN" check "$file" >"$RESULTS/up-check.log" 2>&1 || die "thespian check rejects $file"
+
+    # An idle bare server, for the memory ratio.
+    local port bare_idle
+    port=$(free_port)
+    start bare-idle "$port" "$RESULTS/bare-idle.log" "$RELEASE/examples/bare_server" "$port"
+    bare_idle=$(rss_mb "$LAST_PID")
+    stop "$LAST_PID"
+
+    local started ready="" up_pid
+    started=$(date +%s.%N)
+    # Batches every half second, so a call's spans are counted soon; the
+    # stop's flush still has the last half second's to deliver.
+    env OTEL_BACKEND_ADDRESS="$OTLP" OTEL_BSP_SCHEDULE_DELAY=500 "${TRACES_ONLY[@]}" \
+        "$THESPIAN" up "$file" --logs files --log-dir "$RESULTS/up-logs" >"$log" 2>&1 &
+    up_pid=$!
+    PIDS+=("$up_pid")
+    for _ in $(seq 3000); do
+        if grep -q '^ready:' "$log"; then
+            ready=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+            break
+        fi
+        kill -0 "$up_pid" 2>/dev/null || die "thespian up exited; see $log"
+        sleep 0.01
+    done
+    [[ -n $ready ]] || die "thespian up was not ready within 30 s; see $log"
+    local pids
+    mapfile -t pids < <(awk '$3 ~ /^http:/ { print $4 }' "$log")
+    ((${#pids[@]} == UP_SERVICES)) || die "the table of $log lists ${#pids[@]} instances"
+    row "up: $UP_SERVICES services, command start to all SERVING" "$ready s ($(sed -n 's/^ready: .* in \([0-9.]*\) s.*/\1/p' "$log") s by up's clock)" "≤ 3 s" "$(verdict "$ready" "<=" 3)"
+
+    sleep 2
+    local total=0 pid
+    for pid in "${pids[@]}"; do
+        total=$(awk -v t="$total" -v r="$(rss_mb "$pid")" 'BEGIN { print t + r }')
+    done
+    local each
+    each=$(awk -v t="$total" -v n="$UP_SERVICES" 'BEGIN { printf "%.1f", t / n }')
+    row "up: idle RSS per instance (total of $UP_SERVICES)" "$each MB ($(printf '%.0f' "$total") MB)" "≤ 12 MB" "$(verdict "$each" "<=" 12)"
+    row "up: idle RSS per instance ÷ idle bare server" "$(ratio "$each" "$bare_idle")× ($bare_idle MB)" "-" "INFO"
+
+    # One call to s0 reaches every service: count its spans, then stop
+    # right after a burst of calls, before any batch is due, so only the
+    # graceful stop can deliver their spans.
+    local s0 before per_call
+    s0=$(awk '$1 == "s0" { sub(/.*:/, "", $3); print $3 }' "$log")
+    wait_for_quiet_sink
+    before=$(sink_count "$SINK_COUNTS" spans)
+    load up-one "$s0" A -n 1 -c 1
+    wait_for_count "$SINK_COUNTS" spans $((before + 1)) "$DELIVERY_DEADLINE_S" >/dev/null
+    wait_for_quiet_sink
+    per_call=$(($(sink_count "$SINK_COUNTS" spans) - before))
+    before=$(sink_count "$SINK_COUNTS" spans)
+    local calls=200
+    load up-burst "$s0" A -n "$calls" -c 4 -m 10
+    local answered=$GRPC_OK
+    stop "$up_pid"
+    local left=0
+    for pid in "${pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null && left=$((left + 1))
+    done
+    local expected=$((answered * per_call)) arrived
+    wait_for_count "$SINK_COUNTS" spans $((before + expected)) "$DELIVERY_DEADLINE_S" >/dev/null
+    arrived=$(($(sink_count "$SINK_COUNTS" spans) - before))
+    local lost=$((expected > arrived ? expected - arrived : 0))
+    row "up: stop after $answered answered calls ($per_call spans each)" "$left left running, $lost of $expected spans lost" "0, 0" \
+        "$( ((left == 0 && lost == 0 && per_call > 0)) && echo PASS || echo FAIL)"
+}
+
 # --- Main ----------------------------------------------------------------------------
 
 # wanted FIGURE: whether --only (if given) names FIGURE.
@@ -1044,6 +1144,7 @@ wanted realism && bench_realism
 wanted queue && bench_queue
 wanted cycle && bench_cycle
 wanted retry && bench_retry
+wanted up && bench_up
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
