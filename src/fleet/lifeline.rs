@@ -65,13 +65,11 @@ pub fn or_stdin_closed(signal: impl Future<Output = ()>, watch: bool) -> impl Fu
 }
 
 /// Completes when stdin reaches its end or fails; `None` when it cannot be
-/// watched. Reading stdin blocks, so a thread of its own does it, with a
-/// small stack since it only reads.
+/// watched. Reading stdin blocks, so a thread of its own does it.
 fn stdin_closed() -> Option<oneshot::Receiver<()>> {
     let (closed, receiver) = oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("stdin-watch".into())
-        .stack_size(64 * 1024)
         .spawn(move || {
             let mut buffer = [0u8; 64];
             let mut stdin = std::io::stdin().lock();

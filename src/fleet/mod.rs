@@ -25,6 +25,7 @@ use std::{
     future::Future,
     io::IsTerminal as _,
     path::PathBuf,
+    pin::Pin,
     time::{Duration, Instant},
 };
 
@@ -124,7 +125,12 @@ pub async fn run(
     plan.release();
     let mut fleet = Fleet::start(plan.instances, args)?;
     fleet.print_table();
-    if let Err(e) = fleet.wait_until_serving(args.ready_timeout).await {
+    tokio::pin!(interrupt);
+    let ready = tokio::select! {
+        ready = fleet.wait_until_serving(args.ready_timeout) => ready,
+        () = &mut interrupt => Err("stopped before every instance was ready".into()),
+    };
+    if let Err(e) = ready {
         fleet.stop(args.stop_timeout).await;
         return Err(e);
     }
@@ -153,7 +159,7 @@ pub async fn run(
             })
         })
         .collect();
-    fleet.watch(interrupt).await;
+    fleet.watch(interrupt.as_mut()).await;
     stop_load.send_replace(true);
     for poke in pokes {
         match poke.await {
@@ -330,8 +336,7 @@ impl Fleet {
 
     /// Runs until `interrupt` completes or every instance has exited,
     /// reporting each exit on the way.
-    async fn watch(&mut self, interrupt: impl Future<Output = ()>) {
-        tokio::pin!(interrupt);
+    async fn watch(&mut self, mut interrupt: Pin<&mut impl Future<Output = ()>>) {
         while self.alive.contains(&true) {
             tokio::select! {
                 () = &mut interrupt => return,
