@@ -70,6 +70,10 @@ pub enum Command {
     Render(RenderArgs),
     /// Run every service of an ecosystem file as local processes, on
     /// declared or free ports, until Ctrl-C or SIGTERM stops them all.
+    ///
+    /// Instances take their settings from the environment `up` runs in
+    /// (`OTEL_BACKEND_ADDRESS=... thespian up ecosystem.yaml`), then from the
+    /// file. A call to a replicated service reaches its first replica.
     Up(UpArgs),
 }
 

@@ -53,13 +53,18 @@ struct Row {
 struct Up {
     child: Child,
     output: Arc<Output>,
-    _folder: tempfile::TempDir,
+    folder: tempfile::TempDir,
 }
 
 impl Up {
     /// Runs `up` on `ecosystem`, with `env` on top of a cleared environment
     /// that exports nothing.
     fn spawn(ecosystem: &str, env: &[(&str, &str)]) -> Up {
+        Up::spawn_with(ecosystem, env, &[])
+    }
+
+    /// Runs `up` on `ecosystem` with `args` after the file.
+    fn spawn_with(ecosystem: &str, env: &[(&str, &str)], args: &[&str]) -> Up {
         let folder = tempfile::tempdir().unwrap();
         let file = folder.path().join("eco.yaml");
         std::fs::write(&file, ecosystem).unwrap();
@@ -68,6 +73,8 @@ impl Up {
         command
             .arg("up")
             .arg(&file)
+            .args(args)
+            .current_dir(folder.path())
             .env("OTEL_BACKEND_ADDRESS", "")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -81,7 +88,7 @@ impl Up {
         Up {
             child,
             output,
-            _folder: folder,
+            folder,
         }
     }
 
@@ -229,6 +236,24 @@ async fn calls_reach_every_service_and_a_stop_flushes_their_spans() {
         instance_of("store order"),
         ("back".to_owned(), "back-1".to_owned())
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_can_go_to_a_file_per_instance() {
+    let mut up = Up::spawn_with(FRONT_AND_BACK, &[], &["--logs", "files"]);
+    up.wait_for_line(|line| line.starts_with("ready: ")).await;
+    let folder = up.folder.path().join("logs");
+    for label in ["front-1", "back-1", "back-2"] {
+        let log = std::fs::read_to_string(folder.join(format!("{label}.log"))).unwrap();
+        assert!(log.contains("Thespian is serving"), "{label}: {log}");
+    }
+    assert!(
+        !up.text().contains("Thespian is serving"),
+        "nothing on up's own output:\n{}",
+        up.text()
+    );
+    up.signal("-TERM");
+    assert!(up.wait_for_exit().await.success());
 }
 
 #[tokio::test(flavor = "multi_thread")]
