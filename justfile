@@ -31,9 +31,16 @@ stack-up-jaeger:
     EXTRA_TRACE_BACKEND=jaeger {{ compose }} --profile jaeger up --build --detach
     @echo "Grafana: http://localhost:3000   Jaeger: http://localhost:16686"
 
+# Start the stack with Grafana Alloy in the collector's place between the Thespians and the backends
+stack-up-alloy:
+    {{ compose }} --profile alloy up --build --detach
+    @# Alloy also answers to otel-collector: with the collector stopped, every Thespian reaches Alloy.
+    {{ compose }} stop otel-collector
+    @echo "Grafana: http://localhost:3000   Alloy: http://localhost:12345"
+
 # Stop the stack (add -v to also delete the stored telemetry: just stack-down -v)
 stack-down *args:
-    {{ compose }} --profile jaeger down {{ args }}
+    {{ compose }} --profile jaeger --profile alloy down {{ args }}
 
 # Run the sample ecosystem (example_configs/ecosystem.yaml) as local processes until Ctrl-C: thespian up
 ecosystem *args:
