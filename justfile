@@ -6,6 +6,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # observability stack of instrumentation/docker-compose.yaml included.
 compose := "docker compose -f deploy/compose/docker-compose.yaml"
 
+# The lite stack: the same ecosystem with grafana/otel-lgtm for every backend.
+compose_lite := "docker compose -f instrumentation/docker-compose.lite.yaml"
+
 # A prebuilt thespian binary to use instead of building one (the ecosystem recipe).
 thespian_bin := env("THESPIAN_BIN", "")
 
@@ -41,6 +44,15 @@ stack-up-alloy:
 # Stop the stack (add -v to also delete the stored telemetry: just stack-down -v)
 stack-down *args:
     {{ compose }} --profile jaeger --profile alloy down {{ args }}
+
+# Start the lite stack: the sample ecosystem and grafana/otel-lgtm, one container for all the backends
+stack-up-lite:
+    {{ compose_lite }} up --build --detach
+    @echo "Grafana: http://localhost:3000"
+
+# Stop the lite stack (add -v to also delete its stored telemetry)
+stack-down-lite *args:
+    {{ compose_lite }} down {{ args }}
 
 # Run the sample ecosystem (example_configs/ecosystem.yaml) as local processes until Ctrl-C: thespian up
 ecosystem *args:
