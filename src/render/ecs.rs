@@ -29,7 +29,7 @@ mod tests;
 
 use serde_json::{Map, Value, json};
 
-use super::File;
+use super::{File, RenderArgs};
 use crate::ecosystem::Ecosystem;
 
 /// Settings of the ECS rendering.
@@ -150,11 +150,10 @@ fn logical_id(service: &str) -> String {
     id
 }
 
-/// Renders `ecosystem` as one CloudFormation template.
-pub(super) fn render(
-    ecosystem: &Ecosystem,
-    options: &EcsOptions,
-) -> Result<Vec<File>, crate::Error> {
+/// Renders `ecosystem` as one CloudFormation template, with the options
+/// `args` gives.
+pub(super) fn render(ecosystem: &Ecosystem, args: &RenderArgs) -> Result<Vec<File>, crate::Error> {
+    let options = &args.ecs;
     services::check_names(ecosystem)?;
     let mut template = Template::default();
     network::add(&mut template, ecosystem);
@@ -175,7 +174,7 @@ pub(super) fn render(
     );
     let contents = format!(
         "{}{}",
-        header(ecosystem, options),
+        header(ecosystem, args),
         yaml::to_yaml(&template.into_value(description))
     );
     if contents.len() > MAX_TEMPLATE_BYTES {
@@ -193,24 +192,27 @@ pub(super) fn render(
     }])
 }
 
-/// The comment at the top: where the template came from, how to remake it,
-/// and how to deploy it.
-fn header(ecosystem: &Ecosystem, options: &EcsOptions) -> String {
-    let origin = ecosystem.origin.display();
-    let image = options
+/// The comment at the top: where the template came from, how to make it
+/// again, and how to deploy it.
+fn header(ecosystem: &Ecosystem, args: &RenderArgs) -> String {
+    let image = args
+        .ecs
         .image
         .as_ref()
-        .map(|image| format!(" --ecs-image {image}"))
+        .map(|image| format!(" \\\n#     --ecs-image {image}"))
         .unwrap_or_default();
     format!(
-        "# Rendered from {origin} by\n\
-         #   thespian render {origin} --to ecs{image} --out DIR\n\
-         # Edit that file and render again rather than editing this one.\n\
+        "# Rendered from {file} by\n\
+         #   thespian render {file} --to ecs --out {out}{image}\n\
+         # Edit the ecosystem file and render again, rather than editing this file.\n\
          #\n\
-         # Deploy (a template over 51,200 bytes also needs --s3-bucket):\n\
-         #   aws cloudformation deploy --template-file {TEMPLATE_FILE} --stack-name {name} \\\n\
+         # Deploy (a template over 51,200 bytes also needs --s3-bucket BUCKET):\n\
+         #   aws cloudformation deploy --template-file {template} --stack-name {name} \\\n\
          #     --capabilities CAPABILITY_IAM --parameter-overrides ThespianImage=IMAGE\n\
          \n",
+        file = args.file.display(),
+        out = args.out.display(),
+        template = args.out.join(TEMPLATE_FILE).display(),
         name = ecosystem.name,
     )
 }

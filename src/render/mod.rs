@@ -89,7 +89,7 @@ pub fn render(ecosystem: &Ecosystem, args: &RenderArgs) -> Result<Vec<File>, cra
     match args.target {
         Target::Compose => compose::render(ecosystem, args),
         Target::Kubernetes => kubernetes::render(ecosystem, args),
-        Target::Ecs => ecs::render(ecosystem, &args.ecs),
+        Target::Ecs => ecs::render(ecosystem, args),
     }
 }
 

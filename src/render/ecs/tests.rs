@@ -12,13 +12,34 @@ use crate::{
     script::{ScriptSettings, Scripting},
 };
 
+/// The arguments that render the sample into `deploy/aws`, with `options`.
+fn args(options: EcsOptions) -> RenderArgs {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        render: RenderArgs,
+    }
+    let words = [
+        "render",
+        "example_configs/ecosystem.yaml",
+        "--to",
+        "ecs",
+        "--out",
+        "deploy/aws",
+    ];
+    let mut args = Command::parse_from(words).render;
+    args.ecs = options;
+    args
+}
+
 fn sample() -> Ecosystem {
     Ecosystem::from_file(Path::new("example_configs/ecosystem.yaml")).unwrap()
 }
 
 /// `ecosystem`'s template, read back as a YAML reader sees it.
 fn template(ecosystem: &Ecosystem) -> Value {
-    let files = render(ecosystem, &EcsOptions::default()).unwrap();
+    let files = render(ecosystem, &args(EcsOptions::default())).unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].path, Path::new(TEMPLATE_FILE));
     serde_saphyr::from_str(&files[0].contents).unwrap()
@@ -228,8 +249,11 @@ fn a_service_own_environment_and_version_reach_its_container() {
 #[test]
 fn rendering_is_the_same_every_time_and_the_committed_sample_is_current() {
     let sample = sample();
-    let first = render(&sample, &EcsOptions::default()).unwrap();
-    assert_eq!(first, render(&sample, &EcsOptions::default()).unwrap());
+    let first = render(&sample, &args(EcsOptions::default())).unwrap();
+    assert_eq!(
+        first,
+        render(&sample, &args(EcsOptions::default())).unwrap()
+    );
     let committed = std::fs::read_to_string(Path::new("deploy/aws").join(TEMPLATE_FILE)).unwrap();
     assert!(
         committed == first[0].contents,
@@ -246,7 +270,7 @@ fn a_task_definition_over_64_kib_is_refused_naming_the_service() {
         "  - name: s0\n    grpc_method_a:\n      tracing_name: big\n      script: big.rhai\n",
     );
     let ecosystem = ecosystem(&text, &[("big.rhai", &big)]);
-    let error = render(&ecosystem, &EcsOptions::default())
+    let error = render(&ecosystem, &args(EcsOptions::default()))
         .unwrap_err()
         .to_string();
     assert!(error.contains("service `s0`"), "{error}");
@@ -255,12 +279,12 @@ fn a_task_definition_over_64_kib_is_refused_naming_the_service() {
 
 #[test]
 fn more_services_than_one_stack_holds_are_refused() {
-    let error = render(&ecosystem(&chain(170), &[]), &EcsOptions::default())
+    let error = render(&ecosystem(&chain(170), &[]), &args(EcsOptions::default()))
         .unwrap_err()
         .to_string();
     assert!(error.contains("at most 500"), "{error}");
     // And well under the limit renders.
-    render(&ecosystem(&chain(30), &[]), &EcsOptions::default()).unwrap();
+    render(&ecosystem(&chain(30), &[]), &args(EcsOptions::default())).unwrap();
 }
 
 #[test]
@@ -269,12 +293,12 @@ fn names_the_template_cannot_tell_apart_are_refused() {
         .replace("name: s0", "name: a-1")
         .replace("name: s1", "name: a1");
     let text = text.replace("service: s1", "service: a1");
-    let error = render(&ecosystem(&text, &[]), &EcsOptions::default())
+    let error = render(&ecosystem(&text, &[]), &args(EcsOptions::default()))
         .unwrap_err()
         .to_string();
     assert!(error.contains("`A1`"), "{error}");
     let poker = chain(1).replace("name: s0", "name: poker");
-    let error = render(&ecosystem(&poker, &[]), &EcsOptions::default())
+    let error = render(&ecosystem(&poker, &[]), &args(EcsOptions::default()))
         .unwrap_err()
         .to_string();
     assert!(error.contains("poker"), "{error}");
@@ -285,7 +309,7 @@ fn the_image_option_becomes_the_parameter_default() {
     let options = EcsOptions {
         image: Some("123.dkr.ecr.eu-west-1.amazonaws.com/thespian:1".into()),
     };
-    let files = render(&sample(), &options).unwrap();
+    let files = render(&sample(), &args(options)).unwrap();
     let template: Value = serde_saphyr::from_str(&files[0].contents).unwrap();
     assert_eq!(
         template["Parameters"]["ThespianImage"]["Default"],
