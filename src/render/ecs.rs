@@ -156,8 +156,8 @@ pub(super) fn render(ecosystem: &Ecosystem, args: &RenderArgs) -> Result<Vec<Fil
     let options = &args.ecs;
     services::check_names(ecosystem)?;
     let mut template = Template::default();
-    network::add(&mut template, ecosystem);
     services::add(&mut template, ecosystem, options)?;
+    network::add(&mut template, ecosystem);
     let resources = template.resources.len();
     if resources > MAX_RESOURCES {
         return Err(format!(
@@ -167,10 +167,15 @@ pub(super) fn render(ecosystem: &Ecosystem, args: &RenderArgs) -> Result<Vec<Fil
         )
         .into());
     }
+    // The file's name, not its path: a description holds at most 1024 bytes.
+    let file = ecosystem
+        .origin
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
     let description = format!(
-        "Thespian ecosystem `{}` on ECS Fargate with Service Connect, rendered from {}",
+        "Thespian ecosystem `{}` on ECS Fargate with Service Connect, rendered from {file}",
         ecosystem.name,
-        ecosystem.origin.display()
     );
     let contents = format!(
         "{}{}",

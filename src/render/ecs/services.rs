@@ -393,7 +393,7 @@ pub(super) fn task_definition(
 /// An ECS service on Fargate running `desired` tasks of `id`'s task
 /// definition, started after `depends`.
 pub(super) fn ecs_service(name: &str, id: &str, desired: u16, depends: &[String]) -> Value {
-    let mut service = json!({"Type": "AWS::ECS::Service", "Properties": {
+    let properties = json!({
         "ServiceName": name,
         "Cluster": reference("Cluster"),
         "TaskDefinition": reference(&format!("{id}TaskDefinition")),
@@ -405,9 +405,10 @@ pub(super) fn ecs_service(name: &str, id: &str, desired: u16, depends: &[String]
             "DeploymentCircuitBreaker": {"Enable": true, "Rollback": true},
         },
         "NetworkConfiguration": {"AwsvpcConfiguration": network::awsvpc()},
-    }});
-    if !depends.is_empty() {
-        service["DependsOn"] = json!(depends);
+    });
+    if depends.is_empty() {
+        json!({"Type": "AWS::ECS::Service", "Properties": properties})
+    } else {
+        json!({"Type": "AWS::ECS::Service", "DependsOn": depends, "Properties": properties})
     }
-    service
 }
