@@ -217,6 +217,8 @@ fn a_call_cycle_starts_together_and_the_rest_in_order() {
         depends("S2"),
         serde_json::json!(["OtelCollectorService", "ListenerReady"])
     );
+    // No load, no poker.
+    assert!(template["Resources"].get("PokerService").is_none());
 }
 
 #[test]
@@ -316,4 +318,50 @@ fn the_image_option_becomes_the_parameter_default() {
         "123.dkr.ecr.eu-west-1.amazonaws.com/thespian:1"
     );
     assert!(files[0].contents.contains("--ecs-image 123.dkr"));
+}
+
+#[test]
+fn one_service_may_be_public_behind_an_https_load_balancer_speaking_grpc() {
+    let template = template(&sample());
+    let public = &template["Parameters"]["PublicService"];
+    assert_eq!(public["Default"], "");
+    assert_eq!(
+        public["AllowedValues"],
+        serde_json::json!(["", "frontend", "orders", "database"])
+    );
+    let resources = &template["Resources"];
+    let group = &resources["TargetGroup"];
+    assert_eq!(group["Condition"], "HasPublicService");
+    assert_eq!(group["Properties"]["ProtocolVersion"], "GRPC");
+    assert_eq!(group["Properties"]["TargetType"], "ip");
+    assert_eq!(group["Properties"]["Matcher"]["GrpcCode"], "0");
+    let listener = &resources["Listener"]["Properties"];
+    assert_eq!(listener["Protocol"], "HTTPS");
+    assert_eq!(
+        listener["Certificates"][0]["CertificateArn"]["Ref"],
+        "CertificateArn"
+    );
+    // Only the named service registers with it.
+    let balancers = &resources["OrdersService"]["Properties"]["LoadBalancers"]["Fn::If"];
+    assert_eq!(balancers[0], "OrdersIsPublic");
+    assert_eq!(balancers[1][0]["ContainerName"], "orders");
+    assert_eq!(
+        template["Conditions"]["OrdersIsPublic"]["Fn::And"][0]["Fn::Equals"][1],
+        "orders"
+    );
+}
+
+#[test]
+fn tasks_run_in_the_given_subnets_or_in_a_vpc_the_stack_makes() {
+    let template = template(&sample());
+    let resources = &template["Resources"];
+    for made in ["Vpc", "PublicSubnet1", "PrivateSubnet2", "InternetGateway"] {
+        assert_eq!(resources[made]["Condition"], "CreateVpc", "{made}");
+    }
+    assert_eq!(resources["NatGateway"]["Condition"], "CreateNat");
+    let network = &resources["DatabaseService"]["Properties"]["NetworkConfiguration"];
+    let subnets = &network["AwsvpcConfiguration"]["Subnets"]["Fn::If"];
+    assert_eq!(subnets[0], "UseGivenVpc");
+    assert_eq!(subnets[1]["Ref"], "TaskSubnetIds");
+    assert!(template["Rules"]["SubnetsOfTheGivenVpc"].is_object());
 }
