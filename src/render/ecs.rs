@@ -17,19 +17,17 @@
 //!   and log group per service; the collector; the poker.
 //! - `collector`: the OpenTelemetry Collector's ECS service and config.
 //! - `network`: the VPC (given or made), security groups and the ALB.
-//! - `yaml`: the template written as YAML.
 
 mod collector;
 mod network;
 mod services;
-mod yaml;
 
 #[cfg(test)]
 mod tests;
 
 use serde_json::{Map, Value, json};
 
-use super::{File, RenderArgs};
+use super::{File, RenderArgs, yaml};
 use crate::ecosystem::Ecosystem;
 
 /// Settings of the ECS rendering.
@@ -180,7 +178,7 @@ pub(super) fn render(ecosystem: &Ecosystem, args: &RenderArgs) -> Result<Vec<Fil
     let contents = format!(
         "{}{}",
         header(ecosystem, args),
-        yaml::to_yaml(&template.into_value(description))
+        yaml::to_string(&Value::Object(template.into_value(description)))
     );
     if contents.len() > MAX_TEMPLATE_BYTES {
         return Err(format!(
@@ -200,23 +198,19 @@ pub(super) fn render(ecosystem: &Ecosystem, args: &RenderArgs) -> Result<Vec<Fil
 /// The comment at the top: where the template came from, how to make it
 /// again, and how to deploy it.
 fn header(ecosystem: &Ecosystem, args: &RenderArgs) -> String {
-    let image = args
+    let flags: Vec<String> = args
         .ecs
         .image
-        .as_ref()
-        .map(|image| format!(" \\\n#     --ecs-image {image}"))
-        .unwrap_or_default();
+        .iter()
+        .map(|image| format!("--ecs-image {image}"))
+        .collect();
     format!(
-        "# Rendered from {file} by\n\
-         #   thespian render {file} --to ecs --out {out}{image}\n\
-         # Edit the ecosystem file and render again, rather than editing this file.\n\
-         #\n\
+        "{}#\n\
          # Deploy (a template over 51,200 bytes also needs --s3-bucket BUCKET):\n\
          #   aws cloudformation deploy --template-file {template} --stack-name {name} \\\n\
          #     --capabilities CAPABILITY_IAM --parameter-overrides ThespianImage=IMAGE\n\
          \n",
-        file = args.file.display(),
-        out = args.out.display(),
+        args.header("#", &flags),
         template = args.out.join(TEMPLATE_FILE).display(),
         name = ecosystem.name,
     )

@@ -3,16 +3,13 @@
 //! `CONFIG_JSON`, and an ECS service; the collector every instance exports
 //! to; and the poker that drives the ecosystem's load.
 
-use std::{
-    cell::RefCell,
-    collections::{BTreeMap, BTreeSet},
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
 use super::{
-    DEPLOY_TIME_ALLOWANCE, EcsOptions, MAX_TASK_DEFINITION_BYTES, Template, attribute, logical_id,
-    network, reference, sub, when,
+    super::start_order, DEPLOY_TIME_ALLOWANCE, EcsOptions, MAX_TASK_DEFINITION_BYTES, Template,
+    attribute, logical_id, network, reference, sub, when,
 };
 use crate::ecosystem::{CONTAINER_PORT, Ecosystem, Peer, Service};
 
@@ -143,52 +140,20 @@ fn parameters(template: &mut Template, options: &EcsOptions) {
 }
 
 /// For each service, the ECS services it must start after: Service Connect
-/// gives a task only the endpoints that existed when it started, so a
-/// service's peers, and the collector, come first. A peer on a call cycle
-/// with it cannot; those start together, and the first deploy needs a
-/// second (forced) deployment for them to see each other.
+/// gives a task only the endpoints that existed when it started, so the
+/// collector and a service's peers come first; peers on a call circle with
+/// it cannot, and start together (see `start_order`).
 fn dependencies(ecosystem: &Ecosystem) -> BTreeMap<String, Vec<String>> {
-    let calls: BTreeMap<&str, BTreeSet<String>> = ecosystem
-        .services
-        .iter()
-        .map(|service| (service.name.as_str(), peers(ecosystem, service)))
-        .collect();
-    let reaches = |from: &str, to: &str| {
-        let mut seen = BTreeSet::new();
-        let mut stack = vec![from.to_owned()];
-        while let Some(next) = stack.pop() {
-            if next == to {
-                return true;
-            }
-            if seen.insert(next.clone()) {
-                stack.extend(calls[next.as_str()].iter().cloned());
-            }
-        }
-        false
-    };
-    calls
-        .iter()
-        .map(|(&name, peers)| {
-            let mut depends = vec![format!("{}Service", logical_id(COLLECTOR))];
-            depends.extend(
-                peers
-                    .iter()
-                    .filter(|peer| !reaches(peer, name))
-                    .map(|peer| format!("{}Service", logical_id(peer))),
-            );
-            (name.to_owned(), depends)
+    start_order(ecosystem)
+        .into_iter()
+        .map(|(name, waits)| {
+            let depends = std::iter::once(COLLECTOR)
+                .chain(waits.iter().map(String::as_str))
+                .map(|service| format!("{}Service", logical_id(service)))
+                .collect();
+            (name, depends)
         })
         .collect()
-}
-
-/// The services `service` calls, by name.
-fn peers(ecosystem: &Ecosystem, service: &Service) -> BTreeSet<String> {
-    let called = RefCell::new(BTreeSet::new());
-    ecosystem.config(service, &|peer| {
-        called.borrow_mut().insert(peer.name.clone());
-        Peer::container(&peer.name)
-    });
-    called.into_inner()
 }
 
 /// A service's log group, task definition and ECS service.
@@ -211,7 +176,7 @@ fn add_service(
         environment.push(("OTEL_BACKEND_ADDRESS".to_owned(), collector));
     }
     environment.extend(own);
-    environment.push(("CONFIG_JSON".to_owned(), spaced_json(&config)));
+    environment.push(("CONFIG_JSON".to_owned(), config.to_string()));
     let container = json!({
         "Name": name,
         "Image": reference("ThespianImage"),
@@ -271,30 +236,6 @@ fn add_service(
         when(&public, json!(30), reference("AWS::NoValue"));
     template.resource(&format!("{id}Service"), ecs_service);
     Ok(())
-}
-
-/// `config` as JSON with a space after each `:` and `,` outside strings,
-/// so that the template can fold it into lines at spaces.
-fn spaced_json(config: &Value) -> String {
-    let compact = config.to_string();
-    let mut out = String::with_capacity(compact.len() * 11 / 10);
-    let (mut in_string, mut escaped) = (false, false);
-    for c in compact.chars() {
-        out.push(c);
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_string = true;
-        } else if c == ':' || c == ',' {
-            out.push(' ');
-        }
-    }
-    out
 }
 
 /// The poker: one container per load of the ecosystem, each calling its

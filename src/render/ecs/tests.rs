@@ -256,11 +256,14 @@ fn rendering_is_the_same_every_time_and_the_committed_sample_is_current() {
         first,
         render(&sample, &args(EcsOptions::default())).unwrap()
     );
+    assert!(first[0].contents.starts_with(
+        "# Rendered from example_configs/ecosystem.yaml by\n\
+         #   thespian render example_configs/ecosystem.yaml --to ecs --out deploy/aws\n"
+    ));
     let committed = std::fs::read_to_string(Path::new("deploy/aws").join(TEMPLATE_FILE)).unwrap();
     assert!(
         committed == first[0].contents,
-        "deploy/aws differs from a fresh rendering: run \
-         `thespian render example_configs/ecosystem.yaml --to ecs --out deploy/aws`"
+        "deploy/aws differs from a fresh rendering: run the command in its header"
     );
 }
 
