@@ -207,8 +207,9 @@ fn header(ecosystem: &Ecosystem, args: &RenderArgs) -> String {
     format!(
         "{}#\n\
          # Deploy (a template over 51,200 bytes also needs --s3-bucket BUCKET):\n\
-         #   aws cloudformation deploy --template-file {template} --stack-name {name} \\\n\
-         #     --capabilities CAPABILITY_IAM --parameter-overrides ThespianImage=IMAGE\n\
+         #   aws cloudformation deploy --stack-name {name} --capabilities CAPABILITY_IAM \\\n\
+         #     --template-file {template} \\\n\
+         #     --parameter-overrides ThespianImage=IMAGE\n\
          \n",
         args.header("#", &flags),
         template = args.out.join(TEMPLATE_FILE).display(),
