@@ -57,7 +57,12 @@ pub(super) async fn sleep(sleep: &Sleep, dice: Dice) -> Result<(), Failure> {
             duration.as_nanos() as f64 / 1_000_000.0,
         ))
     });
-    tracing::info!(
+    // The start of a sleep is a debug line: its span's start time and
+    // `thespian.duration_ms` already say when it began and how long it
+    // waits, and at `info` it doubled the log records, lines and span
+    // events of every sleep, held while the sleep waits and while they
+    // wait for export (`docs/performance.md`).
+    tracing::debug!(
         target: TARGET,
         "sleeping {} ms for `{}`",
         Milliseconds(duration),

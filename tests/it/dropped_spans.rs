@@ -65,9 +65,9 @@ async fn log_records_a_stalled_collector_cannot_take_are_reported_as_lost() {
         .start()
         .await;
 
-    // 1,024 sleeps of no time log exactly 2,048 records: one as each sleep
-    // starts, one as it ends.
-    poke(&instance, 1024).await;
+    // 2,048 sleeps of no time log exactly 2,048 records: one as each sleep
+    // ends (its start is a debug line).
+    poke(&instance, 2048).await;
     let report = loss_report(
         &mut instance,
         "log record export queue is full",

@@ -79,11 +79,7 @@ async fn loki_gets_json_lines_labelled_by_service_that_name_the_span_they_happen
     let (trace_id, sleep) = load_cart_span(&instance, &receiver).await;
     let entries = loki
         .wait_for_entries(
-            |e| {
-                e.iter()
-                    .any(|e| e.message() == "sleeping 1 ms for `load cart`")
-                    && e.iter().any(|e| e.message() == "`load cart` finished")
-            },
+            |e| e.iter().any(|e| e.message() == "`load cart` finished"),
             DEFAULT_WAIT,
         )
         .await;
@@ -97,8 +93,17 @@ async fn loki_gets_json_lines_labelled_by_service_that_name_the_span_they_happen
         );
         assert!(entry.json().is_some(), "the line is JSON: {entry}");
     }
-    for message in ["sleeping 1 ms for `load cart`", "`load cart` finished"] {
-        let entry = entries.iter().find(|e| e.message() == message).unwrap();
+    // A sleep's start is a debug line, so at `info` only its end is pushed.
+    assert!(
+        entries.iter().all(|e| !e.message().starts_with("sleeping")),
+        "{}",
+        loki.dump()
+    );
+    {
+        let entry = entries
+            .iter()
+            .find(|e| e.message() == "`load cart` finished")
+            .unwrap();
         assert_eq!(entry.label("level"), Some("info"), "{entry}");
         assert_eq!(
             entry.json_field("trace_id").as_deref(),
@@ -283,14 +288,13 @@ async fn otlp_log_records_carry_the_trace_and_span_ids_of_the_span_they_happened
         .wait_for_log_records(
             |r| {
                 r.iter()
-                    .filter(|r| r.trace_id == trace_id && r.body.contains("load cart"))
-                    .count()
-                    >= 2
+                    .any(|r| r.trace_id == trace_id && r.body.contains("load cart"))
             },
             DEFAULT_WAIT,
         )
         .await;
-    for body in ["sleeping 1 ms for `load cart`", "`load cart` finished"] {
+    {
+        let body = "`load cart` finished";
         let record = records
             .iter()
             .find(|r| r.body == body)
@@ -310,15 +314,21 @@ async fn otlp_log_records_carry_the_trace_and_span_ids_of_the_span_they_happened
         "{}",
         receiver.dump()
     );
-    let sleeping = records
+    let finished = records
         .iter()
-        .find(|r| r.body.starts_with("sleeping"))
+        .find(|r| r.body == "`load cart` finished")
         .unwrap();
-    assert_eq!(sleeping.scope_name, "thespian::executor");
+    assert_eq!(finished.scope_name, "thespian::executor");
+    // A sleep's start is a debug line: at `info` it makes no record.
+    assert!(
+        records.iter().all(|r| !r.body.starts_with("sleeping")),
+        "{}",
+        receiver.dump()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sleeps_and_calls_record_their_start_and_end_as_span_events() {
+async fn sleeps_record_their_end_and_calls_their_start_and_end_as_span_events() {
     let receiver = OtlpReceiver::start().await;
     let inventory = Instance::builder("inventory")
         .config(&json!({ "grpc_method_b": sleeping("lock row", 1) }).to_string())
@@ -359,15 +369,11 @@ async fn sleeps_and_calls_record_their_start_and_end_as_span_events() {
 
     let sleep = spans.only_named("load cart");
     let names: Vec<&str> = sleep.events.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["sleeping 20 ms for `load cart`", "`load cart` finished"],
-        "{sleep}"
-    );
-    let (start, end) = (&sleep.events[0], &sleep.events[1]);
+    // A sleep's start is a debug line; the span's start time says it.
+    assert_eq!(names, ["`load cart` finished"], "{sleep}");
     assert!(
-        end.time_unix_nano - start.time_unix_nano >= 20_000_000,
-        "the events bracket the sleep: {sleep}"
+        sleep.events[0].time_unix_nano - sleep.start_time_unix_nano >= 20_000_000,
+        "the span's start and its last event bracket the sleep: {sleep}"
     );
 
     let call = spans.only_named("reserve item");
@@ -383,6 +389,33 @@ async fn sleeps_and_calls_record_their_start_and_end_as_span_events() {
             && answered.ends_with(" ms for `reserve item`"),
         "{answered}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn debug_verbosity_shows_a_sleeps_start_as_a_line_and_a_span_event() {
+    let receiver = OtlpReceiver::start().await;
+    let instance = Instance::builder("chatty")
+        .config(&load_cart())
+        .otlp(&receiver.endpoint())
+        .env("RUST_LOG", "info,thespian::executor=debug")
+        .start()
+        .await;
+
+    let (_, sleep) = load_cart_span(&instance, &receiver).await;
+    let names: Vec<&str> = sleep.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["sleeping 1 ms for `load cart`", "`load cart` finished"],
+        "{sleep}"
+    );
+    assert_eq!(sleep.events[0].attr_str("level"), Some("DEBUG"), "{sleep}");
+    let lines = instance.json_lines();
+    let start = lines
+        .iter()
+        .find(|line| line["message"] == "sleeping 1 ms for `load cart`")
+        .unwrap_or_else(|| panic!("no start line: {lines:#?}"));
+    assert_eq!(start["level"], "DEBUG", "{start}");
+    assert_eq!(start["span_id"].as_str(), Some(sleep.span_id.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -792,7 +825,8 @@ async fn bad_signal_settings_stop_the_instance_with_a_message_naming_the_variabl
     }
 }
 
-/// Starts an instance whose `A` logs two lines, stops reading its output,
+/// Starts an instance whose `A` logs two lines (a sleep's start, a debug
+/// line turned on here, and its end), stops reading its output,
 /// and makes 12,000 requests. Their 24,000 lines overflow both the pipe
 /// (64 KiB) and the 16,384 lines that may wait for stdout. Were stdout
 /// written on the request threads, the first full pipe would stall every
@@ -803,9 +837,13 @@ async fn flood_an_unread_stdout(
     let config = json!({ "grpc_method_a": { "tracing_name": "chatty", "operations": [
         { "Action": { "Sleep": { "tracing_name": "nap", "duration_ms": 0 } } }
     ] } });
-    let instance = setup(Instance::builder("chatty").config(&config.to_string()))
-        .start()
-        .await;
+    let instance = setup(
+        Instance::builder("chatty")
+            .config(&config.to_string())
+            .env("RUST_LOG", "info,thespian::executor=debug"),
+    )
+    .start()
+    .await;
     instance.pause_output();
     let answered = tokio::time::timeout(Duration::from_secs(60), async {
         let mut callers = tokio::task::JoinSet::new();
