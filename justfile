@@ -69,6 +69,10 @@ ecosystem *args:
 poke method="A" *args="--rate 5 --duration 30s":
     cargo run --release --quiet -- poke http://localhost:6380 {{ method }} {{ args }}
 
+# Regenerate the Grafana dashboards from scripts/dashboards.py (add --check to only compare)
+dashboards *args:
+    python3 scripts/dashboards.py {{ args }}
+
 # Run every lint and schema check on the deployment files (scripts/validate.sh)
 validate:
     bash scripts/validate.sh

@@ -107,6 +107,12 @@ else
   missing_tool "promtool check config: promtool is not on PATH (scripts/install-ci-tools.sh installs it)"
 fi
 
+# --- Grafana dashboards -------------------------------------------------------
+# The JSON Grafana loads is generated; what it queries is checked by
+# `cargo test --test it dashboards`.
+check "dashboards: instrumentation/grafana/dashboards match scripts/dashboards.py" \
+  python3 scripts/dashboards.py --check
+
 # --- Shell scripts -----------------------------------------------------------
 check "shellcheck (.ci/run and scripts/*.sh)" shellcheck .ci/run scripts/*.sh
 
