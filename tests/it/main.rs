@@ -9,6 +9,7 @@ mod support;
 
 mod calls;
 mod config_errors;
+mod dashboards;
 mod dependencies;
 mod dropped_spans;
 mod environment;

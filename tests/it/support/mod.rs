@@ -4,13 +4,15 @@
 //! binary, configured by the environment variables [`settings`] knows;
 //! [`otlp`] is an in-process OTLP/gRPC collector and [`loki`] an in-process
 //! Loki push endpoint, built on what [`receiver`] shares, so telemetry is
-//! checked by *receiving* it over the real wire formats.
+//! checked by *receiving* it over the real wire formats; [`prometheus`]
+//! names what a Prometheus would store and reads PromQL.
 
 use std::time::Duration;
 
 pub mod instance;
 pub mod loki;
 pub mod otlp;
+pub mod prometheus;
 pub mod receiver;
 pub mod settings;
 
