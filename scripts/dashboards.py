@@ -52,15 +52,16 @@ def loki(expr, legend=""):
     return {"datasource": LOKI, "expr": expr, "legendFormat": legend, "queryType": "range"}
 
 
-def quantiles(bucket, labels, by, legend):
-    """p50, p90 and p99 of a histogram, with exemplars on the p99 line."""
+def quantiles(bucket, labels, by, legend, levels=(0.5, 0.9, 0.99)):
+    """Quantiles of a histogram (p50, p90 and p99 unless told), with
+    exemplars on the p99 line."""
     return [
         prom(
             f"histogram_quantile({q}, sum by (le, {by}) (rate({bucket}{{{labels}}}{RATE})))",
             f"{legend} p{int(q * 100)}",
             exemplar=q == 0.99,
         )
-        for q in (0.5, 0.9, 0.99)
+        for q in levels
     ]
 
 
@@ -293,7 +294,13 @@ def thespian_internals():
             ),
             timeseries(
                 "Calls out",
-                quantiles("rpc_client_call_duration_seconds_bucket", OWN, "service_name, server_address", "{{service_name}} → {{server_address}}")[2:],
+                quantiles(
+                    "rpc_client_call_duration_seconds_bucket",
+                    OWN,
+                    "service_name, server_address",
+                    "{{service_name}} → {{server_address}}",
+                    levels=(0.99,),
+                ),
                 "s",
                 "p99 of the calls each Thespian makes (rpc.client.call.duration), by callee.",
                 width=12,
