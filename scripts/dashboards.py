@@ -195,7 +195,8 @@ def ecosystem_overview():
                 ],
                 "reqps",
                 "Server spans with status ERROR per second, by service and by the gRPC code on the "
-                "span (rpc.grpc.status_code, kept as a span-metrics dimension in tempo.yaml).",
+                "span (rpc.grpc.status_code, kept as a span-metrics dimension in tempo.yaml; "
+                "grafana/otel-lgtm's Tempo does not keep it, so there the code is blank).",
                 stack=True,
             ),
             timeseries(
