@@ -5,11 +5,13 @@
 //! [`otlp`] is an in-process OTLP/gRPC collector and [`loki`] an in-process
 //! Loki push endpoint, built on what [`receiver`] shares, so telemetry is
 //! checked by *receiving* it over the real wire formats; [`prometheus`]
-//! names what a Prometheus would store and reads PromQL.
+//! names what a Prometheus would store and reads PromQL, and
+//! [`instruments`] reads the metrics Thespian's code declares.
 
 use std::time::Duration;
 
 pub mod instance;
+pub mod instruments;
 pub mod loki;
 pub mod otlp;
 pub mod prometheus;

@@ -53,12 +53,20 @@ const PER_UNITS: &[(&str, &str)] = &[
 ];
 
 /// The series names Prometheus stores for `metric` when it arrives over
-/// OTLP: a histogram becomes `_bucket`, `_sum` and `_count` series.
+/// OTLP.
 pub fn series_names(metric: &ReceivedMetric) -> Vec<String> {
-    let counter = metric.kind == MetricKind::Sum && metric.is_monotonic == Some(true);
-    let gauge = metric.kind == MetricKind::Gauge;
-    let base = normalized_name(&metric.name, &metric.unit, counter, gauge);
-    match metric.kind {
+    let monotonic = metric.is_monotonic == Some(true);
+    series_of(&metric.name, &metric.unit, metric.kind, monotonic)
+}
+
+/// The series names Prometheus stores for an OTLP metric called `name`, of
+/// unit `unit` and kind `kind` (`monotonic` for a sum that only grows): a
+/// histogram becomes `_bucket`, `_sum` and `_count` series.
+pub fn series_of(name: &str, unit: &str, kind: MetricKind, monotonic: bool) -> Vec<String> {
+    let counter = kind == MetricKind::Sum && monotonic;
+    let gauge = kind == MetricKind::Gauge;
+    let base = normalized_name(name, unit, counter, gauge);
+    match kind {
         MetricKind::Histogram => ["_bucket", "_sum", "_count"]
             .iter()
             .map(|suffix| format!("{base}{suffix}"))
