@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lints and schema-checks everything that runs Thespian outside cargo: the
 # Dockerfile, the Compose stack, the Kubernetes manifests, the CI workflow,
-# the justfile and the shell scripts; and checks that every relative link in
+# the justfile and the shell scripts; checks that the Grafana dashboards are
+# what scripts/dashboards.py generates; and checks that every relative link in
 # the documentation leads somewhere. It installs nothing; the tools come from
 #   pip install -r scripts/validate-requirements.txt
 # (kubectl included, for `kubectl kustomize`; a kustomize on PATH is used first).
