@@ -115,20 +115,21 @@ fn provisioned_data_sources() -> Vec<(String, String)> {
 /// Every panel of `dashboard`, those inside rows included.
 fn panels(dashboard: &Value) -> Vec<&Value> {
     let mut all = Vec::new();
-    let mut stack: Vec<&Value> = dashboard["panels"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut stack: Vec<&Value> = items(&dashboard["panels"]).collect();
     while let Some(panel) = stack.pop() {
-        stack.extend(panel["panels"].as_array().into_iter().flatten());
+        stack.extend(items(&panel["panels"]));
         all.push(panel);
     }
     all
 }
 
+/// The items of a JSON array, none if it is missing.
+fn items(array: &Value) -> impl Iterator<Item = &Value> {
+    array.as_array().into_iter().flatten()
+}
+
 /// Each `(where, datasource)` the dashboard refers to: panels, their
-/// queries, and template variables.
+/// queries, template variables and annotations.
 fn data_source_references(dashboard: &Value) -> Vec<(String, &Value)> {
     let mut references = Vec::new();
     for panel in panels(dashboard) {
@@ -137,18 +138,12 @@ fn data_source_references(dashboard: &Value) -> Vec<(String, &Value)> {
             continue;
         }
         references.push((format!("panel {title:?}"), &panel["datasource"]));
-        for target in panel["targets"].as_array().into_iter().flatten() {
-            references.push((
-                format!("panel {title:?} query {}", target["refId"]),
-                &target["datasource"],
-            ));
+        for target in items(&panel["targets"]) {
+            let place = format!("panel {title:?} query {}", target["refId"]);
+            references.push((place, &target["datasource"]));
         }
     }
-    for variable in dashboard["templating"]["list"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for variable in items(&dashboard["templating"]["list"]) {
         if variable.get("datasource").is_some() {
             references.push((
                 format!("variable {}", variable["name"]),
@@ -156,33 +151,34 @@ fn data_source_references(dashboard: &Value) -> Vec<(String, &Value)> {
             ));
         }
     }
+    for annotation in items(&dashboard["annotations"]["list"]) {
+        let place = format!("annotation {}", annotation["name"]);
+        references.push((place, &annotation["datasource"]));
+    }
     references
 }
 
-/// Each `(where, PromQL)` of the dashboard: Prometheus queries and
-/// Prometheus variables.
+/// Each `(where, PromQL)` of the dashboard: Prometheus queries, variables
+/// and annotations.
 fn promql(dashboard: &Value) -> Vec<(String, Vec<String>)> {
+    let prometheus = |item: &Value| item["datasource"]["type"] == "prometheus";
     let mut queries = Vec::new();
     for panel in panels(dashboard) {
-        for target in panel["targets"].as_array().into_iter().flatten() {
-            if target["datasource"]["type"] == "prometheus" {
-                let expr = target["expr"].as_str().unwrap_or_default();
-                queries.push((format!("{:?} {expr}", panel["title"]), metric_names(expr)));
-            }
+        for target in items(&panel["targets"]).filter(|t| prometheus(t)) {
+            let expr = target["expr"].as_str().unwrap_or_default();
+            queries.push((format!("{:?} {expr}", panel["title"]), metric_names(expr)));
         }
     }
-    for variable in dashboard["templating"]["list"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        if variable["datasource"]["type"] == "prometheus" {
-            let query = variable["query"]["query"]
-                .as_str()
-                .or(variable["query"].as_str());
-            let query = query.unwrap_or_default();
-            queries.push((format!("variable {query}"), variable_metric_names(query)));
-        }
+    for variable in items(&dashboard["templating"]["list"]).filter(|v| prometheus(v)) {
+        let query = variable["query"]["query"]
+            .as_str()
+            .or(variable["query"].as_str());
+        let query = query.unwrap_or_default();
+        queries.push((format!("variable {query}"), variable_metric_names(query)));
+    }
+    for annotation in items(&dashboard["annotations"]["list"]).filter(|a| prometheus(a)) {
+        let expr = annotation["expr"].as_str().unwrap_or_default();
+        queries.push((format!("annotation {expr}"), metric_names(expr)));
     }
     queries
 }
