@@ -3,6 +3,7 @@
 
     python3 scripts/dashboards.py           # (re)write instrumentation/grafana/dashboards/*.json
     python3 scripts/dashboards.py --check   # fail if the committed JSON differs from this source
+    python3 scripts/dashboards.py --rules   # every PromQL query as a rules file, for promtool
 
 The dashboards are written here as code, so a panel is a few readable lines
 and the JSON Grafana loads is generated from them. Edit this file, run it,
@@ -359,10 +360,36 @@ def render(build):
     return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
 
 
+# What Grafana puts in place of its variables, for a query to parse alone.
+GRAFANA_VALUES = {"$__rate_interval": "1m", "$__auto": "1m", "$service": ".+"}
+
+
+def promql_rules():
+    """Every PromQL query of the dashboards as a Prometheus recording rule,
+    Grafana's variables filled in, so `promtool check rules` parses them."""
+    rules = []
+    for build in DASHBOARDS.values():
+        board = build()
+        queries = [a for a in board["annotations"]["list"] if a["datasource"] == PROMETHEUS]
+        for panel in board["panels"]:
+            queries += [t for t in panel.get("targets", []) if t["datasource"] == PROMETHEUS]
+        for query in queries:
+            expr = query["expr"]
+            for variable, value in GRAFANA_VALUES.items():
+                expr = expr.replace(variable, value)
+            rules.append({"record": f"dashboard:query_{len(rules) + 1}", "expr": expr})
+    # JSON is YAML, which is what promtool reads.
+    return json.dumps({"groups": [{"name": "dashboards", "rules": rules}]}, indent=2) + "\n"
+
+
 def main(argv):
-    check = argv[1:] == ["--check"]
-    if argv[1:] and not check:
-        sys.exit(f"usage: {argv[0]} [--check]")
+    mode = argv[1] if len(argv) == 2 else None
+    if len(argv) > 2 or mode not in (None, "--check", "--rules"):
+        sys.exit(f"usage: {argv[0]} [--check | --rules]")
+    if mode == "--rules":
+        sys.stdout.write(promql_rules())
+        return
+    check = mode == "--check"
     stale = []
     if not check:
         OUT.mkdir(parents=True, exist_ok=True)

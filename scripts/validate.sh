@@ -113,6 +113,14 @@ fi
 # `cargo test --test it dashboards`.
 check "dashboards: instrumentation/grafana/dashboards match scripts/dashboards.py" \
   python3 scripts/dashboards.py --check
+if command -v promtool >/dev/null 2>&1; then
+  check "dashboards: scripts/dashboards.py --rules" \
+    write_to "$scratch/dashboard-rules.yaml" python3 scripts/dashboards.py --rules
+  check "promtool check rules: every PromQL query of the dashboards parses" \
+    promtool check rules "$scratch/dashboard-rules.yaml"
+else
+  note "promtool check rules: promtool is not on PATH, so the dashboards' PromQL is not parsed"
+fi
 
 # --- Shell scripts -----------------------------------------------------------
 check "shellcheck (.ci/run and scripts/*.sh)" shellcheck .ci/run scripts/*.sh
