@@ -21,6 +21,8 @@
 //!   sandboxed, limited and reloaded when they change.
 //! - [`executor`]: the one interpreter of that model, a span for each step
 //!   that has one.
+//! - [`incident`]: which scenarios are active, started and stopped by
+//!   their schedules or the control API.
 //! - [`client`]: outbound calls, one cached channel per target.
 //! - [`propagation`]: trace context and baggage in gRPC metadata, in the
 //!   formats `OTEL_PROPAGATORS` names.
@@ -50,6 +52,7 @@ pub mod executor;
 pub mod failure;
 pub mod fleet;
 pub mod health;
+pub mod incident;
 pub mod poke;
 pub mod propagation;
 pub mod proto;

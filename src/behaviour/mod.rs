@@ -17,6 +17,7 @@
 //!   long one call waits.
 //! - `dependency`: the database or queue a sleep stands for a call to.
 //! - `attribute`: attributes a step's span carries to search on.
+//! - `scenario`: named trouble that comes and goes on a schedule or by hand.
 //! - here: the [`Director`] that hands each request its tree, and each
 //!   method's [`Behaviour`].
 
@@ -28,6 +29,7 @@ mod load;
 mod method;
 mod outcome;
 mod retry;
+mod scenario;
 mod step;
 mod target;
 mod timeout;
@@ -47,6 +49,10 @@ pub use load::{Burn, Bytes, HoldMemory};
 pub use method::MethodName;
 pub use outcome::{Effect, Failures, Outcome, When};
 pub use retry::{Backoff, CodeSet, MAX_POLICY_ATTEMPTS, MAX_RETRIES, RetryPolicy};
+pub use scenario::{
+    Disruption, MAX_NAME_BYTES as MAX_SCENARIO_NAME_BYTES, MAX_SCENARIOS, Scenario, Schedule,
+    Scope, Slowdown, Start,
+};
 pub use step::{
     Call, Concurrently, Fail, Fallback, Function, Log, LogLevel, Raise, Retry, Sleep, Step,
 };

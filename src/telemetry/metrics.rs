@@ -12,7 +12,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use opentelemetry::{
     KeyValue,
-    metrics::{Counter, Histogram, Meter, UpDownCounter},
+    metrics::{Counter, Gauge, Histogram, Meter, UpDownCounter},
 };
 use tokio::time::Instant;
 
@@ -79,6 +79,8 @@ struct Instruments {
     queue_wait: Histogram<f64>,
     /// `thespian.in_flight`: requests holding a slot, being acted out.
     in_flight: UpDownCounter<i64>,
+    /// `thespian.scenario.active`: 1 while a scenario is active, 0 after.
+    scenario_active: Gauge<i64>,
 }
 
 impl fmt::Debug for Metrics {
@@ -142,6 +144,13 @@ impl Metrics {
                 )
                 .with_unit("{request}")
                 .build(),
+            scenario_active: meter
+                .i64_gauge("thespian.scenario.active")
+                .with_description(
+                    "1 while the scenario named by the `scenario` label is active, 0 after: \
+                     the incident window, to show beside its effects.",
+                )
+                .build(),
         };
         Metrics {
             instruments: Some(Arc::new(instruments)),
@@ -184,6 +193,16 @@ impl Metrics {
     pub fn in_flight_changed(&self, method: MethodName, by: i64) {
         if let Some(instruments) = &self.instruments {
             instruments.in_flight.add(by, &rpc_attributes(method));
+        }
+    }
+
+    /// Records that the scenario `name` became active, or stopped being.
+    pub fn scenario_changed(&self, name: &str, active: bool) {
+        if let Some(instruments) = &self.instruments {
+            instruments.scenario_active.record(
+                i64::from(active),
+                &[KeyValue::new("scenario", name.to_owned())],
+            );
         }
     }
 
