@@ -1,4 +1,4 @@
-//! Compiles `proto/thespian.proto` into Rust with a vendored `protoc`, so the
+//! Compiles `proto/thespian.proto` and `proto/control.proto` into Rust with a vendored `protoc`, so the
 //! build needs nothing but cargo. The file descriptor set it also writes is
 //! what the reflection service hands to `grpcurl`.
 
@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .file_descriptor_set_path(out_dir.join("thespian_descriptor.bin"))
         // Every message is empty: see `proto::SmallBuffers`.
         .codec_path("crate::proto::SmallBuffers")
-        .compile_protos(&["proto/thespian.proto"], &["proto"])?;
+        .compile_protos(&["proto/thespian.proto", "proto/control.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -10,10 +10,12 @@ use crate::{
     admission::Admission,
     behaviour::Bytes,
     config::Config,
+    control::{self, ControlToken, ScenarioCommand},
     ecosystem::Ecosystem,
     executor::{DEFAULT_MAX_HELD_BYTES, Executor, LoadLimits, SpanNames},
     fleet::{self, UpArgs},
     health,
+    incident::Incidents,
     poke::{self, PokeArgs},
     propagation::{Propagation, Propagators},
     relay::{DEFAULT_MAX_HOPS, Relay},
@@ -75,6 +77,9 @@ pub enum Command {
     /// (`OTEL_BACKEND_ADDRESS=... thespian up ecosystem.yaml`), then from the
     /// file. A call to a replicated service reaches its first replica.
     Up(UpArgs),
+    /// List, start and stop the scenarios of a running instance through its control API
+    /// (`thespian scenario list|start|stop|describe ADDRESS`).
+    Scenario(ScenarioCommand),
 }
 
 /// Settings shared by the subcommands.
@@ -99,6 +104,17 @@ pub struct Settings {
     /// The config itself, inline, for containers configured only by environment.
     #[arg(long, env = "CONFIG_JSON", global = true, hide_env_values = true)]
     pub config_json: Option<String>,
+
+    /// Serves the control API (`thespian.Control`: start and stop scenarios) on the same
+    /// port, to calls that carry `authorization: Bearer <token>`. Unset, it is off.
+    #[arg(
+        long = "control-token",
+        visible_alias = "token",
+        env = "CONTROL_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub control_token: Option<String>,
 
     /// How log lines on stdout look.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
@@ -440,6 +456,9 @@ impl Cli {
                 let attributes = self.settings.otel_resource_attributes.unwrap_or_default();
                 fleet::run(&args, &attributes, shutdown_signal()).await
             }
+            Command::Scenario(command) => {
+                control::drive(command, self.settings.control_token.as_deref()).await
+            }
         };
         match outcome {
             Ok(()) => ExitCode::SUCCESS,
@@ -507,7 +526,7 @@ fn check_ecosystem(file: &std::path::Path) -> Result<(), crate::Error> {
 async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     // The config is read before telemetry starts, so a bad one fails fast
     // with a plain message on stderr.
-    let config = settings.config(None)?;
+    let mut config = settings.config(None)?;
     let listener = server::listen(settings.port)
         .map_err(|e| format!("cannot listen on port {}: {e}", settings.port))?;
 
@@ -520,6 +539,9 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     }
     // Held until the server stops; dropping it ends the watch.
     let _watch = script::watch(&config.scripts);
+    let incidents = Incidents::new(std::mem::take(&mut config.scenarios), telemetry.metrics());
+    // Held until the server stops, like the watch.
+    let _schedules = incidents.run_schedules();
     // Listening starts before "serving" is announced: a SIGTERM sent as
     // soon as the instance looks ready must still drain it gracefully.
     let shutdown = fleet::or_stdin_closed(shutdown_signal(), settings.stop_on_stdin_eof);
@@ -530,6 +552,11 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
         otlp_logs = destinations.otlp_logs_endpoint.as_deref().unwrap_or("off"),
         metrics = destinations.otlp_metrics_endpoint.as_deref().unwrap_or("off"),
         loki = destinations.loki_address.as_deref().unwrap_or("off"),
+        control = if settings.control_token.as_deref().and_then(ControlToken::new).is_some() {
+            "on"
+        } else {
+            "off"
+        },
         "Thespian is serving"
     );
     for ignored in &settings.otel_propagators.ignored {
@@ -549,7 +576,8 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
             .with_tracer(telemetry.tracer())
             .with_seed(settings.seed)
             .with_load_limits(settings.load_limits())
-            .with_relay(relay),
+            .with_relay(relay)
+            .with_incidents(incidents),
         ServerOptions {
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             metrics: telemetry.metrics(),
@@ -558,6 +586,10 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
                 settings.max_queue,
                 telemetry.metrics(),
             ),
+            control: settings
+                .control_token
+                .as_deref()
+                .and_then(ControlToken::new),
         },
         shutdown,
     )

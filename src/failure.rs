@@ -63,6 +63,17 @@ pub enum Failure {
         /// `MAX_QUEUE`.
         max_queue: u32,
     },
+    /// An active scenario failed the request or one of its steps: an
+    /// outage, or one of the scenario's `failures`.
+    #[error("{message}")]
+    Scenario {
+        /// The scenario's name.
+        scenario: std::sync::Arc<str>,
+        /// The status the request answers with.
+        code: tonic::Code,
+        /// What failed, and which scenario made it.
+        message: String,
+    },
     /// The request had passed through `MAX_HOPS` Thespians already, here
     /// or further down the chain: most likely a call cycle. It answers
     /// `FAILED_PRECONDITION`, which no client or mesh retries by default:
@@ -102,6 +113,7 @@ impl Failure {
             Failure::QueueFull { .. } => "queue_full",
             Failure::HopLimit { .. } => "hop_limit",
             Failure::Deadline => "deadline",
+            Failure::Scenario { .. } => "scenario",
         }
     }
 
@@ -113,7 +125,8 @@ impl Failure {
             // downstream said, since the caller did nothing wrong.
             Failure::Chance { code, .. }
             | Failure::Script { code, .. }
-            | Failure::Downstream { code, .. } => *code,
+            | Failure::Downstream { code, .. }
+            | Failure::Scenario { code, .. } => *code,
             Failure::HeldMemory { .. } => tonic::Code::ResourceExhausted,
             // As a gRPC server out of capacity answers, and as meshes and
             // clients read it: try later or elsewhere.

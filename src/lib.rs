@@ -9,6 +9,8 @@
 //!   comes in, and the subcommands.
 //! - [`server`]: the gRPC server (the three methods, reflection, health) and
 //!   graceful shutdown.
+//! - [`control`]: the control API that starts and stops scenarios on a
+//!   live instance, and `thespian scenario`, which drives it.
 //! - [`admission`]: how many requests are acted out at once, and the
 //!   queue for a slot (`MAX_IN_FLIGHT`, `MAX_QUEUE`).
 //! - [`config`]: reads a config document and lowers it into the behaviour
@@ -46,6 +48,7 @@ pub mod behaviour;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod deadline;
 pub mod ecosystem;
 pub mod executor;

@@ -25,6 +25,7 @@ use crate::{
     admission::{self, Admission, Entry},
     attempts,
     behaviour::{Behaviour, MethodName},
+    control::{Control, ControlToken},
     deadline::{self, Deadline},
     executor::{Executor, Roll},
     failure::{Failure, code_name},
@@ -40,6 +41,14 @@ use crate::{
 /// shows which trace to open.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
 
+/// The services reflection lists when the control API is off.
+const ADVERTISED_WITHOUT_CONTROL: [&str; 4] = [
+    "thespian.Thespian",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 /// How the server runs, apart from what it acts out.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -49,6 +58,9 @@ pub struct ServerOptions {
     pub metrics: Metrics,
     /// How many requests are acted out at once, and how many may wait.
     pub admission: Admission,
+    /// `CONTROL_TOKEN`: when set, the control API is served, to calls
+    /// that carry it.
+    pub control: Option<ControlToken>,
 }
 
 impl Default for ServerOptions {
@@ -57,6 +69,7 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(10),
             metrics: Metrics::default(),
             admission: Admission::default(),
+            control: None,
         }
     }
 }
@@ -100,17 +113,30 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ThespianServer<Service>>().await;
 
+    let behaviour = Arc::new(behaviour);
+    let control = options
+        .control
+        .clone()
+        .map(|token| Control::serve(executor.incidents().clone(), Arc::clone(&behaviour), token));
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
+        let builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        if control.is_some() {
+            return builder;
+        }
+        // The control API's proto is compiled in, but not advertised
+        // when it is not served.
+        ADVERTISED_WITHOUT_CONTROL
+            .iter()
+            .fold(builder, |builder, name| builder.with_service_name(*name))
     };
     let reflection_v1 = reflection().build_v1()?;
     // grpcurl before 1.9 and many other tools still speak only v1alpha.
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let service = Service {
-        behaviour: Arc::new(behaviour),
+        behaviour,
         executor,
         metrics: options.metrics.clone(),
         admission: options.admission.clone(),
@@ -121,6 +147,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ThespianServer::new(service))
+        .add_optional_service(control)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stopped.await;
         });
@@ -281,6 +308,12 @@ impl Service {
                     let acting = match ending.deadline {
                         Some(caller) => Deadline::before(caller).within(&ending.cx),
                         None => ending.cx.clone(),
+                    };
+                    // The scenarios active as it starts, for its steps to
+                    // read: with none active, one atomic load.
+                    let acting = match self.executor.incidents().in_play(method) {
+                        Some(in_play) => acting.with_value(in_play),
+                        None => acting,
                     };
                     self.executor
                         .run_request(step, dice)

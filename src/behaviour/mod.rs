@@ -80,6 +80,12 @@ pub trait Director: Send + Sync + fmt::Debug {
     fn reads_headers(&self) -> bool {
         false
     }
+
+    /// Where the tree comes from, when it is built anew per request: a
+    /// script's file or place in the config, for the control API to say.
+    fn script(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A director that hands every request the same tree, built once: what a

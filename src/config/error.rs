@@ -104,8 +104,9 @@ impl ConfigError {
 /// refused at its path, and so is a document that is not an object.
 /// `params` is the script's own data and may hold anything. An attribute's
 /// `one_of` and `int_range` are lists too, and so is a duration's `weighted`,
-/// and a retry policy's codes, under either of gRPC's names.
-const LIST_KEYS: [&str; 10] = [
+/// and a retry policy's codes, under either of gRPC's names, and the
+/// document's `scenarios`.
+const LIST_KEYS: [&str; 11] = [
     "operations",
     "ConcurrentActions",
     "weighted",
@@ -116,6 +117,7 @@ const LIST_KEYS: [&str; 10] = [
     "int_range",
     "retryable_status_codes",
     "retryableStatusCodes",
+    "scenarios",
 ];
 
 /// Walks `value`, found at `path`, for an array where an object belongs.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::behaviour::{
     Attributes, Bytes, CallTimeout, Dependency, ErrorCode, ErrorMessage, Failures, Latency,
-    OnFailure, RetryPolicy,
+    OnFailure, RetryPolicy, Scenario,
 };
 
 /// A whole document: what each method does, and the original's top-level
@@ -24,6 +24,10 @@ pub(super) struct DocumentSpec {
     pub(super) grpc_method_b: Option<MethodSpec>,
     #[serde(default)]
     pub(super) grpc_method_c: Option<MethodSpec>,
+    /// Named trouble that comes and goes: read by `Scenario`'s own
+    /// `Deserialize`, as the control API reads one given inline.
+    #[serde(default)]
+    pub(super) scenarios: Option<Vec<Scenario>>,
 }
 
 /// One method: its operations, or a script that builds them per request.

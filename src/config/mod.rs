@@ -31,7 +31,7 @@ use format::DocumentSpec;
 use lower::{Lowered, lower_method};
 
 use crate::{
-    behaviour::{Behaviour, Constant, Director, MethodName},
+    behaviour::{Behaviour, Constant, Director, MAX_SCENARIOS, MethodName, Scenario},
     script::{Script, Scripting},
 };
 
@@ -45,6 +45,8 @@ pub struct Config {
     pub legacy_service_name: Option<String>,
     /// The scripts the methods run, so they can be reloaded when they change.
     pub scripts: Vec<Arc<Script>>,
+    /// The scenarios the document declares, in its order.
+    pub scenarios: Vec<Scenario>,
 }
 
 impl Config {
@@ -96,6 +98,7 @@ impl Config {
     fn lower(document: DocumentSpec, scripting: &Scripting) -> Result<Config, Invalid> {
         let mut config = Config {
             legacy_service_name: document.service_name,
+            scenarios: checked_scenarios(document.scenarios.unwrap_or_default())?,
             ..Config::default()
         };
         let specs = [
@@ -121,4 +124,27 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The scenarios, refused when there are too many or two share a name,
+/// since a name is how each is started, stopped and shown.
+fn checked_scenarios(scenarios: Vec<Scenario>) -> Result<Vec<Scenario>, Invalid> {
+    if scenarios.len() > MAX_SCENARIOS {
+        return Err((
+            "scenarios".to_owned(),
+            format!(
+                "a config may declare at most {MAX_SCENARIOS} scenarios, not {}",
+                scenarios.len()
+            ),
+        ));
+    }
+    for (i, scenario) in scenarios.iter().enumerate() {
+        if scenarios[..i].iter().any(|s| s.name == scenario.name) {
+            return Err((
+                format!("scenarios[{i}].name"),
+                format!("another scenario is named `{}` already", scenario.name),
+            ));
+        }
+    }
+    Ok(scenarios)
 }

@@ -47,6 +47,8 @@ pub enum Roll {
     Slow = 7,
     /// The jitter of a retry's backoff.
     Backoff = 8,
+    /// What an active scenario draws: its failures and changed waits.
+    Scenario = 9,
 }
 
 impl Dice {

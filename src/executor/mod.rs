@@ -13,9 +13,11 @@
 //! - `span`: each step's span, from opening to end.
 //! - `name` and `attributes`: what a step's span says of it.
 //! - `dice`: where each step's rolls come from, seeded or not.
+//! - `disruption`: how the scenarios in play change a request and its steps.
 
 mod attributes;
 mod dice;
+mod disruption;
 mod leaf;
 mod load;
 mod name;
@@ -27,6 +29,7 @@ use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered}
 use opentelemetry::trace::{SpanKind, TraceId};
 
 pub use dice::{Dice, Roll};
+pub use disruption::SCENARIO_ATTRIBUTE;
 use leaf::Attempt;
 pub use load::{DEFAULT_MAX_HELD_BYTES, LoadLimits};
 pub use name::SpanNames;
@@ -37,6 +40,7 @@ use crate::{
     client::Clients,
     deadline::Deadline,
     failure::Failure,
+    incident::Incidents,
     relay::Relay,
     telemetry::{Metrics, Tracer},
 };
@@ -59,6 +63,9 @@ pub struct Executor {
     load: load::Load,
     /// What each call passes on, and the hop limit requests are held to.
     relay: Relay,
+    /// Which scenarios are active: looked at once per step, one atomic
+    /// load, before a request's scenarios are.
+    incidents: Incidents,
 }
 
 impl Executor {
@@ -72,7 +79,14 @@ impl Executor {
             seed: None,
             load: load::Load::default(),
             relay: Relay::default(),
+            incidents: Incidents::default(),
         }
+    }
+
+    /// The same executor, acting out the scenarios `incidents` has active
+    /// as they change each request.
+    pub fn with_incidents(self, incidents: Incidents) -> Executor {
+        Executor { incidents, ..self }
     }
 
     /// The same executor, burning CPU and holding memory within `limits`.
@@ -120,6 +134,11 @@ impl Executor {
         Executor { relay, ..self }
     }
 
+    /// Which scenarios are active, and which can reach a request.
+    pub fn incidents(&self) -> &Incidents {
+        &self.incidents
+    }
+
     /// Reads what requests bring in and writes what their calls pass on.
     pub fn relay(&self) -> &Relay {
         &self.relay
@@ -149,7 +168,7 @@ impl Executor {
     /// A request whose caller set a deadline stops when it passes (see
     /// [`Deadline`]).
     pub async fn run_request(&self, tree: Arc<Step>, dice: Dice) -> Result<(), Failure> {
-        let work = self.run_step(&tree, dice);
+        let work = self.disrupt_request(dice, self.run_step(&tree, dice));
         // Boxed apart, so a request without a deadline holds no timer.
         let work = match Deadline::current() {
             Some(deadline) => leaf::within(deadline, work).boxed(),
@@ -162,6 +181,9 @@ impl Executor {
     /// holds, each inside a span of its own for the kinds that have one.
     /// `dice` is the step's own, by its place in the tree.
     fn run_step<'a>(&'a self, step: &'a Step, dice: Dice) -> BoxFuture<'a, Result<(), Failure>> {
+        if let Some(disrupted) = self.disrupt_step(step, dice) {
+            return disrupted;
+        }
         match step {
             Step::Sleep(sleep) => self
                 .traced(

@@ -271,6 +271,10 @@ impl Director for Script {
     fn reads_headers(&self) -> bool {
         true
     }
+
+    fn script(&self) -> Option<&str> {
+        Some(&self.label)
+    }
 }
 
 #[cfg(test)]
