@@ -84,7 +84,10 @@ pub async fn run(command: ScenarioCommand, token: Option<&str>) -> Result<(), cr
         request.metadata_mut().insert(AUTHORIZATION, bearer.clone());
         Ok(request)
     });
-    let said = |status: Status| format!("{address}: {}: {}", status.code(), status.message());
+    let said = |status: Status| {
+        let code = crate::failure::code_name(status.code());
+        format!("{address}: {code}: {}", status.message())
+    };
     match command.action {
         ScenarioAction::List { .. } => {
             let listed = client

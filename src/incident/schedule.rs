@@ -28,8 +28,9 @@ impl Incidents {
             }
             let (incidents, scenario) = (self.clone(), Arc::clone(scenario));
             tasks.spawn(async move {
-                let mut inclusive = true;
-                let mut from = incidents.since_boot();
+                // Counted from boot, not from now: a scenario due at boot
+                // starts even though this task began a moment later.
+                let (mut from, mut inclusive) = (Duration::ZERO, true);
                 while let Some(at) =
                     next_start(&scenario.schedule, from, inclusive, incidents.boot_wall())
                 {

@@ -11,7 +11,7 @@ use crate::support::otlp::{OtlpReceiver, SpansExt as _, StatusCode};
 use serde_json::json;
 
 /// Runs `grpcurl` from the repository root, so `./proto` resolves.
-async fn grpcurl(args: &[&str]) -> Output {
+pub(crate) async fn grpcurl(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         Command::new("grpcurl")
@@ -32,7 +32,7 @@ async fn grpcurl(args: &[&str]) -> Output {
 
 /// `grpcurl`'s stdout, asserting it succeeded.
 #[track_caller]
-fn succeeded(output: &Output) -> String {
+pub(crate) fn succeeded(output: &Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
