@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     admission::Admission,
     behaviour::Bytes,
-    config::Config,
+    behaviour::Repertoire,
+    config::{self, Config, Reloading},
     control::{self, ControlToken, ScenarioCommand},
     ecosystem::Ecosystem,
     executor::{DEFAULT_MAX_HELD_BYTES, Executor, LoadLimits, SpanNames},
@@ -539,6 +540,24 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     }
     // Held until the server stops; dropping it ends the watch.
     let _watch = script::watch(&config.scripts);
+    let repertoire = Repertoire::from(std::mem::take(&mut config.behaviour));
+    // Only a file can change; CONFIG_JSON is fixed for the process's life.
+    let _reload = settings
+        .config_file
+        .as_deref()
+        .filter(|file| !file.as_os_str().is_empty())
+        .and_then(|file| {
+            let reloading = Reloading {
+                scripting: Scripting::new(&settings.scripts),
+                repertoire: repertoire.clone(),
+                scenarios: config
+                    .scenarios
+                    .iter()
+                    .map(|s| s.name.to_string())
+                    .collect(),
+            };
+            config::watch(file, reloading)
+        });
     let incidents = Incidents::new(std::mem::take(&mut config.scenarios), telemetry.metrics());
     // Held until the server stops, like the watch.
     let _schedules = incidents.run_schedules();
@@ -569,7 +588,7 @@ async fn serve(settings: &Settings) -> Result<(), crate::Error> {
     );
     let served = server::run(
         listener,
-        config.behaviour,
+        repertoire,
         Executor::new(settings.span_names)
             .with_call_timeout(Duration::from_millis(settings.call_timeout_ms))
             .with_metrics(telemetry.metrics())

@@ -5,7 +5,6 @@
 use std::{
     future::Future,
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::Arc,
     time::Duration,
 };
 
@@ -24,7 +23,7 @@ use tracing::Instrument;
 use crate::{
     admission::{self, Admission, Entry},
     attempts,
-    behaviour::{Behaviour, MethodName},
+    behaviour::{MethodName, Repertoire},
     control::{Control, ControlToken},
     deadline::{self, Deadline},
     executor::{Executor, Roll},
@@ -105,7 +104,7 @@ fn listen_dual_stack(port: u16) -> std::io::Result<TcpListener> {
 /// lets in-flight requests finish for up to the grace period, and returns.
 pub async fn run(
     listener: TcpListener,
-    behaviour: Behaviour,
+    behaviour: impl Into<Repertoire>,
     executor: Executor,
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
@@ -113,11 +112,11 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ThespianServer<Service>>().await;
 
-    let behaviour = Arc::new(behaviour);
+    let behaviour: Repertoire = behaviour.into();
     let control = options
         .control
         .clone()
-        .map(|token| Control::serve(executor.incidents().clone(), Arc::clone(&behaviour), token));
+        .map(|token| Control::serve(executor.incidents().clone(), behaviour.clone(), token));
     let reflection = || {
         let builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -178,8 +177,8 @@ pub async fn run(
 /// The `thespian.Thespian` service.
 #[derive(Debug, Clone)]
 struct Service {
-    /// What each method acts out.
-    behaviour: Arc<Behaviour>,
+    /// What each method acts out, replaced when the config file changes.
+    behaviour: Repertoire,
     /// Acts it out.
     executor: Executor,
     /// Times and counts the requests.
@@ -252,7 +251,9 @@ impl Service {
             .executor
             .dice(ending.cx.span().span_context().trace_id());
         let dice = previous_attempts.map_or(dice, |previous| dice.child(previous as usize));
-        let attributes = self.behaviour.attributes(method);
+        // The version of the config current now serves the whole request.
+        let behaviour = self.behaviour.current();
+        let attributes = behaviour.attributes(method);
         if !attributes.is_empty() {
             let mut drawn = Vec::new();
             attributes.draw_into(&mut dice.rng(Roll::MethodAttributes), &mut drawn);
@@ -268,10 +269,11 @@ impl Service {
             ending.cx.span().set_attribute(attribute);
         }
         relay::record_request_id(&ending.cx);
-        let director = self.behaviour.get(method);
+        let director = behaviour.get(method).cloned();
         // A script may read the request's headers while it directs, so a
         // script's request keeps them until then; any other lets them go.
         let headers = director
+            .as_ref()
             .filter(|director| director.reads_headers())
             .map(|_| Headers::new(request.into_parts().0));
         async move {

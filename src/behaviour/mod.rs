@@ -18,8 +18,9 @@
 //! - `dependency`: the database or queue a sleep stands for a call to.
 //! - `attribute`: attributes a step's span carries to search on.
 //! - `scenario`: named trouble that comes and goes on a schedule or by hand.
-//! - here: the [`Director`] that hands each request its tree, and each
-//!   method's [`Behaviour`].
+//! - here: the [`Director`] that hands each request its tree, each
+//!   method's [`Behaviour`], and the [`Repertoire`] that holds the one
+//!   served now.
 
 mod attribute;
 mod dependency;
@@ -128,5 +129,35 @@ impl Behaviour {
     /// The attributes of `method`'s server span.
     pub fn attributes(&self, method: MethodName) -> &Attributes {
         &self.attributes[method.index()]
+    }
+}
+
+/// The behaviour an instance serves now, which a changed config file
+/// replaces while it serves. Each request takes the version current when
+/// it starts and keeps it to its end. Cheap to clone; clones share it.
+#[derive(Debug, Clone)]
+pub struct Repertoire(Arc<arc_swap::ArcSwap<Behaviour>>);
+
+impl Repertoire {
+    /// The version to serve a request that starts now.
+    pub fn current(&self) -> Arc<Behaviour> {
+        self.0.load_full()
+    }
+
+    /// Serves `behaviour` from the next request on.
+    pub fn replace(&self, behaviour: Behaviour) {
+        self.0.store(Arc::new(behaviour));
+    }
+}
+
+impl From<Behaviour> for Repertoire {
+    fn from(behaviour: Behaviour) -> Repertoire {
+        Repertoire(Arc::new(arc_swap::ArcSwap::from_pointee(behaviour)))
+    }
+}
+
+impl Default for Repertoire {
+    fn default() -> Repertoire {
+        Behaviour::default().into()
     }
 }

@@ -13,11 +13,13 @@
 //! - `lower`: lowering that shape into the behaviour model.
 //! - `load`: lowering the actions whose work is real: Burn, HoldMemory.
 //! - `error`: the [`ConfigError`], at the JSON path of the value to fix.
+//! - `reload`: reading `CONFIG_FILE` again when it changes.
 
 mod error;
 mod format;
 mod load;
 mod lower;
+mod reload;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -29,6 +31,7 @@ pub use error::ConfigError;
 use error::Invalid;
 use format::DocumentSpec;
 use lower::{Lowered, lower_method};
+pub use reload::{ConfigWatch, Reloading, watch};
 
 use crate::{
     behaviour::{Behaviour, Constant, Director, MAX_SCENARIOS, MethodName, Scenario},

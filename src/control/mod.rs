@@ -25,7 +25,7 @@ pub use command::{ScenarioAction, ScenarioCommand, run as drive};
 pub use token::{AUTHORIZATION, ControlToken};
 
 use crate::{
-    behaviour::{Behaviour, MethodName, Scenario, Schedule, Start},
+    behaviour::{MethodName, Repertoire, Scenario, Schedule, Start},
     incident::{Incidents, Listing, Refusal},
     proto::{
         DescribeBehaviourRequest, DescribeBehaviourResponse, ListScenariosRequest,
@@ -44,7 +44,7 @@ pub struct Control {
     /// The board it starts and stops scenarios on.
     incidents: Incidents,
     /// What the methods act out, to describe.
-    behaviour: Arc<Behaviour>,
+    behaviour: Repertoire,
 }
 
 impl Control {
@@ -52,7 +52,7 @@ impl Control {
     /// to add to a server.
     pub fn serve(
         incidents: Incidents,
-        behaviour: Arc<Behaviour>,
+        behaviour: Repertoire,
         token: ControlToken,
     ) -> tonic::service::interceptor::InterceptedService<ControlServer<Control>, ControlToken> {
         ControlServer::with_interceptor(
@@ -149,13 +149,14 @@ impl control_server::Control for Control {
         &self,
         _: Request<DescribeBehaviourRequest>,
     ) -> Result<Response<DescribeBehaviourResponse>, Status> {
+        let behaviour = self.behaviour.current();
         let methods = MethodName::ALL
             .into_iter()
             .map(|method| {
                 let in_play = self.incidents.in_play(method);
                 MethodBehaviour {
                     method: method.to_string(),
-                    text: describe::describe(&self.behaviour, method, in_play.as_ref()),
+                    text: describe::describe(&behaviour, method, in_play.as_ref()),
                     scenarios: in_play
                         .iter()
                         .flat_map(|p| p.0.iter().map(|s| s.name.to_string()))

@@ -25,6 +25,7 @@ mod outcomes;
 mod poke;
 mod queue;
 mod receivers;
+mod reload;
 mod render;
 mod replay;
 mod scenarios;
