@@ -37,6 +37,11 @@ fn each_scope_effect_and_schedule_is_read() {
     assert_eq!(flaky.scope, Scope::Service);
     assert_eq!(flaky.disruption.failures.outcomes().len(), 1);
     assert!(matches!(flaky.schedule.start, Some(Start::Cron(..))));
+    let seconds = read(
+        r#"{"name": "s", "scope": "service", "effect": {"hang": true},
+            "schedule": {"cron": "30 */5 * * * *", "for": "10s"}}"#,
+    );
+    assert!(seconds.is_ok(), "a leading seconds field: {seconds:?}");
     assert_eq!(
         flaky.disruption.to_string(),
         "waits +fixed, fails 50%",
