@@ -259,6 +259,7 @@ impl<'de> Deserialize<'de> for Disruption {
         let slowdown = match (spec.duration, spec.multiply, spec.replace) {
             (None, None, None) => None,
             (Some(extra), None, None) => Some(Slowdown::Add(extra)),
+            (None, None, Some(latency)) => Some(Slowdown::Replace(latency)),
             (None, Some(factor), None) if factor.is_finite() && factor > 0.0 => {
                 if factor > MAX_FACTOR {
                     return Err(de::Error::custom(format!(

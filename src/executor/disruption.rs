@@ -47,9 +47,12 @@ enum Verdict {
     Hang(Arc<str>),
 }
 
-/// The scenarios in play for the current request, when any are active.
+/// The scenarios in play for the current request: those active when it
+/// started, even if they have ended since, so a request finishes under the
+/// trouble it started with. Until a scenario has ever been active, one
+/// atomic load.
 fn in_play(executor: &Executor) -> Option<InPlay> {
-    if !executor.incidents.any() {
+    if !executor.incidents.ever() {
         return None;
     }
     Context::map_current(|cx| cx.get::<InPlay>().cloned())
@@ -64,14 +67,15 @@ fn strikes(scenario: &Scenario) -> bool {
 impl Executor {
     /// `work`, the whole request's steps, as the service- and
     /// method-scoped scenarios in play change it; `work` itself when none
-    /// are.
+    /// are. `work` is made only when the request goes ahead, so a request
+    /// failed at once opens no span for steps it never acts out.
     pub(super) fn disrupt_request<'a>(
         &'a self,
         dice: Dice,
-        work: BoxFuture<'a, Result<(), Failure>>,
+        work: impl FnOnce() -> BoxFuture<'a, Result<(), Failure>> + Send + 'a,
     ) -> BoxFuture<'a, Result<(), Failure>> {
         let Some(in_play) = in_play(self) else {
-            return work;
+            return work();
         };
         let covering: Vec<&Arc<Scenario>> = in_play
             .0
@@ -79,7 +83,7 @@ impl Executor {
             .filter(|s| !matches!(s.scope, Scope::Step(_)))
             .collect();
         if covering.is_empty() {
-            return work;
+            return work();
         }
         mark(&covering);
         let verdict = roll(
@@ -87,7 +91,7 @@ impl Executor {
             dice,
             "the request",
         );
-        gate(verdict, work).boxed()
+        gate(verdict, async move { work().await }).boxed()
     }
 
     /// The step as the scenarios in play change it, or `None` when none

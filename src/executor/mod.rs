@@ -63,8 +63,8 @@ pub struct Executor {
     load: load::Load,
     /// What each call passes on, and the hop limit requests are held to.
     relay: Relay,
-    /// Which scenarios are active: looked at once per step, one atomic
-    /// load, before a request's scenarios are.
+    /// Which scenarios are active: each step loads one flag of it to know
+    /// whether its request may carry scenarios at all.
     incidents: Incidents,
 }
 
@@ -168,7 +168,7 @@ impl Executor {
     /// A request whose caller set a deadline stops when it passes (see
     /// [`Deadline`]).
     pub async fn run_request(&self, tree: Arc<Step>, dice: Dice) -> Result<(), Failure> {
-        let work = self.disrupt_request(dice, self.run_step(&tree, dice));
+        let work = self.disrupt_request(dice, || self.run_step(&tree, dice));
         // Boxed apart, so a request without a deadline holds no timer.
         let work = match Deadline::current() {
             Some(deadline) => leaf::within(deadline, work).boxed(),

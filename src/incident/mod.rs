@@ -20,7 +20,7 @@ mod schedule;
 use std::{
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -48,6 +48,9 @@ struct Board {
     declared: Vec<Arc<Scenario>>,
     /// How many are active: the one thing a request reads when it is 0.
     count: AtomicUsize,
+    /// Whether any has ever been active: until then, a step reads only
+    /// this to know no request carries scenarios.
+    ever: AtomicBool,
     /// Those active, in the order they started.
     active: RwLock<Vec<Active>>,
     /// Numbers each start, so a timer ends only the start it belongs to.
@@ -118,6 +121,12 @@ impl Incidents {
     /// Whether any scenario is active: one atomic load.
     pub fn any(&self) -> bool {
         self.board.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether any scenario has ever been active, so that a request in
+    /// flight may carry some: one atomic load.
+    pub fn ever(&self) -> bool {
+        self.board.ever.load(Ordering::Acquire)
     }
 
     /// The scenarios active now that can reach a request to `method`, or
@@ -194,6 +203,7 @@ impl Incidents {
                 until,
             });
             self.board.count.store(active.len(), Ordering::Release);
+            self.board.ever.store(true, Ordering::Release);
         }
         tracing::info!(
             scenario = &*scenario.name,

@@ -28,6 +28,7 @@ mod receivers;
 mod reload;
 mod render;
 mod replay;
+mod scenario_effects;
 mod scenarios;
 mod scripts;
 mod shutdown;

@@ -25,6 +25,14 @@ fn each_scope_effect_and_schedule_is_read() {
     let down =
         read(r#"{"name": "down", "scope": {"method": "B"}, "effect": {"outage": true}}"#).unwrap();
     assert_eq!(down.scope, Scope::Method(MethodName::B));
+    let replaced = read(
+        r#"{"name": "r", "scope": "service", "effect": {"replace": {"uniform": {"min": 1, "max": 2}}}}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        replaced.disruption.slowdown,
+        Some(Slowdown::Replace(Latency::Uniform(_)))
+    ));
     assert!(down.disruption.outage);
     assert!(down.schedule.start.is_none(), "started only by hand");
 
