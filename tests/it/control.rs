@@ -332,3 +332,78 @@ async fn thespian_scenario_drives_the_control_api() {
     assert!(out(&help).contains("CONTROL_TOKEN"), "{}", out(&help));
     assert!(!out(&help).contains(TOKEN), "{}", out(&help));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thespian_scenario_acts_on_every_instance_of_an_ecosystem_that_declares_it() {
+    let declaring = |name: &str| {
+        let mut config: Value = serde_json::from_str(&config()).unwrap();
+        config["grpc_method_a"]["tracing_name"] = json!(name);
+        config
+    };
+    let front = Instance::builder("front")
+        .config(&declaring("front").to_string())
+        .env("CONTROL_TOKEN", TOKEN)
+        .start()
+        .await;
+    let back = Instance::builder("back")
+        .config(&declaring("back").to_string())
+        .env("CONTROL_TOKEN", TOKEN)
+        .start()
+        .await;
+    let bystander = Instance::builder("bystander")
+        .config(&json!({ "grpc_method_a": declaring("x")["grpc_method_a"] }).to_string())
+        .env("CONTROL_TOKEN", TOKEN)
+        .start()
+        .await;
+    let service = |name: &str, port: u16, mut config: Value| {
+        config["name"] = json!(name);
+        config["port"] = json!(port);
+        config
+    };
+    let ecosystem = json!({ "services": [
+        service("front", front.port, declaring("front")),
+        service("back", back.port, declaring("back")),
+        service("bystander", bystander.port,
+            json!({ "grpc_method_a": declaring("x")["grpc_method_a"] })),
+    ] });
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("fleet.json");
+    std::fs::write(&file, ecosystem.to_string()).unwrap();
+    let file = file.to_str().unwrap();
+
+    let started = scenario_command(&["--ecosystem", file, "start", "db-down"], Some(TOKEN)).await;
+    let said = String::from_utf8_lossy(&started.stdout).into_owned();
+    assert!(
+        started.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    assert!(
+        said.contains("front (") && said.contains("back ("),
+        "{said}"
+    );
+    assert!(!said.contains("bystander"), "{said}");
+    for instance in [&front, &back] {
+        let refused = instance.client().await.a(Empty {}).await.expect_err("down");
+        assert_eq!(
+            refused.code(),
+            tonic::Code::Unavailable,
+            "{}",
+            instance.service_name
+        );
+    }
+    bystander.call_a().await;
+
+    let stopped = scenario_command(&["stop", "db-down", "--ecosystem", file], Some(TOKEN)).await;
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    front.call_a().await;
+    back.call_a().await;
+    let listed = scenario_command(&["--ecosystem", file, "list"], Some(TOKEN)).await;
+    let said = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert_eq!(said.matches("db-down\tidle").count(), 2, "{said}");
+    assert!(said.contains("bystander ("), "{said}");
+}
