@@ -7,7 +7,7 @@
 #   scripts/bench.sh --only chain,sleepers   # the baseline plus these figures
 #                               # (traces slow-sink chain sleepers scripted
 #                               #  signals loki-soak realism queue cycle retry
-#                               #  up)
+#                               #  up scenarios)
 #
 # Load comes from h2load (Debian's nghttp2-client, installed if missing),
 # posting empty gRPC messages over HTTP/2. Spans go to a live OTLP sink
@@ -1134,6 +1134,57 @@ bench_up() {
         "$( ((left == 0 && lost == 0 && per_call > 0)) && echo PASS || echo FAIL)"
 }
 
+# 13. Scenarios: what idle ones cost a request, and a scenario started
+# through the control API changing the very next request. An instance that
+# declares 32 scenarios, none active, against the same without; then the
+# same after one has run and ended, so every step looks for scenarios in
+# its request's context. Two interleaved rounds, as the retrying chain.
+bench_scenarios() {
+    echo "== scenarios: idle ones against none, and one started by hand"
+    local method='"grpc_method_a": {"tracing_name": "work", "operations": [{"Action": {"Sleep": {"tracing_name": "db", "duration_ms": 0}}}]}'
+    local scenes="" i
+    for i in $(seq 1 32); do
+        scenes+="${scenes:+, }{\"name\": \"s$i\", \"scope\": {\"step\": \"db\"}, \"effect\": {\"multiply\": 2}}"
+    done
+    local plain="{$method}" declared="{$method, \"scenarios\": [$scenes]}"
+    accepts "$declared" || die "thespian check rejects the scenarios"
+    local without=0 idle=0 round
+    for round in 1 2; do
+        no_op_rate "scenarios-none-$round" "$plain" "${TRACES_ONLY[@]}"
+        without=$(awk -v a="$without" -v b="$RATE" 'BEGIN { print a + b }')
+        no_op_rate "scenarios-idle-$round" "$declared" "${TRACES_ONLY[@]}"
+        idle=$(awk -v a="$idle" -v b="$RATE" 'BEGIN { print a + b }')
+    done
+    local r
+    r=$(ratio "$idle" "$without")
+    row "32 idle scenarios ÷ none: rate" "${r}× ($(printf '%.0f' "$(awk -v a="$idle" 'BEGIN { print a / 2 }')") vs $(printf '%.0f' "$(awk -v a="$without" 'BEGIN { print a / 2 }')") req/s)" "≥ 0.95×" "$(verdict "$r" ">=" 0.95)"
+
+    # One started through the control API, then stopped.
+    wait_for_quiet_sink
+    local port pid token=bench-token
+    port=$(free_port)
+    start_thespian scenarios-control "$port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" \
+        CONFIG_JSON="$declared" CONTROL_TOKEN="$token" "${TRACES_ONLY[@]}"
+    pid=$LAST_PID
+    local inline='{"name": "down", "scope": {"method": "A"}, "effect": {"outage": true}}'
+    load scenarios-before "$port" A -n 1
+    local before=$GRPC_OK
+    env -i PATH="$PATH" CONTROL_TOKEN="$token" "$THESPIAN" scenario start "127.0.0.1:$port" \
+        --inline "$inline" >"$RESULTS/scenarios-start.txt" 2>&1 || die "thespian scenario start failed"
+    load scenarios-during "$port" A -n 1
+    local during=$GRPC_OK
+    env -i PATH="$PATH" CONTROL_TOKEN="$token" "$THESPIAN" scenario stop "127.0.0.1:$port" down \
+        >>"$RESULTS/scenarios-start.txt" 2>&1 || die "thespian scenario stop failed"
+    load scenarios-after "$port" A -n 1
+    local after=$GRPC_OK effect=FAIL
+    ((before == 1 && during == 0 && after == 1)) && effect=PASS
+    row "control API start: the next request meets it; stop: the next is clear" "ok $before, refused $((1 - during)), ok $after" "1, 1, 1" "$effect"
+    warm_up scenarios-control "$port" A
+    load scenarios-ended "$port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
+    stop "$pid"
+    row "after a scenario has run and ended ÷ none: rate" "$(ratio "$RATE" "$(awk -v a="$without" 'BEGIN { print a / 2 }')")×" "-" "INFO"
+}
+
 # --- Main ----------------------------------------------------------------------------
 
 # wanted FIGURE: whether --only (if given) names FIGURE.
@@ -1156,6 +1207,7 @@ wanted queue && bench_queue
 wanted cycle && bench_cycle
 wanted retry && bench_retry
 wanted up && bench_up
+wanted scenarios && bench_scenarios
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
