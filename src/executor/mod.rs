@@ -329,14 +329,18 @@ impl Executor {
         loop {
             let tried = dice.child(number as usize - 1);
             let outcome = match &*retry.step {
-                Step::Call(call) => {
-                    let attempt = Attempt {
-                        number,
-                        waited,
-                        policy,
-                    };
-                    self.run_call(&retry.step, call, tried, Some(attempt)).await
-                }
+                Step::Call(call) => match self.disrupt_step(&retry.step, tried) {
+                    // A try a scenario reaches is acted out as it says.
+                    Some(disrupted) => disrupted.await,
+                    None => {
+                        let attempt = Attempt {
+                            number,
+                            waited,
+                            policy,
+                        };
+                        self.run_call(&retry.step, call, tried, Some(attempt)).await
+                    }
+                },
                 step => self.run_step(step, tried).await,
             };
             let Err(failure) = &outcome else {

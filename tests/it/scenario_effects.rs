@@ -17,7 +17,8 @@ use opentelemetry_sdk::{
 };
 use thespian::{
     behaviour::{
-        Attributes, Call, Function, Latency, MethodName, OnFailure, Scenario, Sleep, Step, Target,
+        Attributes, Call, Function, Latency, MethodName, OnFailure, Retry, RetryPolicy, Scenario,
+        Sleep, Step, Target,
     },
     executor::{Dice, Executor, SpanNames},
     failure::Failure,
@@ -219,6 +220,43 @@ async fn a_hang_never_answers_until_the_caller_gives_up() {
     let acted = act(function(vec![sleep("db", 1)]), &scenarios);
     let waited = tokio::time::timeout(Duration::from_secs(3_600), acted).await;
     assert!(waited.is_err(), "still waiting after an hour");
+}
+
+fn pay() -> Step {
+    Step::Call(Call {
+        name: "pay".to_owned(),
+        target: Target::parse("127.0.0.1:1").unwrap(),
+        method: MethodName::B,
+        on_failure: OnFailure::Internal,
+        optional: false,
+        timeout: None,
+        attributes: Attributes::NONE,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_try_of_a_retried_call_meets_the_outage() {
+    let policy: RetryPolicy = serde_json::from_str(
+        r#"{"max_attempts": 3, "initial_backoff": "1s", "max_backoff": "1s",
+            "backoff_multiplier": 1, "retryable_status_codes": ["UNAVAILABLE"]}"#,
+    )
+    .unwrap();
+    let retried = Step::Retry(Retry {
+        policy,
+        step: Box::new(pay()),
+    });
+    let down = r#"{"name": "payments-down", "scope": {"step": "pay"}, "effect": {"outage": true}}"#;
+    let (outcome, elapsed, marks) = act(function(vec![retried]), &[down]).await;
+    let failure = outcome.unwrap_err();
+    assert_eq!(failure.cause(), "scenario", "{failure}");
+    assert_eq!(failure.code(), tonic::Code::Unavailable);
+    // Three tries, each refused at once: only the two backoffs between
+    // them, a second each jittered by ±20%, take any time.
+    assert!(
+        (Duration::from_millis(1_600)..Duration::from_millis(2_400)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+    assert_eq!(mark(&marks, "pay").as_deref(), Some("payments-down"));
 }
 
 #[tokio::test(start_paused = true)]
