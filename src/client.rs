@@ -22,6 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::{
     behaviour::{MethodName, Target},
     proto::{Empty, thespian_client::ThespianClient},
+    span_count::SpanCount,
 };
 
 /// How long a call waits for a TCP connection before it gives up: a target
@@ -46,20 +47,21 @@ pub fn endpoint(target: &Target) -> Result<Endpoint, tonic::transport::Error> {
 }
 
 /// Sends `request` to `method` of the Thespian behind `client` and waits
-/// for its answer, with no deadline of its own. The one place a
+/// for its answer, with no deadline of its own, and returns the answer's
+/// headers (the span count and trace id among them). The one place a
 /// [`MethodName`] picks a generated client method, shared by the calls a
 /// request makes through [`Clients`] and by `thespian poke`.
 pub async fn call_method(
     client: &mut ThespianClient<Channel>,
     method: MethodName,
     request: tonic::Request<Empty>,
-) -> Result<(), tonic::Status> {
-    match method {
+) -> Result<tonic::metadata::MetadataMap, tonic::Status> {
+    let answer = match method {
         MethodName::A => client.a(request).await?,
         MethodName::B => client.b(request).await?,
         MethodName::C => client.c(request).await?,
     };
-    Ok(())
+    Ok(answer.into_parts().0)
 }
 
 /// Whether `status` is tonic's own report of a `grpc-timeout` that ran out
@@ -164,13 +166,23 @@ impl Clients {
         let no_answer = || {
             tonic::Status::deadline_exceeded(format!("no answer within {} ms", timeout.as_millis()))
         };
+        let spans = SpanCount::current();
         // tonic's channel enforces the header too, and may give up first;
         // either way the call had no answer in time.
-        match tokio::time::timeout(timeout, call_method(&mut client, method, request)).await {
-            Err(_) => Err(no_answer()),
-            Ok(Err(status)) if timed_out(&status) => Err(no_answer()),
-            Ok(answered) => answered,
+        let answered =
+            match tokio::time::timeout(timeout, call_method(&mut client, method, request)).await {
+                Err(_) => return Err(no_answer()),
+                Ok(Err(status)) if timed_out(&status) => return Err(no_answer()),
+                Ok(answered) => answered,
+            };
+        // What the target's answer says it made counts towards this request.
+        if let Some(spans) = spans {
+            match &answered {
+                Ok(headers) => spans.add_answer(headers),
+                Err(status) => spans.add_answer(status.metadata()),
+            }
         }
+        answered.map(drop)
     }
 
     /// The channel to `target`, made on first use.

@@ -34,6 +34,8 @@
 //! - [`attempts`]: which attempt of a retried call a request is.
 //! - [`failure`]: why a request failed, and the one place that becomes a
 //!   gRPC status.
+//! - [`span_count`]: how many spans a request made across its call tree,
+//!   reported on its answer.
 //! - [`telemetry`]: the spans of requests and steps, the tracing subscriber,
 //!   one pipeline per signal (OTLP spans, log records and metrics, stdout,
 //!   Loki) and the flush at shutdown.
@@ -63,6 +65,7 @@ pub mod relay;
 pub mod render;
 pub mod script;
 pub mod server;
+pub mod span_count;
 pub mod telemetry;
 
 /// The error type at the edges of the crate, where the only thing left to do

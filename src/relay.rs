@@ -92,6 +92,11 @@ impl Relay {
         }
     }
 
+    /// This instance's name, as paths and span counts show it.
+    pub fn name(&self) -> &str {
+        &self.me
+    }
+
     /// The context a request brought in: its caller's trace context and
     /// baggage and, when it brought any, its [`Relayed`] values.
     pub fn read(&self, metadata: &MetadataMap) -> Context {

@@ -33,6 +33,7 @@ use crate::{
         thespian_server::{Thespian, ThespianServer},
     },
     relay::{self, Headers},
+    span_count::SpanCount,
     telemetry::{Metrics, ServedRequest, rpc_attributes},
 };
 
@@ -136,9 +137,10 @@ pub async fn run(
 
     let service = Service {
         behaviour,
-        executor,
         metrics: options.metrics.clone(),
         admission: options.admission.clone(),
+        me: Arc::from(executor.relay().name()),
+        executor,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serve = Server::builder()
@@ -185,6 +187,8 @@ struct Service {
     metrics: Metrics,
     /// Holds back requests past `MAX_IN_FLIGHT`.
     admission: Admission,
+    /// This instance's name, as the span counts on its answers have it.
+    me: Arc<str>,
 }
 
 /// What each method answers with, boxed as the trait has it.
@@ -230,10 +234,11 @@ impl Service {
     ) -> impl Future<Output = Result<Response<EmptyMessage>, Status>> + Send + '_ {
         let ending = Ending {
             cx: self.executor.tracer().open(
-                &self.executor.relay().read(request.metadata()),
+                &SpanCount::begin(self.executor.relay().read(request.metadata())),
                 method.span_name(),
                 SpanKind::Server,
             ),
+            me: Arc::clone(&self.me),
             // Loki's lines take their fields from `tracing` spans: this one
             // holds the ids of the step that logs each line. It is made only
             // when Loki is on.
@@ -351,6 +356,8 @@ struct Ending {
     served: Option<ServedRequest>,
     /// When the caller said it would stop waiting, if it did.
     deadline: Option<Instant>,
+    /// This instance's name, as the span count on the answer has it.
+    me: Arc<str>,
 }
 
 impl Ending {
@@ -362,6 +369,8 @@ impl Ending {
             Err(failure) => failure.code(),
         };
         let trace_id = self.cx.span().span_context().trace_id();
+        let spans = SpanCount::of(&self.cx);
+        let me = Arc::clone(&self.me);
         self.answer(code, outcome.as_ref().err().map(Failure::cause));
         let trace_id = (trace_id != TraceId::INVALID)
             .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
@@ -372,12 +381,18 @@ impl Ending {
                 if let Some(trace_id) = trace_id {
                     response.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
                 }
+                if let Some(spans) = &spans {
+                    spans.write(&me, response.metadata_mut());
+                }
                 Ok(response)
             }
             Err(failure) => {
                 let mut status = Status::from(failure);
                 if let Some(trace_id) = trace_id {
                     status.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
+                }
+                if let Some(spans) = &spans {
+                    spans.write(&me, status.metadata_mut());
                 }
                 Err(status)
             }

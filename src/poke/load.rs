@@ -113,7 +113,7 @@ async fn request(
     let started = Instant::now();
     let answer = client::call_method(&mut client, method, tonic::Request::new(Empty {}));
     let code = match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(())) => Code::Ok,
+        Ok(Ok(_)) => Code::Ok,
         Ok(Err(status)) => status.code(),
         Err(_) => Code::DeadlineExceeded,
     };

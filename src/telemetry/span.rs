@@ -151,6 +151,7 @@ impl Tracer {
         if !sampling.attributes.is_empty() {
             span.told().attributes = sampling.attributes;
         }
+        crate::span_count::SpanCount::count_span(parent);
         parent.with_span(span)
     }
 }

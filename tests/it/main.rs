@@ -34,5 +34,6 @@ mod scripts;
 mod shutdown;
 mod signals;
 mod smoke;
+mod span_count;
 mod traces;
 mod up;
