@@ -67,7 +67,7 @@ pub enum Command {
     },
     /// Call a Thespian's method at a steady rate, then sum up latency and
     /// status codes: 0 when it ran, whatever the answers; 1 when it could not.
-    Poke(PokeArgs),
+    Poke(Box<PokeArgs>),
     /// Write an ecosystem file out as deployable files for Docker Compose,
     /// Kubernetes or AWS ECS.
     Render(RenderArgs),
@@ -451,7 +451,14 @@ impl Cli {
                     address.unwrap_or_else(|| format!("http://127.0.0.1:{}", self.settings.port));
                 health::check(&address).await
             }
-            Command::Poke(args) => poke::run(args, shutdown_signal()).await,
+            Command::Poke(args) => {
+                let export = poke::TraceExport {
+                    endpoint: self.settings.otlp_endpoint(),
+                    propagators: self.settings.otel_propagators.clone(),
+                    batch: self.settings.batching.spans(),
+                };
+                poke::run(*args, export, shutdown_signal()).await
+            }
             Command::Render(args) => render::run(&args),
             Command::Up(args) => {
                 let attributes = self.settings.otel_resource_attributes.unwrap_or_default();

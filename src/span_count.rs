@@ -171,6 +171,36 @@ impl BySpans {
         }
     }
 
+    /// The spans of `service`.
+    pub fn of(&self, service: &str) -> u64 {
+        self.0
+            .iter()
+            .find(|(name, _)| name == service)
+            .map_or(0, |(_, count)| *count)
+    }
+
+    /// What `found` lacks of these spans, by service. Spans counted under
+    /// [`OTHER_SERVICES`] (from answers that gave only a total) may be any
+    /// of the spans found beyond those of the services named.
+    pub fn missing_from(&self, found: &BySpans) -> BySpans {
+        let mut missing = BySpans::default();
+        let mut beyond = 0u64;
+        for (service, count) in found.iter().filter(|(s, _)| *s != OTHER_SERVICES) {
+            beyond += count.saturating_sub(self.of(service));
+        }
+        for (service, count) in self.iter() {
+            if service == OTHER_SERVICES {
+                missing.add(
+                    service,
+                    count.saturating_sub(found.of(OTHER_SERVICES) + beyond),
+                );
+            } else {
+                missing.add(service, count.saturating_sub(found.of(service)));
+            }
+        }
+        missing
+    }
+
     /// Spans in all.
     pub fn total(&self) -> u64 {
         self.0.iter().map(|(_, count)| count).sum()
@@ -229,6 +259,21 @@ mod tests {
             mine.get(SPANS_BY_SERVICE_HEADER).unwrap(),
             "frontend=2,orders=6,stock=2,(other)=5"
         );
+    }
+
+    #[test]
+    fn what_a_backend_lacks_is_told_by_service() {
+        let expected = BySpans::parse("poke=1,frontend=3,orders=2");
+        let found = BySpans::parse("poke=1,frontend=3,orders=1");
+        assert_eq!(expected.missing_from(&found).to_string(), "orders=1");
+        // One service's surplus does not make up for another's loss.
+        let found = BySpans::parse("poke=1,frontend=4,orders=1");
+        assert_eq!(expected.missing_from(&found).to_string(), "orders=1");
+        assert_eq!(expected.missing_from(&expected).total(), 0);
+        // A total with no names is made up by spans beyond those named.
+        let expected = BySpans::parse("poke=1,(other)=2");
+        let found = BySpans::parse("poke=1,stock=1");
+        assert_eq!(expected.missing_from(&found).to_string(), "(other)=1");
     }
 
     #[test]

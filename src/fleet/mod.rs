@@ -94,8 +94,8 @@ pub async fn run(
             let mut stopped = load_stopped.clone();
             println!(
                 "load: {} {} at {}/s",
-                args.address,
-                args.method.as_str(),
+                args.address.as_deref().unwrap_or_default(),
+                args.method.map_or("", |method| method.as_str()),
                 args.rate.unwrap_or_default()
             );
             tokio::spawn(async move {
@@ -145,15 +145,10 @@ fn loads(ecosystem: &Ecosystem, plan: &Plan, args: &UpArgs) -> Result<Vec<PokeAr
                 .find(|i| i.service == service)
                 .ok_or_else(|| format!("--poke: no service named `{service}` in this ecosystem"))?;
             Ok(PokeArgs {
-                address: format!("http://127.0.0.1:{}", first.port),
-                method,
                 rate: Some(rate),
-                concurrency: 16,
                 duration: Some(Duration::MAX),
-                requests: None,
-                timeout: Duration::from_secs(30),
-                json: false,
                 quiet: true,
+                ..PokeArgs::untraced(format!("http://127.0.0.1:{}", first.port), method)
             })
         })
         .collect()

@@ -4,14 +4,17 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::{
+    shape::{MAX_RATE, Shape},
+    targets::{MAX_TARGETS, TargetSpec},
+    trace::{SamplerName, TraceArgs},
+    verify::VerifyArgs,
+};
 use crate::behaviour::MethodName;
 
-/// The highest `--rate` accepted: beyond it the schedule is finer than the
-/// timer and the limit would only mislead.
-const MAX_RATE: f64 = 1_000_000.0;
-
-/// Calls a Thespian's method at a steady rate and reports latency and
-/// status codes.
+/// Calls Thespians' methods at a rate of a chosen shape, each call a traced
+/// client span, and reports latency and status codes; with `--verify`, also
+/// whether the tracing backend kept every span.
 ///
 /// Runs for 10 s unless `--duration` or `--requests` says otherwise; Ctrl-C
 /// (or SIGTERM) ends it early and still prints the summary. Exits 0 whatever
@@ -19,17 +22,30 @@ const MAX_RATE: f64 = 1_000_000.0;
 /// malformed address or nothing listening there.
 #[derive(Debug, Clone, Args)]
 pub struct PokeArgs {
-    /// The Thespian to call, such as `http://localhost:6379` or `frontend:6379`.
-    pub address: String,
+    /// The Thespian to call, such as `http://localhost:6379` or `frontend:6379`
+    /// (or name targets with --target instead).
+    #[arg(required_unless_present = "targets")]
+    pub address: Option<String>,
 
     /// The method to call: A, B or C.
-    #[arg(value_parser = parse_method)]
-    pub method: MethodName,
+    #[arg(value_parser = parse_method, required_unless_present = "targets")]
+    pub method: Option<MethodName>,
+
+    /// Another method to call, and its share of the requests: `ADDRESS:METHOD=WEIGHT`,
+    /// such as `frontend:6379:A=3` (weight 1 without `=`). Repeat it for more.
+    #[arg(long = "target", value_name = "ADDRESS:METHOD=WEIGHT")]
+    pub targets: Vec<TargetSpec>,
 
     /// Requests started per second, on a fixed schedule whatever the answers
-    /// (open loop). Without it, requests go as fast as --concurrency allows.
-    #[arg(long, value_parser = parse_rate)]
+    /// (open loop). Without it or --shape, requests go as fast as --concurrency allows.
+    #[arg(long, value_parser = parse_rate, conflicts_with = "shape")]
     pub rate: Option<f64>,
+
+    /// How the rate changes over the run: `constant:50`, `ramp:from=10,to=200,over=5m`,
+    /// `steps:10@30s,50@1m`, `sine:min=5,max=100,period=10m` or
+    /// `bursts:base=10,peak=300,every=1m,for=5s`.
+    #[arg(long, value_name = "SHAPE")]
+    pub shape: Option<Shape>,
 
     /// The most requests in flight at once. When a slow target uses them
     /// all, the schedule waits rather than piling requests up.
@@ -55,9 +71,72 @@ pub struct PokeArgs {
     /// Draw no progress line, for a poke that runs beside other output.
     #[arg(skip)]
     pub quiet: bool,
+
+    /// How each request is traced.
+    #[command(flatten)]
+    pub traces: TraceArgs,
+
+    /// Whether the backend kept every span.
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 impl PokeArgs {
+    /// A poke of `method` at `address` with the command line's defaults,
+    /// untraced, for a caller that sets the options itself, as `thespian up`
+    /// does.
+    pub fn untraced(address: String, method: MethodName) -> PokeArgs {
+        PokeArgs {
+            address: Some(address),
+            method: Some(method),
+            targets: Vec::new(),
+            rate: None,
+            shape: None,
+            concurrency: 16,
+            duration: None,
+            requests: None,
+            timeout: Duration::from_secs(30),
+            json: false,
+            quiet: false,
+            traces: TraceArgs {
+                no_traces: true,
+                poke_service_name: "poke".to_owned(),
+                otel_traces_sampler: SamplerName::ParentbasedAlwaysOn,
+                otel_traces_sampler_arg: None,
+            },
+            verify: VerifyArgs {
+                verify: None,
+                verify_sample: 10_000,
+                verify_wait: Duration::from_secs(30),
+            },
+        }
+    }
+
+    /// The shape of the traffic, if it is paced.
+    pub(super) fn shape(&self) -> Option<Shape> {
+        self.shape
+            .clone()
+            .or_else(|| self.rate.map(Shape::Constant))
+    }
+
+    /// Every target: the one named by ADDRESS and METHOD, then each
+    /// `--target`.
+    pub(super) fn targets(&self) -> Result<Vec<TargetSpec>, crate::Error> {
+        let mut targets = Vec::new();
+        if let (Some(address), Some(method)) = (&self.address, self.method) {
+            targets.push(TargetSpec {
+                address: address.clone(),
+                method,
+                weight: 1,
+            });
+        }
+        targets.extend(self.targets.iter().cloned());
+        if targets.len() > MAX_TARGETS {
+            return Err(format!("at most {MAX_TARGETS} targets").into());
+        }
+        Ok(targets)
+    }
+
     /// When poking stops, as the options say.
     pub(super) fn limit(&self) -> Limit {
         match (self.requests, self.duration) {
@@ -84,15 +163,12 @@ pub(crate) fn parse_method(text: &str) -> Result<MethodName, String> {
 
 /// Reads `--rate`: a positive number of requests per second.
 pub(crate) fn parse_rate(text: &str) -> Result<f64, String> {
-    let rate: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number"))?;
-    if rate.is_finite() && rate > 0.0 && rate <= MAX_RATE {
-        Ok(rate)
-    } else {
-        Err(format!(
+    match super::shape::rate(text) {
+        Ok(rate) if rate > 0.0 => Ok(rate),
+        Ok(_) | Err(_) if text.parse::<f64>().is_err() => Err(format!("`{text}` is not a number")),
+        _ => Err(format!(
             "the rate must be above 0 and at most {MAX_RATE} requests per second"
-        ))
+        )),
     }
 }
 

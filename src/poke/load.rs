@@ -1,5 +1,6 @@
-//! The load itself: starts requests on schedule, a bounded number in flight,
-//! until the limit is reached or the run is interrupted.
+//! The load itself: starts requests on schedule, each to the target whose
+//! turn it is, a bounded number in flight, until the limit is reached or the
+//! run is interrupted.
 
 use std::{
     future::Future,
@@ -16,24 +17,57 @@ use super::{
     report::Summary,
     schedule::Schedule,
     tally::Tally,
+    targets::{TargetSpec, Turns},
+    trace::ClientTracing,
+    verify::Verifier,
 };
 use crate::{
-    behaviour::{MethodName, Target},
+    behaviour::Target,
     client,
     proto::{Empty, thespian_client::ThespianClient},
+    span_count::BySpans,
 };
 
-/// Runs the load over `channel` until the limit of `args` is reached or
+/// One target of the run, connected.
+#[derive(Debug, Clone)]
+pub(super) struct Poked {
+    /// As the command line gave it.
+    pub(super) spec: TargetSpec,
+    /// Its address, parsed.
+    pub(super) target: Target,
+    /// A client on the connection to its address.
+    pub(super) client: ThespianClient<Channel>,
+}
+
+/// What every request task shares.
+struct Shared {
+    tally: Arc<Tally>,
+    timeout: Duration,
+    tracing: Option<Arc<ClientTracing>>,
+    verifier: Option<Arc<Verifier>>,
+    /// Poke's own `service.name`, under which its client span is expected.
+    me: String,
+}
+
+/// Runs the load over `targets` until the limit of `args` is reached or
 /// `interrupt` completes, and returns what happened.
 pub(super) async fn drive(
-    channel: Channel,
-    target: &Target,
+    targets: &[Poked],
     args: &PokeArgs,
+    tracing: Option<Arc<ClientTracing>>,
+    verifier: Option<Arc<Verifier>>,
     interrupt: impl Future<Output = ()>,
 ) -> Summary {
-    let tally = Arc::new(Tally::new());
+    let shared = Arc::new(Shared {
+        tally: Arc::new(Tally::new(targets.len())),
+        timeout: args.timeout,
+        tracing,
+        verifier,
+        me: args.traces.poke_service_name.clone(),
+    });
     let slots = Arc::new(Semaphore::new(args.concurrency as usize));
-    let progress = Progress::start(Arc::clone(&tally), args.quiet);
+    let schedule = Schedule::new(args.shape());
+    let progress = Progress::start(Arc::clone(&shared.tally), args.shape(), args.quiet);
     let started = Instant::now();
     let limit = args.limit();
     let deadline = match limit {
@@ -46,8 +80,7 @@ pub(super) async fn drive(
             None => std::future::pending().await,
         }
     };
-    let client = ThespianClient::new(channel);
-    let load = send(client, args, limit, &tally, &slots);
+    let load = send(targets, schedule, limit, &shared, &slots);
 
     tokio::pin!(interrupt);
     let mut interrupted = tokio::select! {
@@ -65,19 +98,22 @@ pub(super) async fn drive(
         };
     }
     progress.finish();
-    tally.summarise(target, args.method, started.elapsed(), interrupted)
+    let specs: Vec<&TargetSpec> = targets.iter().map(|t| &t.spec).collect();
+    shared
+        .tally
+        .summarise(&specs, started.elapsed(), interrupted)
 }
 
 /// Starts requests on schedule until `limit` says stop, each in its own
 /// task holding one of the `slots`.
 async fn send(
-    client: ThespianClient<Channel>,
-    args: &PokeArgs,
+    targets: &[Poked],
+    mut schedule: Schedule,
     limit: Limit,
-    tally: &Arc<Tally>,
+    shared: &Arc<Shared>,
     slots: &Arc<Semaphore>,
 ) {
-    let mut schedule = Schedule::new(args.rate);
+    let mut turns = Turns::new(targets.iter().map(|t| t.spec.weight));
     let mut sent = 0u64;
     loop {
         if let Limit::Requests(requests) = limit
@@ -90,33 +126,53 @@ async fn send(
             return;
         };
         sent += 1;
-        tally.count_sent();
-        tokio::spawn(request(
-            client.clone(),
-            args.method,
-            args.timeout,
-            Arc::clone(tally),
-            slot,
-        ));
+        let index = turns.next();
+        shared.tally.count_sent(index);
+        tokio::spawn(request(targets[index].clone(), Arc::clone(shared), slot));
     }
 }
 
 /// Makes one request and counts its answer, or DEADLINE_EXCEEDED when none
-/// comes within `timeout`; the `slot` is given back once it is counted.
-async fn request(
-    mut client: ThespianClient<Channel>,
-    method: MethodName,
-    timeout: Duration,
-    tally: Arc<Tally>,
-    slot: OwnedSemaphorePermit,
-) {
+/// comes within the timeout; the `slot` is given back once it is counted.
+/// A traced request's span ends with the answer, and with `--verify` its
+/// trace is then checked against what the answer said it made.
+async fn request(poked: Poked, shared: Arc<Shared>, slot: OwnedSemaphorePermit) {
+    let Poked {
+        spec,
+        target,
+        mut client,
+    } = poked;
+    let mut request = tonic::Request::new(Empty {});
+    let span = shared
+        .tracing
+        .as_ref()
+        .map(|tracing| tracing.open(&target, spec.method, request.metadata_mut()));
     let started = Instant::now();
-    let answer = client::call_method(&mut client, method, tonic::Request::new(Empty {}));
-    let code = match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(_)) => Code::Ok,
-        Ok(Err(status)) => status.code(),
-        Err(_) => Code::DeadlineExceeded,
+    let answer = client::call_method(&mut client, spec.method, request);
+    let answer = tokio::time::timeout(shared.timeout, answer).await;
+    let elapsed = started.elapsed();
+    let reported = |headers| {
+        shared
+            .verifier
+            .as_ref()
+            .and_then(|_| BySpans::read(headers))
     };
-    tally.record(code, started.elapsed());
+    let (code, reported) = match &answer {
+        Ok(Ok(headers)) => (Code::Ok, reported(headers)),
+        Ok(Err(status)) => (status.code(), reported(status.metadata())),
+        Err(_) => (Code::DeadlineExceeded, None),
+    };
+    shared.tally.record(code, elapsed);
+    if let Some(span) = span {
+        let span_context = span.span_context.clone();
+        span.end(code);
+        if let Some(verifier) = &shared.verifier
+            && span_context.is_sampled()
+        {
+            verifier.check(span_context.trace_id(), reported, &shared.me);
+        }
+    }
+    // Given back last: once every slot is free, every span has ended and
+    // every trace to verify is known.
     drop(slot);
 }

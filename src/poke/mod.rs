@@ -1,19 +1,24 @@
-//! `thespian poke`: calls one method of a Thespian at a steady rate, shows
-//! how it is going, and sums up latency and status codes at the end.
+//! `thespian poke`: calls the methods of one or more Thespians at a rate of
+//! a chosen shape, each call a client span of its own trace, shows how it is
+//! going, sums up latency and status codes at the end and, with `--verify`,
+//! checks that the tracing backend kept every span each call made.
 //!
 //! It is made to run for a long time in front of a pretend ecosystem, so
 //! everything it keeps is bounded: counters, one latency histogram and a
-//! limit on requests in flight, never a record per request. Each call is a
-//! plain gRPC call with no trace context, so each one starts a new trace at
-//! the instance it calls.
+//! limit on requests in flight, never a record per request (save for the
+//! traces `--verify` checks, at most `--verify-sample` of them).
 //!
 //! Its parts, from the command line to the summary:
 //!
 //! - `args`: the options, and when the run stops.
+//! - `targets`: who is called, with what weight, and whose turn it is.
+//! - `shape`: the rate aimed for at each moment.
 //! - `schedule`: when each request starts.
+//! - `trace`: each request's client span and the context it carries.
 //! - `load`: the loop that starts requests and bounds those in flight.
 //! - `tally`: what is counted while the run goes on.
 //! - `progress`: the live line on stderr.
+//! - `verify`: reads traces back from the backend and checks them.
 //! - `report`: the summary at the end.
 
 mod args;
@@ -21,39 +26,92 @@ mod load;
 mod progress;
 mod report;
 mod schedule;
+mod shape;
 mod tally;
+mod targets;
+mod trace;
+mod verify;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use tonic::transport::Channel;
 
 pub(crate) use self::args::{parse_method, parse_rate};
 pub use self::{
     args::PokeArgs,
-    report::{Percentiles, Summary},
+    report::{Percentiles, Summary, TargetSummary},
+    shape::Shape,
+    targets::TargetSpec,
+    trace::{SamplerName, TraceArgs, TraceExport},
+    verify::{Backend, BackendKind, VerifyArgs, VerifyReport},
 };
-use crate::{behaviour::Target, client};
+use self::{load::Poked, trace::ClientTracing, verify::Verifier};
+use crate::{behaviour::Target, client, proto::thespian_client::ThespianClient};
 
-/// Pokes `args.address` until the limit is reached or `interrupt` completes,
-/// then prints the summary on stdout. Fails only when poking cannot start.
-pub async fn run(args: PokeArgs, interrupt: impl Future<Output = ()>) -> Result<(), crate::Error> {
-    let summary = drive(&args, interrupt).await?;
+/// Pokes the targets of `args` until the limit is reached or `interrupt`
+/// completes, with its spans going where `export` says, then prints the
+/// summary on stdout. Fails only when poking cannot start.
+pub async fn run(
+    args: PokeArgs,
+    export: TraceExport,
+    interrupt: impl Future<Output = ()>,
+) -> Result<(), crate::Error> {
+    let targets = connect_all(&args).await?;
+    let verifier = Verifier::new(&args.verify)?;
+    let tracing = ClientTracing::install(&args.traces, export)?.map(Arc::new);
+    let mut summary = load::drive(
+        &targets,
+        &args,
+        tracing.clone(),
+        verifier.clone(),
+        interrupt,
+    )
+    .await;
+    summary.shape = args.shape().map(|shape| shape.to_string());
+    if let Some(tracing) = tracing {
+        // Poke's own spans must reach the backend before it is checked.
+        tracing.shutdown().await;
+    }
+    if let Some(verifier) = verifier {
+        summary.verify = Some(verifier.finish().await);
+    }
     summary.print(args.json)
 }
 
-/// Pokes `args.address` until the limit is reached or `interrupt`
+/// Pokes the targets of `args` until the limit is reached or `interrupt`
 /// completes, and returns the summary rather than printing it, for a caller
-/// that pokes alongside other work, as `thespian up` does.
+/// that pokes alongside other work, as `thespian up` does. Its requests are
+/// not traced: the process's `tracing` is the caller's.
 pub async fn drive(
     args: &PokeArgs,
     interrupt: impl Future<Output = ()>,
 ) -> Result<Summary, crate::Error> {
-    let target = Target::parse(&args.address)?;
-    let channel = connect(&target).await?;
-    Ok(load::drive(channel, &target, args, interrupt).await)
+    let targets = connect_all(args).await?;
+    let mut summary = load::drive(&targets, args, None, None, interrupt).await;
+    summary.shape = args.shape().map(|shape| shape.to_string());
+    Ok(summary)
 }
 
-/// Opens the one HTTP/2 connection every request is multiplexed over.
+/// Connects to every target, once per address.
+async fn connect_all(args: &PokeArgs) -> Result<Vec<Poked>, crate::Error> {
+    let mut targets: Vec<Poked> = Vec::new();
+    for spec in args.targets()? {
+        let target = Target::parse(&spec.address)?;
+        let client = match targets.iter().find(|t| t.target == target) {
+            Some(same) => same.client.clone(),
+            None => ThespianClient::new(connect(&target).await?),
+        };
+        targets.push(Poked {
+            spec,
+            target,
+            client,
+        });
+    }
+    Ok(targets)
+}
+
+/// Opens the one HTTP/2 connection every request to `target` is
+/// multiplexed over.
 async fn connect(target: &Target) -> Result<Channel, crate::Error> {
     client::endpoint(target)?
         .connect()

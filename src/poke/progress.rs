@@ -8,7 +8,7 @@ use std::{
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::tally::Tally;
+use super::{shape::Shape, tally::Tally};
 
 /// How often the progress line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
@@ -26,8 +26,9 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    /// Starts drawing the line from `tally`, unless `quiet`.
-    pub(super) fn start(tally: Arc<Tally>, quiet: bool) -> Progress {
+    /// Starts drawing the line from `tally`, beside the rate `shape` aims
+    /// for, if the run is paced; unless `quiet`.
+    pub(super) fn start(tally: Arc<Tally>, shape: Option<Shape>, quiet: bool) -> Progress {
         let target = if quiet {
             ProgressDrawTarget::hidden()
         } else {
@@ -41,7 +42,7 @@ impl Progress {
         let updater = if bar.is_hidden() {
             tokio::spawn(async {})
         } else {
-            tokio::spawn(update(bar.clone(), tally))
+            tokio::spawn(update(bar.clone(), tally, shape))
         };
         Progress { bar, updater }
     }
@@ -54,8 +55,10 @@ impl Progress {
 }
 
 /// Redraws the progress line: sent, answered OK, errors, the answer rate
-/// over the last second and the p99 latency so far.
-async fn update(bar: ProgressBar, tally: Arc<Tally>) {
+/// over the last second beside the rate aimed for now, and the p99 latency
+/// so far.
+async fn update(bar: ProgressBar, tally: Arc<Tally>, shape: Option<Shape>) {
+    let started = tokio::time::Instant::now();
     let mut window = VecDeque::with_capacity(RATE_WINDOW + 1);
     let mut ticks = tokio::time::interval(PROGRESS_EVERY);
     loop {
@@ -73,8 +76,12 @@ async fn update(bar: ProgressBar, tally: Arc<Tally>) {
         };
         let p99 = tally.latency().value_at_quantile(0.99) as f64 / 1000.0;
         let ok = tally.ok();
+        let aim = shape
+            .as_ref()
+            .map(|shape| format!(" (target {:.0})", shape.rate_at(started.elapsed())))
+            .unwrap_or_default();
         bar.set_message(format!(
-            "sent {}  ok {}  errors {}  {:.0} req/s  p99 {:.2} ms",
+            "sent {}  ok {}  errors {}  {:.0} req/s{aim}  p99 {:.2} ms",
             tally.sent(),
             ok,
             answered - ok,

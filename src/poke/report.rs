@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::verify::VerifyReport;
+
 /// What a poke run did: printed as text, or with `--json` as one JSON object.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -30,6 +32,28 @@ pub struct Summary {
     pub status_codes: serde_json::Map<String, serde_json::Value>,
     /// Whether Ctrl-C or SIGTERM ended the run early.
     pub interrupted: bool,
+    /// Every target, with the requests each was sent (the first is also
+    /// `target` and `method`).
+    pub targets: Vec<TargetSummary>,
+    /// The traffic's shape, when it was paced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
+    /// What `--verify` found, when it was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
+}
+
+/// One target of a run, and its share.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetSummary {
+    /// Who was poked, as `http://host:port`.
+    pub target: String,
+    /// Which method.
+    pub method: &'static str,
+    /// Its weight.
+    pub weight: u32,
+    /// Requests sent to it.
+    pub sent: u64,
 }
 
 /// Latency percentiles in milliseconds, accurate to three significant digits.
@@ -60,11 +84,20 @@ impl Summary {
     /// The summary as a few lines for a person.
     pub fn to_text(&self) -> String {
         let mut text = String::new();
+        let who = if self.targets.len() > 1 {
+            let each: Vec<String> = self
+                .targets
+                .iter()
+                .map(|t| format!("{} {} ({} sent)", t.target, t.method, t.sent))
+                .collect();
+            each.join(", ")
+        } else {
+            format!("{} {}", self.target, self.method)
+        };
         let _ = writeln!(
             text,
-            "{} {}: {} requests in {:.2} s, {:.1} requests/s{}",
-            self.target,
-            self.method,
+            "{}: {} requests in {:.2} s, {:.1} requests/s{}",
+            who,
             self.requests,
             self.elapsed_seconds,
             self.requests_per_second,
@@ -97,6 +130,9 @@ impl Summary {
                 "{} requests still in flight were not waited for",
                 self.unanswered
             );
+        }
+        if let Some(verify) = &self.verify {
+            text.push_str(&verify.to_text());
         }
         text
     }

@@ -12,11 +12,11 @@ use std::{
 use hdrhistogram::Histogram;
 use tonic::Code;
 
-use super::report::{Percentiles, Summary};
-use crate::{
-    behaviour::{MethodName, Target},
-    failure::code_name,
+use super::{
+    report::{Percentiles, Summary, TargetSummary},
+    targets::TargetSpec,
 };
+use crate::failure::code_name;
 
 /// The longest latency the histogram tells apart, in microseconds (one hour);
 /// anything slower is recorded as this.
@@ -29,6 +29,8 @@ const LATENCY_CEILING_US: u64 = 3_600_000_000;
 pub(super) struct Tally {
     /// Requests started.
     sent: AtomicU64,
+    /// Requests started, by target, in the order of the run's targets.
+    sent_to: Vec<AtomicU64>,
     /// Requests answered, by gRPC status code (the index is the code).
     codes: [AtomicU64; 17],
     /// Latency of every answered request, in microseconds.
@@ -36,10 +38,11 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    /// Nothing counted yet.
-    pub(super) fn new() -> Tally {
+    /// Nothing counted yet, for a run with this many targets.
+    pub(super) fn new(targets: usize) -> Tally {
         Tally {
             sent: AtomicU64::new(0),
+            sent_to: (0..targets).map(|_| AtomicU64::new(0)).collect(),
             codes: Default::default(),
             latency: Mutex::new(
                 Histogram::new_with_bounds(1, LATENCY_CEILING_US, 3)
@@ -48,9 +51,12 @@ impl Tally {
         }
     }
 
-    /// Counts one more request started.
-    pub(super) fn count_sent(&self) {
+    /// Counts one more request started, to the target at `index`.
+    pub(super) fn count_sent(&self, index: usize) {
         self.sent.fetch_add(1, Ordering::Relaxed);
+        if let Some(sent) = self.sent_to.get(index) {
+            sent.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts one answer with its status code and latency.
@@ -86,11 +92,10 @@ impl Tally {
         self.latency.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The summary of a run that poked `method` on `target` for `elapsed`.
+    /// The summary of a run that poked `targets` for `elapsed`.
     pub(super) fn summarise(
         &self,
-        target: &Target,
-        method: MethodName,
+        targets: &[&TargetSpec],
         elapsed: Duration,
         interrupted: bool,
     ) -> Summary {
@@ -98,9 +103,22 @@ impl Tally {
         let seconds = elapsed.as_secs_f64();
         let latency = self.latency();
         let millis = |micros: u64| micros as f64 / 1000.0;
+        let first = targets.first();
         Summary {
-            target: target.to_string(),
-            method: method.as_str(),
+            target: first.map_or_else(String::new, |t| crate::with_http_scheme(&t.address)),
+            method: first.map_or("", |t| t.method.as_str()),
+            targets: targets
+                .iter()
+                .zip(&self.sent_to)
+                .map(|(spec, sent)| TargetSummary {
+                    target: crate::with_http_scheme(&spec.address),
+                    method: spec.method.as_str(),
+                    weight: spec.weight,
+                    sent: sent.load(Ordering::Relaxed),
+                })
+                .collect(),
+            shape: None,
+            verify: None,
             requests: answered,
             unanswered: self.sent().saturating_sub(answered),
             errors: answered - self.ok(),
@@ -133,12 +151,16 @@ mod tests {
 
     #[test]
     fn a_tally_counts_answers_by_code_and_keeps_their_latency() {
-        let tally = Tally::new();
-        tally.sent.store(3, Ordering::Relaxed);
+        let tally = Tally::new(1);
+        for _ in 0..3 {
+            tally.count_sent(0);
+        }
         tally.record(Code::Ok, Duration::from_millis(2));
         tally.record(Code::Internal, Duration::from_millis(4));
-        let target = Target::parse("localhost:1").unwrap();
-        let summary = tally.summarise(&target, MethodName::A, Duration::from_secs(1), true);
+        let target: TargetSpec = "localhost:1:A=2".parse().unwrap();
+        let summary = tally.summarise(&[&target], Duration::from_secs(1), true);
+        assert_eq!(summary.target, "http://localhost:1");
+        assert_eq!(summary.targets[0].sent, 3);
         assert_eq!(summary.requests, 2);
         assert_eq!(summary.unanswered, 1);
         assert_eq!(summary.errors, 1);

@@ -23,6 +23,7 @@ mod load;
 mod mesh;
 mod outcomes;
 mod poke;
+mod poke_traces;
 mod queue;
 mod receivers;
 mod reload;

@@ -28,7 +28,7 @@ const CONFIG: &str = r#"{
 /// How long a poke that should end on its own may take.
 const POKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn poke_command(args: &[&str]) -> Command {
+pub(crate) fn poke_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_thespian"));
     command
         .arg("poke")
@@ -41,7 +41,7 @@ fn poke_command(args: &[&str]) -> Command {
 }
 
 /// Runs `thespian poke ARGS` to the end; returns its output and how long it ran.
-async fn poke(args: &[&str]) -> (Output, Duration) {
+pub(crate) async fn poke(args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
     let output = tokio::time::timeout(POKE_TIMEOUT, poke_command(args).output())
         .await
@@ -51,7 +51,7 @@ async fn poke(args: &[&str]) -> (Output, Duration) {
 }
 
 /// The JSON summary a successful `--json` poke printed.
-fn summary(output: &Output) -> Value {
+pub(crate) fn summary(output: &Output) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -111,7 +111,8 @@ async fn a_rate_spaces_requests_out_and_each_one_starts_its_own_trace() {
         .await;
 
     // At 100 a second, 20 requests start over 19 intervals of 10 ms: however
-    // fast the machine, the run cannot be shorter.
+    // fast the machine, the run cannot be shorter. Untraced, they carry no
+    // trace context.
     let (output, ran_for) = poke(&[
         &instance.address,
         "A",
@@ -119,6 +120,7 @@ async fn a_rate_spaces_requests_out_and_each_one_starts_its_own_trace() {
         "100",
         "--requests",
         "20",
+        "--no-traces",
         "--json",
     ])
     .await;
@@ -135,7 +137,7 @@ async fn a_rate_spaces_requests_out_and_each_one_starts_its_own_trace() {
     assert_eq!(served.len(), 20);
     assert!(
         served.iter().all(|s| s.is_root()),
-        "pokes carry no trace context"
+        "untraced pokes carry no trace context"
     );
     let mut traces: Vec<_> = served.iter().map(|s| &s.trace_id).collect();
     traces.sort();

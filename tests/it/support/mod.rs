@@ -6,7 +6,9 @@
 //! Loki push endpoint, built on what [`receiver`] shares, so telemetry is
 //! checked by *receiving* it over the real wire formats; [`prometheus`]
 //! names what a Prometheus would store and reads PromQL, and
-//! [`instruments`] reads the metrics Thespian's code declares.
+//! [`instruments`] reads the metrics Thespian's code declares. [`query_api`]
+//! serves what the OTLP collector received through Jaeger's and Tempo's
+//! trace-by-id APIs, for `thespian poke --verify`.
 
 use std::time::Duration;
 
@@ -14,7 +16,11 @@ pub mod instance;
 pub mod instruments;
 pub mod loki;
 pub mod otlp;
-pub mod prometheus;
+//! checked by *receiving* it over the real wire formats; [`prometheus`]
+//! names what a Prometheus would store and reads PromQL, and
+//! [`instruments`] reads the metrics Thespian's code declares. [`query_api`]
+//! serves what the OTLP collector received through Jaeger's and Tempo's
+//! trace-by-id APIs, for `thespian poke --verify`.
 pub mod receiver;
 pub mod settings;
 
