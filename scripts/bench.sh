@@ -7,7 +7,7 @@
 #   scripts/bench.sh --only chain,sleepers   # the baseline plus these figures
 #                               # (traces slow-sink chain sleepers scripted
 #                               #  signals loki-soak realism queue cycle retry
-#                               #  up scenarios)
+#                               #  up scenarios poke verify)
 #
 # Load comes from h2load (Debian's nghttp2-client, installed if missing),
 # posting empty gRPC messages over HTTP/2. Spans go to a live OTLP sink
@@ -1185,6 +1185,82 @@ bench_scenarios() {
     row "after a scenario has run and ended ÷ none: rate" "$(ratio "$RATE" "$(awk -v a="$without" 'BEGIN { print a / 2 }')")×" "-" "INFO"
 }
 
+# 14. thespian poke at its highest rate against the bare tonic server, as a
+# ratio to h2load's rate on the same server (the baseline): untraced, then
+# with a client span per request, every one exported to the sink.
+bench_poke() {
+    echo "== thespian poke against the bare tonic server, untraced and traced"
+    local port pid
+    port=$(free_port)
+    start bare-poked "$port" "$RESULTS/bare-poked.log" "$RELEASE/examples/bare_server" "$port"
+    pid=$LAST_PID
+    poke_load poke-untraced "$port" --no-traces
+    local untraced=$POKE_RATE
+    wait_for_quiet_sink
+    local before took spans
+    before=$(sink_count "$SINK_COUNTS" spans)
+    poke_load poke-traced "$port"
+    local traced=$POKE_RATE sent=$POKE_DONE
+    took=$(wait_for_count "$SINK_COUNTS" spans $((before + sent)) "$DELIVERY_DEADLINE_S")
+    wait_for_quiet_sink
+    spans=$(($(sink_count "$SINK_COUNTS" spans) - before))
+    stop "$pid"
+    local r
+    r=$(ratio "$untraced" "$BARE_RATE")
+    row "poke, untraced: rate ÷ h2load's (bare server)" "${r}× ($(printf '%.0f' "$untraced") req/s)" "≥ 0.7×" "$(verdict "$r" ">=" 0.7)"
+    r=$(ratio "$traced" "$BARE_RATE")
+    row "poke, every client span exported: rate ÷ h2load's" "${r}× ($(printf '%.0f' "$traced") req/s)" "≥ 0.5×" "$(verdict "$r" ">=" 0.5)"
+    local delivered="FAIL"
+    [[ $took != never ]] && ((spans == sent)) && delivered=PASS
+    row "poke's client spans delivered" "$spans of $sent, in ${took} s" "all, ≤ ${DELIVERY_DEADLINE_S} s" "$delivered"
+}
+
+# poke_load NAME PORT [ARGS...]: pokes the bare server's A as fast as 200
+# requests in flight allow (h2load's 20 connections x 10 streams), spans to
+# the sink. Sets POKE_RATE (answers/s) and POKE_DONE.
+poke_load() {
+    local name=$1 port=$2
+    shift 2
+    local out=$RESULTS/$name.json
+    env -i PATH="$PATH" OTEL_BACKEND_ADDRESS="$OTLP" "$THESPIAN" poke "127.0.0.1:$port" A \
+        --requests "$REQUESTS" --concurrency 200 --json "$@" >"$out" 2>"$RESULTS/$name.stderr" ||
+        die "poke failed for $name; see $RESULTS/$name.stderr"
+    POKE_RATE=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["requests_per_second"])' "$out")
+    POKE_DONE=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["requests"])' "$out")
+}
+
+# 15. poke --verify reading 10,000 traces back from a local backend
+# (examples/trace_store.rs, which answers Jaeger's trace-by-id API) that a
+# Thespian exports to: the whole run, load and checks, timed.
+bench_verify() {
+    echo "== thespian poke --verify, 10,000 traces against a local backend"
+    local otlp_port http_port port store pid
+    otlp_port=$(free_port)
+    http_port=$(free_port)
+    start trace-store "$http_port" "$RESULTS/trace-store.log" \
+        "$RELEASE/examples/trace_store" --otlp-port "$otlp_port" --http-port "$http_port"
+    store=$LAST_PID
+    port=$(free_port)
+    start_thespian verified "$port" /dev/null OTEL_BACKEND_ADDRESS="http://127.0.0.1:$otlp_port" "${TRACES_ONLY[@]}"
+    pid=$LAST_PID
+    local out=$RESULTS/poke-verify.json started ended
+    started=$(date +%s.%N)
+    env -i PATH="$PATH" OTEL_BACKEND_ADDRESS="http://127.0.0.1:$otlp_port" "$THESPIAN" poke "127.0.0.1:$port" A \
+        --requests 10000 --concurrency 64 --verify "jaeger=http://127.0.0.1:$http_port" --json \
+        >"$out" 2>"$RESULTS/poke-verify.stderr" || die "poke --verify failed; see $RESULTS/poke-verify.stderr"
+    ended=$(date +%s.%N)
+    stop "$pid"
+    stop "$store"
+    local took complete delay
+    took=$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.1f", b - a }')
+    complete=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["verify"]["complete"])' "$out")
+    delay=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))["verify"]["ingestion_delay_ms"]; print("p50 %.0f ms, p99 %.0f ms" % (d["p50"], d["p99"]))' "$out")
+    row "poke --verify: 10,000 traces sent and checked" "${took} s" "< 60 s" "$(verdict "$took" "<=" 59.99)"
+    local all="FAIL"
+    ((complete == 10000)) && all=PASS
+    row "poke --verify: traces found complete" "$complete of 10000 (delay $delay)" "all" "$all"
+}
+
 # --- Main ----------------------------------------------------------------------------
 
 # wanted FIGURE: whether --only (if given) names FIGURE.
@@ -1208,6 +1284,8 @@ wanted cycle && bench_cycle
 wanted retry && bench_retry
 wanted up && bench_up
 wanted scenarios && bench_scenarios
+wanted poke && bench_poke
+wanted verify && bench_verify
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {

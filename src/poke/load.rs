@@ -41,6 +41,7 @@ pub(super) struct Poked {
 
 /// What every request task shares.
 struct Shared {
+    targets: Vec<Poked>,
     tally: Arc<Tally>,
     timeout: Duration,
     tracing: Option<Arc<ClientTracing>>,
@@ -59,6 +60,7 @@ pub(super) async fn drive(
     interrupt: impl Future<Output = ()>,
 ) -> Summary {
     let shared = Arc::new(Shared {
+        targets: targets.to_vec(),
         tally: Arc::new(Tally::new(targets.len())),
         timeout: args.timeout,
         tracing,
@@ -80,7 +82,7 @@ pub(super) async fn drive(
             None => std::future::pending().await,
         }
     };
-    let load = send(targets, schedule, limit, &shared, &slots);
+    let load = send(schedule, limit, &shared, &slots);
 
     tokio::pin!(interrupt);
     let mut interrupted = tokio::select! {
@@ -106,14 +108,8 @@ pub(super) async fn drive(
 
 /// Starts requests on schedule until `limit` says stop, each in its own
 /// task holding one of the `slots`.
-async fn send(
-    targets: &[Poked],
-    mut schedule: Schedule,
-    limit: Limit,
-    shared: &Arc<Shared>,
-    slots: &Arc<Semaphore>,
-) {
-    let mut turns = Turns::new(targets.iter().map(|t| t.spec.weight));
+async fn send(mut schedule: Schedule, limit: Limit, shared: &Arc<Shared>, slots: &Arc<Semaphore>) {
+    let mut turns = Turns::new(shared.targets.iter().map(|t| t.spec.weight));
     let mut sent = 0u64;
     loop {
         if let Limit::Requests(requests) = limit
@@ -128,7 +124,7 @@ async fn send(
         sent += 1;
         let index = turns.next();
         shared.tally.count_sent(index);
-        tokio::spawn(request(targets[index].clone(), Arc::clone(shared), slot));
+        tokio::spawn(request(index, Arc::clone(shared), slot));
     }
 }
 
@@ -136,17 +132,18 @@ async fn send(
 /// comes within the timeout; the `slot` is given back once it is counted.
 /// A traced request's span ends with the answer, and with `--verify` its
 /// trace is then checked against what the answer said it made.
-async fn request(poked: Poked, shared: Arc<Shared>, slot: OwnedSemaphorePermit) {
+async fn request(index: usize, shared: Arc<Shared>, slot: OwnedSemaphorePermit) {
     let Poked {
         spec,
         target,
-        mut client,
-    } = poked;
+        client,
+    } = &shared.targets[index];
+    let mut client = client.clone();
     let mut request = tonic::Request::new(Empty {});
     let span = shared
         .tracing
         .as_ref()
-        .map(|tracing| tracing.open(&target, spec.method, request.metadata_mut()));
+        .map(|tracing| tracing.open(target, spec.method, request.metadata_mut()));
     let started = Instant::now();
     let answer = client::call_method(&mut client, spec.method, request);
     let answer = tokio::time::timeout(shared.timeout, answer).await;

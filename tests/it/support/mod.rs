@@ -16,11 +16,8 @@ pub mod instance;
 pub mod instruments;
 pub mod loki;
 pub mod otlp;
-//! checked by *receiving* it over the real wire formats; [`prometheus`]
-//! names what a Prometheus would store and reads PromQL, and
-//! [`instruments`] reads the metrics Thespian's code declares. [`query_api`]
-//! serves what the OTLP collector received through Jaeger's and Tempo's
-//! trace-by-id APIs, for `thespian poke --verify`.
+pub mod prometheus;
+pub mod query_api;
 pub mod receiver;
 pub mod settings;
 
