@@ -14,11 +14,12 @@ use super::shape::Shape;
 const STEP: Duration = Duration::from_millis(10);
 
 /// How late a start may be and still be made on its schedule: a start later
-/// than this (every slot was busy) is made at once, and the schedule goes on
-/// from then, so missed starts are skipped rather than made up later in a
-/// burst. It is more than the timer's millisecond, so that rates above a
-/// thousand a second start several requests per tick of the timer.
-const LATE_SLACK: Duration = Duration::from_millis(20);
+/// than this (every slot was busy, or the machine too) is made at once, and
+/// the schedule goes on from then, so missed starts are skipped rather than
+/// made up later in a long burst. It is well above the timer's millisecond,
+/// so that rates above a thousand a second start several requests per tick
+/// of the timer, and a busy machine's late wake-ups do not thin the load.
+const LATE_SLACK: Duration = Duration::from_millis(100);
 
 /// The pace of requests, kept apart from the loop that sends them so that
 /// the loop does not care how the traffic is shaped.
