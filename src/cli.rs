@@ -65,8 +65,9 @@ pub enum Command {
         /// The instance to ask; defaults to this machine's PORT.
         address: Option<String>,
     },
-    /// Call a Thespian's method at a steady rate, then sum up latency and
-    /// status codes: 0 when it ran, whatever the answers; 1 when it could not.
+    /// Call Thespians' methods at a rate of a chosen shape, each call a traced client
+    /// span, then sum up latency and status codes (and, with --verify, whether the tracing
+    /// backend kept every span): 0 when it ran, whatever the answers; 1 when it could not.
     Poke(Box<PokeArgs>),
     /// Write an ecosystem file out as deployable files for Docker Compose,
     /// Kubernetes or AWS ECS.
