@@ -96,7 +96,9 @@ impl SpanCount {
         if let Ok(total) = MetadataValue::try_from(all.total().to_string()) {
             answer.insert(SPANS_HEADER, total);
         }
-        if let Ok(by_service) = MetadataValue::try_from(all.to_string()) {
+        if all.total() > 0
+            && let Ok(by_service) = MetadataValue::try_from(all.to_string())
+        {
             answer.insert(SPANS_BY_SERVICE_HEADER, by_service);
         }
     }
