@@ -9,8 +9,8 @@ mod support;
 
 mod calls;
 mod config_errors;
-mod dashboards;
 mod control;
+mod dashboards;
 mod dependencies;
 mod dropped_spans;
 mod environment;
