@@ -307,6 +307,19 @@ def thespian_internals():
                 "p99 of the calls each Thespian makes (rpc.client.call.duration), by callee.",
                 width=12,
             ),
+            timeseries(
+                "Active scenarios",
+                [
+                    prom(
+                        f"max by (service_name, scenario) (thespian_scenario_active{{{OWN}}})",
+                        "{{service_name}} {{scenario}}",
+                    )
+                ],
+                "short",
+                "1 while a scenario is active on a Thespian, 0 once it has ended "
+                "(thespian.scenario.active): the incident window beside its effects above.",
+                width=24,
+            ),
             row("Telemetry lost"),
             timeseries(
                 "Delivery warnings",
