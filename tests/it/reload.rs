@@ -95,8 +95,10 @@ async fn a_request_in_flight_finishes_on_the_version_it_started_with() {
     let folder = tempfile::tempdir().unwrap();
     let path = folder.path().join("thespian.jsonc");
     std::fs::write(&path, version(3_000, None)).unwrap();
+    // A sleep's start is a debug line: it says when the request is in flight.
     let instance = Instance::builder("in-flight")
         .env("CONFIG_FILE", path.to_str().unwrap())
+        .env("RUST_LOG", "info,thespian::executor=debug")
         .start()
         .await;
     logged(&instance, "watching the config for changes", 1).await;
