@@ -31,7 +31,7 @@ pub use error::ConfigError;
 use error::Invalid;
 use format::DocumentSpec;
 use lower::{Lowered, lower_method};
-pub use reload::{ConfigWatch, Reloading, watch};
+pub use reload::{Reloading, watch};
 
 use crate::{
     behaviour::{Behaviour, Constant, Director, MAX_SCENARIOS, MethodName, Scenario},

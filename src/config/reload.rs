@@ -13,7 +13,6 @@
 use std::{
     path::{Path, PathBuf},
     sync::mpsc,
-    time::Duration,
 };
 
 use notify::{RecursiveMode, Watcher};
@@ -23,22 +22,6 @@ use crate::{
     behaviour::Repertoire,
     script::{self, Scripting},
 };
-
-/// How long the folder must be quiet before the file is read again.
-const DEBOUNCE: Duration = Duration::from_millis(100);
-
-/// Keeps the watch running; dropping it stops the watch.
-pub struct ConfigWatch {
-    /// The OS watch; its events feed the reload thread, which ends when
-    /// this is dropped.
-    _watcher: notify::RecommendedWatcher,
-}
-
-impl std::fmt::Debug for ConfigWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ConfigWatch")
-    }
-}
 
 /// What a reload needs besides the file: how to load its scripts, where
 /// to put the new behaviour, and the scenario names read at start.
@@ -55,7 +38,7 @@ pub struct Reloading {
 /// Starts watching the config file at `path`. Returns `None`, after
 /// logging why, when the OS refuses a watch; the config then keeps the
 /// version it started with.
-pub fn watch(path: &Path, reloading: Reloading) -> Option<ConfigWatch> {
+pub fn watch(path: &Path, reloading: Reloading) -> Option<script::Watch> {
     let path = path.to_path_buf();
     let folder = match path.parent() {
         Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
@@ -92,7 +75,7 @@ pub fn watch(path: &Path, reloading: Reloading) -> Option<ConfigWatch> {
         return None;
     }
     tracing::info!(config = label, "watching the config for changes");
-    Some(ConfigWatch { _watcher: watcher })
+    Some(script::Watch::holding(watcher))
 }
 
 /// Waits for a change, lets the burst settle, then reloads a file whose
@@ -109,12 +92,8 @@ fn reload_on_change(
         if event.is_err() {
             continue;
         }
-        loop {
-            match received.recv_timeout(DEBOUNCE) {
-                Ok(_) => continue,
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
+        if !script::settle(received) {
+            return;
         }
         let label = path.display().to_string();
         let Ok(text) = std::fs::read_to_string(path) else {

@@ -186,7 +186,7 @@ fn health_check() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::{Target, tests::args_for, tests::shop};
+    use crate::render::{Target, tests::args_for, tests::shop, tests::shop_poker_command};
 
     fn rendered(ecosystem: &Ecosystem) -> (Value, Vec<File>) {
         let args = args_for(Target::Compose, "out/compose");
@@ -244,15 +244,7 @@ mod tests {
         assert_eq!(depends["otel-collector"]["condition"], "service_started");
         assert_eq!(
             compose["services"]["poker"]["command"],
-            json!([
-                "poke",
-                "http://frontend:6379",
-                "A",
-                "--rate",
-                "5",
-                "--duration",
-                "24h"
-            ])
+            shop_poker_command()
         );
     }
 

@@ -45,6 +45,19 @@ load:
   - { service: frontend, method: A, rate: 5 }
 "#;
 
+/// The command every platform's poker runs for the shop's one load.
+pub(crate) fn shop_poker_command() -> serde_json::Value {
+    serde_json::json!([
+        "poke",
+        "http://frontend:6379",
+        "A",
+        "--rate",
+        "5",
+        "--duration",
+        "24h"
+    ])
+}
+
 /// The arguments of `thespian render shop.yaml --to TARGET --out OUT`,
 /// every other option at its default.
 pub(crate) fn args_for(target: Target, out: &str) -> RenderArgs {

@@ -28,6 +28,7 @@ use rhai::{AST, Dynamic, Engine, Scope};
 
 pub use error::ScriptError;
 pub use limits::{Limits, ScriptSettings};
+pub(crate) use watch::settle;
 pub use watch::{Watch, watch};
 
 use crate::{

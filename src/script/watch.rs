@@ -36,6 +36,13 @@ pub struct Watch {
     _watcher: notify::RecommendedWatcher,
 }
 
+impl Watch {
+    /// Holds `watcher` running until the returned watch is dropped.
+    pub(crate) fn holding(watcher: notify::RecommendedWatcher) -> Watch {
+        Watch { _watcher: watcher }
+    }
+}
+
 impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Watch")
@@ -108,12 +115,8 @@ fn reload_on_change(
         if !matters(&event) {
             continue;
         }
-        loop {
-            match received.recv_timeout(DEBOUNCE) {
-                Ok(_) => continue,
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
+        if !settle(received) {
+            return;
         }
         for script in scripts {
             match script.reload() {
@@ -128,6 +131,19 @@ fn reload_on_change(
                     );
                 }
             }
+        }
+    }
+}
+
+/// Waits until `received` has been quiet for [`DEBOUNCE`]: an editor's save
+/// or a ConfigMap swap is several events in a few milliseconds. False when
+/// the watcher is gone.
+pub(crate) fn settle(received: &mpsc::Receiver<notify::Result<notify::Event>>) -> bool {
+    loop {
+        match received.recv_timeout(DEBOUNCE) {
+            Ok(_) => continue,
+            Err(mpsc::RecvTimeoutError::Timeout) => return true,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return false,
         }
     }
 }

@@ -182,18 +182,7 @@ fn services_start_after_their_peers_and_the_collector() {
     );
     assert_eq!(depends("Poker"), serde_json::json!(["FrontendService"]));
     let poke = container(&template, "Poker");
-    assert_eq!(
-        poke["Command"],
-        serde_json::json!([
-            "poke",
-            "http://frontend:6379",
-            "A",
-            "--rate",
-            "5",
-            "--duration",
-            "24h"
-        ])
-    );
+    assert_eq!(poke["Command"], crate::render::tests::shop_poker_command());
 }
 
 #[test]

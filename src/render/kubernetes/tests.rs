@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::render::{Target, tests::args_for, tests::shop};
+use crate::render::{Target, tests::args_for, tests::shop, tests::shop_poker_command};
 
 /// The files of `shop` rendered with `flags`, by path.
 fn rendered(flags: &[&str]) -> BTreeMap<String, String> {
@@ -113,15 +113,7 @@ fn resolves_peers_to_their_service_names_and_pokes_the_load() {
     let poker = &documents(&files, "poker.yaml")[0];
     assert_eq!(
         poker["spec"]["template"]["spec"]["containers"][0]["args"],
-        json!([
-            "poke",
-            "http://frontend:6379",
-            "A",
-            "--rate",
-            "5",
-            "--duration",
-            "24h"
-        ])
+        shop_poker_command()
     );
 }
 
