@@ -42,7 +42,7 @@ struct Yaml<'a>(&'a Value);
 impl Serialize for Yaml<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Value::String(text) if quote_rather_than_block(text) => {
+            Value::String(text) if quote_rather_than_block(text) || numeric_with_colons(text) => {
                 serde_saphyr::DoubleQuoted(text).serialize(serializer)
             }
             Value::Array(items) => {
@@ -62,6 +62,17 @@ impl Serialize for Yaml<'_> {
             scalar => scalar.serialize(serializer),
         }
     }
+}
+
+/// Whether `text` is digits and dots joined by colons, as a port mapping
+/// such as `127.0.0.1:6380:6379` is: YAML 1.1 readers may take colon-joined
+/// digits for a base-60 number, so Compose's own documentation (and its
+/// linters) want them quoted.
+fn numeric_with_colons(text: &str) -> bool {
+    text.contains(':')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b':')
 }
 
 /// Whether a block scalar of `text` would trip yamllint: a literal block
@@ -91,6 +102,13 @@ mod tests {
         let back: Value = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(back, value, "{yaml}");
         yaml.strip_prefix("k: ").unwrap().trim_end().to_owned()
+    }
+
+    #[test]
+    fn quotes_port_mappings_as_compose_wants() {
+        assert_eq!(written("127.0.0.1:6380:6379"), r#""127.0.0.1:6380:6379""#);
+        assert_eq!(written("6379"), r#""6379""#);
+        assert_eq!(written("http://frontend:6379"), "http://frontend:6379");
     }
 
     #[test]
