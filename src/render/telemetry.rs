@@ -19,7 +19,7 @@ pub(super) const COLLECTOR_ADDRESS: &str = "http://otel-collector:4317";
 pub(super) const STACK: &str = "lgtm";
 
 /// The collector's image, the version the Compose stack runs.
-const COLLECTOR_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.157.0";
+pub(super) const COLLECTOR_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.157.0";
 
 /// The stack's image.
 const STACK_IMAGE: &str = "grafana/otel-lgtm:0.31.0";

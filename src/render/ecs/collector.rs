@@ -8,81 +8,53 @@
 //! environment variable (`--config=env:COLLECTOR_CONFIG`), as the
 //! instances' configs do, so nothing outside the stack needs to exist.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{
     Template, logical_id, reference,
     services::{COLLECTOR, awslogs, ecs_service, log_group, task_definition},
     when,
 };
+use crate::render::{telemetry::COLLECTOR_IMAGE, yaml};
+
+/// The collector's config, every signal going to `exporter`, configured
+/// as `settings`: OTLP/gRPC in, and a memory limiter sized for its task.
+fn config(exporter: &str, settings: Value) -> String {
+    let pipeline = json!({
+        "receivers": ["otlp"],
+        "processors": ["memory_limiter"],
+        "exporters": [exporter],
+    });
+    yaml::to_string(&json!({
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:4317"}}}},
+        "processors": {"memory_limiter": {
+            "check_interval": "1s",
+            "limit_mib": 600,
+            "spike_limit_mib": 150,
+        }},
+        "exporters": {exporter: settings},
+        "service": {"pipelines": {"traces": pipeline, "logs": pipeline, "metrics": pipeline}},
+    }))
+}
 
 /// The config when `OtlpEndpoint` is empty: a summary of each batch in the
 /// collector's log group, so a stack shows telemetry flowing.
-const DEBUG_CONFIG: &str = "\
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 0.0.0.0:4317
-processors:
-  memory_limiter:
-    check_interval: 1s
-    limit_mib: 600
-    spike_limit_mib: 150
-exporters:
-  debug:
-    verbosity: basic
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [memory_limiter]
-      exporters: [debug]
-    logs:
-      receivers: [otlp]
-      processors: [memory_limiter]
-      exporters: [debug]
-    metrics:
-      receivers: [otlp]
-      processors: [memory_limiter]
-      exporters: [debug]
-";
+fn debug_config() -> String {
+    config("debug", json!({"verbosity": "basic"}))
+}
 
 /// The config with an endpoint, which CloudFormation substitutes for
 /// `${OtlpEndpoint}`: every signal goes there over OTLP/HTTP, whose
 /// scheme says whether with TLS.
-const OTLP_CONFIG: &str = "\
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 0.0.0.0:4317
-processors:
-  memory_limiter:
-    check_interval: 1s
-    limit_mib: 600
-    spike_limit_mib: 150
-exporters:
-  otlp_http:
-    endpoint: ${OtlpEndpoint}
-    sending_queue:
-      batch:
-        flush_timeout: 1s
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [memory_limiter]
-      exporters: [otlp_http]
-    logs:
-      receivers: [otlp]
-      processors: [memory_limiter]
-      exporters: [otlp_http]
-    metrics:
-      receivers: [otlp]
-      processors: [memory_limiter]
-      exporters: [otlp_http]
-";
+fn otlp_config() -> String {
+    config(
+        "otlp_http",
+        json!({
+            "endpoint": "${OtlpEndpoint}",
+            "sending_queue": {"batch": {"flush_timeout": "1s"}},
+        }),
+    )
+}
 
 /// Adds the collector's parameters, log group, task definition and service.
 pub(super) fn add(template: &mut Template) {
@@ -95,7 +67,7 @@ pub(super) fn add(template: &mut Template) {
     );
     template.parameter(
         "CollectorImage",
-        json!({"Type": "String", "Default": "otel/opentelemetry-collector-contrib:0.157.0",
+        json!({"Type": "String", "Default": COLLECTOR_IMAGE,
                "Description": "The OpenTelemetry Collector image"}),
     );
     template
@@ -121,8 +93,8 @@ pub(super) fn add(template: &mut Template) {
             {"Name": "GOMEMLIMIT", "Value": "700MiB"},
             {"Name": "COLLECTOR_CONFIG", "Value": when(
                 "HasOtlpEndpoint",
-                json!({"Fn::Sub": OTLP_CONFIG}),
-                json!(DEBUG_CONFIG),
+                json!({"Fn::Sub": otlp_config()}),
+                json!(debug_config()),
             )},
         ],
         "LogConfiguration": awslogs(&id, "collector"),
