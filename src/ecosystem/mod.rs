@@ -20,7 +20,7 @@
 mod format;
 mod peers;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::{
     collections::BTreeMap,

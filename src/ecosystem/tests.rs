@@ -4,8 +4,9 @@ use super::{Ecosystem, Peer};
 use crate::behaviour::MethodName;
 
 /// Writes `text` as `name` in a fresh folder with a `scripts/` beside it,
-/// holding `relay.rhai`, and reads it.
-fn read(name: &str, text: &str) -> Result<Ecosystem, String> {
+/// holding `relay.rhai`, and reads it. The renderings' tests read their
+/// sample through it too.
+pub(crate) fn read(name: &str, text: &str) -> Result<Ecosystem, String> {
     let dir = tempfile::tempdir().unwrap().keep();
     std::fs::create_dir(dir.join("scripts")).unwrap();
     std::fs::write(

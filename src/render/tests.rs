@@ -4,16 +4,7 @@ use super::*;
 /// a version) -> orders (two replicas) -> database, and load on
 /// frontend's A.
 pub(crate) fn shop() -> Ecosystem {
-    let dir = tempfile::tempdir().unwrap().keep();
-    std::fs::create_dir(dir.join("scripts")).unwrap();
-    std::fs::write(
-        dir.join("scripts/relay.rhai"),
-        "call(\"relay\", params.next, \"B\");\n",
-    )
-    .unwrap();
-    let path = dir.join("shop.yaml");
-    std::fs::write(&path, SHOP).unwrap();
-    Ecosystem::from_file(&path).unwrap()
+    crate::ecosystem::tests::read("shop.yaml", SHOP).unwrap()
 }
 
 const SHOP: &str = r#"
