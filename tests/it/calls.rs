@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::support::DEFAULT_WAIT;
+use crate::support::config::{call, method};
 use crate::support::instance::{Instance, trace_id};
 use crate::support::otlp::{
     Attributed as _, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _, StatusCode,
@@ -13,25 +14,8 @@ use crate::support::otlp::{
 use serde_json::{Value, json};
 use thespian::proto::Empty;
 
-/// A method, named `name`, that acts out `operations`.
-fn method(name: &str, operations: Value) -> Value {
-    json!({ "tracing_name": name, "operations": operations })
-}
-
 fn sleep(name: &str, duration_ms: u64) -> Value {
     json!({ "Action": { "Sleep": { "tracing_name": name, "duration_ms": duration_ms } } })
-}
-
-/// A call named `name` to `method` on `instance`, with `extra` keys.
-fn call(name: &str, instance: &Instance, method: &str, extra: Value) -> Value {
-    let mut spec = json!({
-        "tracing_name": name, "service_address": "127.0.0.1",
-        "service_port": instance.port, "grpc_method": method
-    });
-    spec.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    json!({ "Action": { "CallService": spec } })
 }
 
 /// Each call takes this long to fail, so a test waits for it no longer.

@@ -6,26 +6,12 @@
 use std::collections::BTreeMap;
 
 use crate::support::DEFAULT_WAIT;
+use crate::support::config::{call, method};
 use crate::support::instance::{Instance, trace_id};
 use crate::support::otlp::{OtlpReceiver, ReceivedSpan, SpansExt as _};
 use serde_json::{Value, json};
 use thespian::span_count::{BySpans, SPANS_BY_SERVICE_HEADER, SPANS_HEADER};
 use tonic::metadata::MetadataMap;
-
-fn method(name: &str, operations: Value) -> Value {
-    json!({ "tracing_name": name, "operations": operations })
-}
-
-fn call(name: &str, instance: &Instance, method: &str, extra: Value) -> Value {
-    let mut spec = json!({
-        "tracing_name": name, "service_address": "127.0.0.1",
-        "service_port": instance.port, "grpc_method": method
-    });
-    spec.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    json!({ "Action": { "CallService": spec } })
-}
 
 fn sleep(name: &str, extra: Value) -> Value {
     let mut spec = json!({ "tracing_name": name, "duration_ms": 1 });

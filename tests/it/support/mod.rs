@@ -8,10 +8,12 @@
 //! names what a Prometheus would store and reads PromQL, and
 //! [`instruments`] reads the metrics Thespian's code declares. [`query_api`]
 //! serves what the OTLP collector received through Jaeger's and Tempo's
-//! trace-by-id APIs, for `thespian poke --verify`.
+//! trace-by-id APIs, for `thespian poke --verify`. [`config`] builds the
+//! pieces of config documents many tests write.
 
 use std::time::Duration;
 
+pub mod config;
 pub mod instance;
 pub mod instruments;
 pub mod loki;
