@@ -11,11 +11,9 @@
 //! current when it starts.
 
 use std::{
+    collections::BTreeSet,
     path::{Path, PathBuf},
-    sync::mpsc,
 };
-
-use notify::{RecursiveMode, Watcher};
 
 use super::Config;
 use crate::{
@@ -40,71 +38,51 @@ pub struct Reloading {
 /// version it started with.
 pub fn watch(path: &Path, reloading: Reloading) -> Option<script::Watch> {
     let path = path.to_path_buf();
-    let folder = match path.parent() {
-        Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let last = std::fs::read_to_string(&path).unwrap_or_default();
-    let (events, received) = mpsc::channel();
-    let watcher = notify::recommended_watcher(move |event| {
-        let _ = events.send(event);
-    })
-    .and_then(|mut watcher| {
-        watcher.watch(&folder, RecursiveMode::NonRecursive)?;
-        Ok(watcher)
-    });
-    let watcher = match watcher {
-        Ok(watcher) => watcher,
-        Err(e) => {
-            tracing::warn!(
-                config = %path.display(),
-                "the config will not reload when it changes: cannot watch its folder: {e}"
-            );
-            return None;
-        }
-    };
+    let folders = BTreeSet::from([script::folder_of(&path)]);
     let label = path.display().to_string();
-    let spawned = std::thread::Builder::new()
-        .name("config-reload".to_owned())
-        .spawn(move || reload_on_change(&received, &path, last, &reloading));
-    if let Err(e) = spawned {
-        tracing::warn!(
-            config = label,
-            "the config will not reload when it changes: {e}"
-        );
-        return None;
-    }
+    let mut reload = Reload {
+        last: std::fs::read_to_string(&path).unwrap_or_default(),
+        path,
+        reloading,
+        _scripts: None,
+    };
+    let watch = script::watch_folders(
+        &folders,
+        &format!("the config {label} will not reload when it changes"),
+        "config-reload",
+        move || reload.run(),
+    )?;
     tracing::info!(config = label, "watching the config for changes");
-    Some(script::Watch::holding(watcher))
+    Some(watch)
 }
 
-/// Waits for a change, lets the burst settle, then reloads a file whose
-/// text changed; until the watcher is dropped.
-fn reload_on_change(
-    received: &mpsc::Receiver<notify::Result<notify::Event>>,
-    path: &Path,
-    mut last: String,
-    reloading: &Reloading,
-) {
-    // The scripts of the versions loaded since start, watched in turn.
-    let mut _scripts = None;
-    while let Ok(event) = received.recv() {
-        if event.is_err() {
-            continue;
-        }
-        if !script::settle(received) {
+/// The state of the config's reloads between changes.
+struct Reload {
+    /// The config file.
+    path: PathBuf,
+    /// Its text as last read, so an event that changed nothing is ignored.
+    last: String,
+    /// Where a good version goes.
+    reloading: Reloading,
+    /// The watch on the scripts of the version serving, replaced with it.
+    _scripts: Option<script::Watch>,
+}
+
+impl Reload {
+    /// Reads the file after a change and, when its text changed, serves
+    /// it if it is good, or logs why not.
+    fn run(&mut self) {
+        let label = self.path.display().to_string();
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            // Mid-swap, or removed: the next event reads it again.
+            return;
+        };
+        if text == self.last {
             return;
         }
-        let label = path.display().to_string();
-        let Ok(text) = std::fs::read_to_string(path) else {
-            // Mid-swap, or removed: the next event reads it again.
-            continue;
-        };
-        if text == last {
-            continue;
-        }
-        last = text;
-        match Config::from_str(&last, &label, &reloading.scripting) {
+        self.last = text;
+        let reloading = &self.reloading;
+        match Config::from_str(&self.last, &label, &reloading.scripting) {
             Ok(config) => {
                 let names: Vec<String> = config
                     .scenarios
@@ -118,7 +96,7 @@ fn reload_on_change(
                          once, at start, so the ones from then stay until a restart"
                     );
                 }
-                _scripts = script::watch(&config.scripts);
+                self._scripts = script::watch(&config.scripts);
                 reloading.repertoire.replace(config.behaviour);
                 tracing::info!(config = label, "reloaded the changed config");
             }

@@ -28,8 +28,8 @@ use rhai::{AST, Dynamic, Engine, Scope};
 
 pub use error::ScriptError;
 pub use limits::{Limits, ScriptSettings};
-pub(crate) use watch::settle;
 pub use watch::{Watch, watch};
+pub(crate) use watch::{folder_of, watch_folders};
 
 use crate::{
     behaviour::{Director, Function, Step},

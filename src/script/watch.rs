@@ -12,7 +12,7 @@
 
 use std::{
     collections::BTreeSet,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, mpsc},
     time::Duration,
 };
@@ -36,13 +36,6 @@ pub struct Watch {
     _watcher: notify::RecommendedWatcher,
 }
 
-impl Watch {
-    /// Holds `watcher` running until the returned watch is dropped.
-    pub(crate) fn holding(watcher: notify::RecommendedWatcher) -> Watch {
-        Watch { _watcher: watcher }
-    }
-}
-
 impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Watch")
@@ -60,76 +53,95 @@ pub fn watch(scripts: &[Arc<Script>]) -> Option<Watch> {
         .collect();
     let folders: BTreeSet<PathBuf> = scripts
         .iter()
-        .filter_map(|script| script.path()?.parent().map(PathBuf::from))
-        .map(|folder| {
-            if folder.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                folder
-            }
-        })
+        .filter_map(|script| script.path().map(folder_of))
         .collect();
     if folders.is_empty() {
         return None;
     }
+    let watch = watch_folders(
+        &folders,
+        "scripts will not reload when they change",
+        "script-reload",
+        move || {
+            reload(&scripts);
+        },
+    )?;
+    tracing::info!(
+        folders = ?folders.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        "watching scripts for changes"
+    );
+    Some(watch)
+}
 
+/// The folder that holds `file`, watched in its place.
+pub(crate) fn folder_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Watches `folders` and, on a thread named `thread`, calls `on_change`
+/// once each burst of changes in them has settled, until the returned
+/// watch is dropped. `unwatched` begins the warnings when the OS refuses
+/// a watch, saying what will not reload; `None` when none could start.
+pub(crate) fn watch_folders(
+    folders: &BTreeSet<PathBuf>,
+    unwatched: &str,
+    thread: &str,
+    mut on_change: impl FnMut() + Send + 'static,
+) -> Option<Watch> {
     let (events, received) = mpsc::channel();
     let mut watcher = match notify::recommended_watcher(move |event| {
         let _ = events.send(event);
     }) {
         Ok(watcher) => watcher,
         Err(e) => {
-            tracing::warn!("scripts will not reload when they change: cannot watch files: {e}");
+            tracing::warn!("{unwatched}: cannot watch files: {e}");
             return None;
         }
     };
-    for folder in &folders {
+    for folder in folders {
         if let Err(e) = watcher.watch(folder, RecursiveMode::NonRecursive) {
             tracing::warn!(
                 folder = %folder.display(),
-                "scripts in this folder will not reload when they change: {e}"
+                "{unwatched}: cannot watch this folder: {e}"
             );
         }
     }
     let spawned = std::thread::Builder::new()
-        .name("script-reload".to_owned())
-        .spawn(move || reload_on_change(&received, &scripts));
+        .name(thread.to_owned())
+        .spawn(move || {
+            while let Ok(event) = received.recv() {
+                if !matters(&event) {
+                    continue;
+                }
+                if !settle(&received) {
+                    return;
+                }
+                on_change();
+            }
+        });
     if let Err(e) = spawned {
-        tracing::warn!("scripts will not reload when they change: {e}");
+        tracing::warn!("{unwatched}: {e}");
         return None;
     }
-    tracing::info!(
-        folders = ?folders.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
-        "watching scripts for changes"
-    );
     Some(Watch { _watcher: watcher })
 }
 
-/// Waits for a change, lets the burst settle, then reloads; until the
-/// watcher is dropped.
-fn reload_on_change(
-    received: &mpsc::Receiver<notify::Result<notify::Event>>,
-    scripts: &[Arc<Script>],
-) {
-    while let Ok(event) = received.recv() {
-        if !matters(&event) {
-            continue;
-        }
-        if !settle(received) {
-            return;
-        }
-        for script in scripts {
-            match script.reload() {
-                Reload::Unchanged => {}
-                Reload::Reloaded => {
-                    tracing::info!(script = script.label(), "reloaded a changed script");
-                }
-                Reload::Failed(e) => {
-                    tracing::error!(
-                        script = script.label(),
-                        "the changed script cannot be used, so the last good version keeps serving: {e}"
-                    );
-                }
+/// Reads every script again, recompiling those whose text changed.
+fn reload(scripts: &[Arc<Script>]) {
+    for script in scripts {
+        match script.reload() {
+            Reload::Unchanged => {}
+            Reload::Reloaded => {
+                tracing::info!(script = script.label(), "reloaded a changed script");
+            }
+            Reload::Failed(e) => {
+                tracing::error!(
+                    script = script.label(),
+                    "the changed script cannot be used, so the last good version keeps serving: {e}"
+                );
             }
         }
     }
@@ -138,7 +150,7 @@ fn reload_on_change(
 /// Waits until `received` has been quiet for [`DEBOUNCE`]: an editor's save
 /// or a ConfigMap swap is several events in a few milliseconds. False when
 /// the watcher is gone.
-pub(crate) fn settle(received: &mpsc::Receiver<notify::Result<notify::Event>>) -> bool {
+fn settle(received: &mpsc::Receiver<notify::Result<notify::Event>>) -> bool {
     loop {
         match received.recv_timeout(DEBOUNCE) {
             Ok(_) => continue,
@@ -158,7 +170,7 @@ fn matters(event: &notify::Result<notify::Event>) -> bool {
             _ => true,
         },
         Err(e) => {
-            tracing::warn!("watching scripts: {e}");
+            tracing::warn!("watching for changes: {e}");
             false
         }
     }
