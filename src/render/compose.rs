@@ -154,20 +154,18 @@ fn thespian(build: &str) -> Map<String, Value> {
 /// An instance's variables: its name, config and scripts, the collector,
 /// JSON logs, then the service's own.
 fn environment(service: &Service) -> Value {
-    let mut env = Map::new();
-    for (key, value) in [
-        ("SERVICE_NAME", service.name.as_str()),
-        ("CONFIG_FILE", CONFIG_PATH),
-        ("SCRIPTS_DIR", SCRIPTS_PATH),
-        ("OTEL_BACKEND_ADDRESS", &format!("http://{COLLECTOR}:4317")),
-        ("LOG_FORMAT", "json"),
-        ("RUST_LOG", "info"),
-    ] {
-        env.insert(key.into(), value.into());
-    }
-    for (key, value) in service.environment() {
-        env.insert(key, value.into());
-    }
+    let defaults = vec![
+        ("SERVICE_NAME", service.name.clone()),
+        ("CONFIG_FILE", CONFIG_PATH.to_owned()),
+        ("SCRIPTS_DIR", SCRIPTS_PATH.to_owned()),
+        ("OTEL_BACKEND_ADDRESS", format!("http://{COLLECTOR}:4317")),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let env: Map<String, Value> = super::environment(service, defaults)
+        .into_iter()
+        .map(|(key, value)| (key, value.into()))
+        .collect();
     Value::Object(env)
 }
 

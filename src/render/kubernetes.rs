@@ -217,24 +217,32 @@ fn namespace(ecosystem: &Ecosystem, mesh: Option<Mesh>) -> Value {
 /// mounted, probed over gRPC health, and telling the replicas apart in
 /// its telemetry.
 fn deployment(service: &Service, mesh: Option<Mesh>) -> Value {
-    let mut env = vec![
-        json!({"name": "SERVICE_NAME", "value": service.name}),
-        json!({"name": "CONFIG_FILE", "value": format!("{CONFIG_DIR}/config.jsonc")}),
-        json!({"name": "SCRIPTS_DIR", "value": SCRIPTS_DIR}),
-        json!({"name": "OTEL_BACKEND_ADDRESS", "value": telemetry::COLLECTOR_ADDRESS}),
-        json!({"name": "LOG_FORMAT", "value": "json"}),
-        json!({"name": "RUST_LOG", "value": "info"}),
-        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
-        json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+    let defaults = vec![
+        ("SERVICE_NAME", service.name.clone()),
+        ("CONFIG_FILE", format!("{CONFIG_DIR}/config.jsonc")),
+        ("SCRIPTS_DIR", SCRIPTS_DIR.to_owned()),
+        (
+            "OTEL_BACKEND_ADDRESS",
+            telemetry::COLLECTOR_ADDRESS.to_owned(),
+        ),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
     ];
     let mut attributes = "service.instance.id=$(POD_NAME),k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE)".to_owned();
-    for (key, value) in service.environment() {
+    let mut env = Vec::new();
+    for (key, value) in super::environment(service, defaults) {
         if key == "OTEL_RESOURCE_ATTRIBUTES" {
             attributes = format!("{attributes},{value}");
         } else {
             env.push(json!({"name": key, "value": value}));
         }
     }
+    // The pod's own name and namespace, defined before the attributes
+    // that refer to them.
+    env.push(
+        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+    );
+    env.push(json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}));
     env.push(json!({"name": "OTEL_RESOURCE_ATTRIBUTES", "value": attributes}));
     let probe = |initial: u32, period: u32| {
         let mut probe = json!({"grpc": {"port": CONTAINER_PORT}, "periodSeconds": period});

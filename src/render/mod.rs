@@ -245,6 +245,22 @@ fn pokers(ecosystem: &Ecosystem) -> Result<Vec<(String, &Load)>, crate::Error> {
     Ok(named)
 }
 
+/// An instance's variables: the platform's `defaults` in their order, each
+/// replaced in place by the service's own value when it sets one, then the
+/// service's others, so no variable is listed twice.
+fn environment(service: &Service, defaults: Vec<(&str, String)>) -> Vec<(String, String)> {
+    let mut own = service.environment();
+    let mut env: Vec<(String, String)> = defaults
+        .into_iter()
+        .map(|(key, value)| {
+            let value = own.remove(key).unwrap_or(value);
+            (key.to_owned(), value)
+        })
+        .collect();
+    env.extend(own);
+    env
+}
+
 /// The arguments of `thespian poke` that make `load` against its service.
 fn poke_args(load: &Load) -> Vec<String> {
     [

@@ -163,3 +163,28 @@ fn check_names_what_differs_and_passes_what_matches() {
     std::fs::write(dir.path().join("a/b.yaml"), "x: 2\n").unwrap();
     assert!(check(&files, dir.path()).is_err());
 }
+
+#[test]
+fn a_service_variable_replaces_the_platforms_default_in_place() {
+    let ecosystem = crate::ecosystem::tests::read(
+        "env.yaml",
+        "services: [{ name: a, env: { RUST_LOG: debug, EXTRA: x } }]",
+    )
+    .unwrap();
+    let env = environment(
+        &ecosystem.services[0],
+        vec![
+            ("RUST_LOG", "info".to_owned()),
+            ("LOG_FORMAT", "json".to_owned()),
+        ],
+    );
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [
+            ("RUST_LOG", "debug"),
+            ("LOG_FORMAT", "json"),
+            ("EXTRA", "x")
+        ]
+    );
+}

@@ -166,16 +166,17 @@ fn add_service(
     let id = logical_id(&service.name);
     let name = service.name.as_str();
     let config = ecosystem.config_inlined(service, &|peer| Peer::container(&peer.name));
-    let mut environment = vec![
-        ("PORT".to_owned(), CONTAINER_PORT.to_string()),
-        ("SERVICE_NAME".to_owned(), name.to_owned()),
-    ];
-    let own = service.environment();
-    if !own.contains_key("OTEL_BACKEND_ADDRESS") {
-        let collector = format!("http://{COLLECTOR}:{OTLP_PORT}");
-        environment.push(("OTEL_BACKEND_ADDRESS".to_owned(), collector));
-    }
-    environment.extend(own);
+    let mut environment = super::super::environment(
+        service,
+        vec![
+            ("PORT", CONTAINER_PORT.to_string()),
+            ("SERVICE_NAME", name.to_owned()),
+            (
+                "OTEL_BACKEND_ADDRESS",
+                format!("http://{COLLECTOR}:{OTLP_PORT}"),
+            ),
+        ],
+    );
     environment.push(("CONFIG_JSON".to_owned(), config.to_string()));
     let container = json!({
         "Name": name,
@@ -256,13 +257,12 @@ fn add_poker(template: &mut Template, ecosystem: &Ecosystem) {
                 }
                 name = format!("{base}-{n}");
             }
-            let target = Peer::container(&load.service).url();
             json!({
                 "Name": name,
                 "Image": reference("ThespianImage"),
                 "Essential": true,
                 "ReadonlyRootFilesystem": true,
-                "Command": ["poke", target, method, "--rate", load.rate.to_string(), "--duration", "24h"],
+                "Command": super::super::poke_args(load),
                 "LogConfiguration": awslogs(&id, "poke"),
             })
         })
