@@ -23,7 +23,8 @@ use opentelemetry::{Context, KeyValue, trace::TraceContextExt};
 use super::{
     Executor, attributes,
     dice::{Dice, Roll},
-    leaf, load,
+    leaf::{self, Attempt},
+    load,
 };
 use crate::{
     behaviour::{Effect, Latency, MAX_LATENCY, Scenario, Scope, Slowdown, Step, When},
@@ -95,11 +96,13 @@ impl Executor {
     }
 
     /// The step as the scenarios in play change it, or `None` when none
-    /// touch it and it runs as written.
+    /// touch it and it runs as written. `attempt` is the try of a retried
+    /// call this is, which a try the scenarios let through still says.
     pub(super) fn disrupt_step<'a>(
         &'a self,
         step: &'a Step,
         dice: Dice,
+        attempt: Option<Attempt<'a>>,
     ) -> Option<BoxFuture<'a, Result<(), Failure>>> {
         if !matches!(step, Step::Sleep(_) | Step::Burn(_) | Step::Call(_)) {
             return None;
@@ -181,7 +184,7 @@ impl Executor {
             }
             Step::Call(call) => {
                 let (clients, metrics, relay) = (&self.clients, &self.metrics, &self.relay);
-                let acted = leaf::call(clients, metrics, relay, call, None);
+                let acted = leaf::call(clients, metrics, relay, call, attempt);
                 let marked = async move {
                     mark(&names.iter().collect::<Vec<_>>());
                     gate(verdict, acted).await

@@ -181,7 +181,7 @@ impl Executor {
     /// holds, each inside a span of its own for the kinds that have one.
     /// `dice` is the step's own, by its place in the tree.
     fn run_step<'a>(&'a self, step: &'a Step, dice: Dice) -> BoxFuture<'a, Result<(), Failure>> {
-        if let Some(disrupted) = self.disrupt_step(step, dice) {
+        if let Some(disrupted) = self.disrupt_step(step, dice, None) {
             return disrupted;
         }
         match step {
@@ -329,18 +329,18 @@ impl Executor {
         loop {
             let tried = dice.child(number as usize - 1);
             let outcome = match &*retry.step {
-                Step::Call(call) => match self.disrupt_step(&retry.step, tried) {
-                    // A try a scenario reaches is acted out as it says.
-                    Some(disrupted) => disrupted.await,
-                    None => {
-                        let attempt = Attempt {
-                            number,
-                            waited,
-                            policy,
-                        };
-                        self.run_call(&retry.step, call, tried, Some(attempt)).await
+                Step::Call(call) => {
+                    let attempt = Some(Attempt {
+                        number,
+                        waited,
+                        policy,
+                    });
+                    match self.disrupt_step(&retry.step, tried, attempt) {
+                        // A try a scenario reaches is acted out as it says.
+                        Some(disrupted) => disrupted.await,
+                        None => self.run_call(&retry.step, call, tried, attempt).await,
                     }
-                },
+                }
                 step => self.run_step(step, tried).await,
             };
             let Err(failure) = &outcome else {

@@ -27,7 +27,8 @@ use thespian::{
 };
 use tokio::time::Instant;
 
-/// Each ended span's `_tracing_name` and its `thespian.scenario`, if any.
+/// Each ended span's `_tracing_name` and its `thespian.scenario`, if any;
+/// a try of a retried call also under its name and try, as `pay#2`.
 #[derive(Debug, Default)]
 struct Marks(Mutex<BTreeMap<String, Option<String>>>);
 
@@ -46,7 +47,11 @@ impl SpanProcessor for Recorder {
         };
         if let Some(name) = value("_tracing_name") {
             let mark = value("thespian.scenario");
-            self.0.0.lock().unwrap().insert(name, mark);
+            let mut marks = self.0.0.lock().unwrap();
+            if let Some(attempt) = value("thespian.retry.attempt") {
+                marks.insert(format!("{name}#{attempt}"), mark.clone());
+            }
+            marks.insert(name, mark);
         }
     }
 
@@ -260,16 +265,40 @@ async fn every_try_of_a_retried_call_meets_the_outage() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_outage_of_a_call_fails_it_without_calling() {
-    let call = Step::Call(Call {
-        name: "pay".to_owned(),
-        target: Target::parse("127.0.0.1:1").unwrap(),
-        method: MethodName::B,
-        on_failure: OnFailure::Internal,
-        optional: false,
-        timeout: None,
-        attributes: Attributes::NONE,
+async fn a_try_a_scenario_lets_through_is_still_a_try_of_the_retried_call() {
+    let policy: RetryPolicy = serde_json::from_str(
+        r#"{"max_attempts": 3, "initial_backoff": "1s", "max_backoff": "1s",
+            "backoff_multiplier": 1,
+            "retryable_status_codes": ["UNAVAILABLE", "DEADLINE_EXCEEDED"]}"#,
+    )
+    .unwrap();
+    let Step::Call(mut optional) = pay() else {
+        unreachable!()
+    };
+    optional.optional = true;
+    let retried = Step::Retry(Retry {
+        policy,
+        step: Box::new(Step::Call(optional)),
     });
+    // It reaches the call but never strikes, so every try goes out.
+    let watched = r#"{"name": "payments-watched", "scope": {"step": "pay"},
+        "effect": {"failures": [{"chance": 0, "code": "UNAVAILABLE"}]}}"#;
+    let (outcome, _, marks) = act(function(vec![retried]), &[watched]).await;
+    assert!(outcome.is_ok(), "the call is optional: {outcome:?}");
+    // An optional call is tried again while its policy retries it: all
+    // three tries went out, each saying which it was.
+    for attempt in ["pay#1", "pay#2", "pay#3"] {
+        assert_eq!(
+            marks.get(attempt),
+            Some(&Some("payments-watched".to_owned())),
+            "{attempt}: {marks:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_of_a_call_fails_it_without_calling() {
+    let call = pay();
     let down = r#"{"name": "payments-down", "scope": {"step": "pay"}, "effect": {"outage": true}}"#;
     let (outcome, elapsed, marks) = act(function(vec![call]), &[down]).await;
     let failure = outcome.unwrap_err();
