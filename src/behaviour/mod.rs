@@ -52,7 +52,7 @@ pub use outcome::{Effect, Failures, Outcome, When};
 pub use retry::{Backoff, CodeSet, MAX_POLICY_ATTEMPTS, MAX_RETRIES, RetryPolicy};
 pub use scenario::{
     Disruption, MAX_NAME_BYTES as MAX_SCENARIO_NAME_BYTES, MAX_SCENARIOS, Scenario, Schedule,
-    Scope, Slowdown, Start,
+    Scope, Slowdown, Start, parse_time,
 };
 pub use step::{
     Call, Concurrently, Fail, Fallback, Function, Log, LogLevel, Raise, Retry, Sleep, Step,

@@ -387,18 +387,30 @@ impl<'de> Deserialize<'de> for Time {
         let time = match Written::deserialize(deserializer).map_err(|_| {
             de::Error::custom("expected a time such as \"5m\" or \"90s\", or milliseconds")
         })? {
-            Written::Millis(ms) => Duration::from_millis(ms),
-            Written::Text(text) => humantime::parse_duration(text.trim())
-                .map_err(|e| de::Error::custom(format!("\"{text}\" is not a time: {e}")))?,
+            Written::Millis(ms) => bounded(Duration::from_millis(ms)),
+            Written::Text(text) => parse_time(&text),
         };
-        if time > MAX_SCHEDULE_TIME {
-            return Err(de::Error::custom(format!(
-                "a schedule's times may be at most {}",
-                humantime::format_duration(MAX_SCHEDULE_TIME)
-            )));
-        }
-        Ok(Time(time))
+        time.map(Time).map_err(de::Error::custom)
     }
+}
+
+/// A schedule's time written as humantime (`"5m"`, `"1h 30m"`), at most
+/// [`MAX_SCHEDULE_TIME`]: how a config and the control API read one.
+pub fn parse_time(text: &str) -> Result<Duration, String> {
+    let time = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("\"{text}\" is not a time: {e}"))?;
+    bounded(time)
+}
+
+/// `time`, when it is within [`MAX_SCHEDULE_TIME`].
+fn bounded(time: Duration) -> Result<Duration, String> {
+    if time > MAX_SCHEDULE_TIME {
+        return Err(format!(
+            "a schedule's times may be at most {}",
+            humantime::format_duration(MAX_SCHEDULE_TIME)
+        ));
+    }
+    Ok(time)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub use command::{ScenarioAction, ScenarioCommand, run as drive};
 pub use token::{AUTHORIZATION, ControlToken};
 
 use crate::{
-    behaviour::{MethodName, Repertoire, Scenario, Schedule, Start},
+    behaviour::{MethodName, Repertoire, Scenario, Schedule, Start, parse_time},
     incident::{Incidents, Listing, Refusal},
     proto::{
         DescribeBehaviourRequest, DescribeBehaviourResponse, ListScenariosRequest,
@@ -91,9 +91,10 @@ impl control_server::Control for Control {
         let request = request.into_inner();
         let length = match request.duration.trim() {
             "" => None,
-            text => Some(humantime::parse_duration(text).map_err(|e| {
-                Status::invalid_argument(format!("`duration` \"{text}\" is not a duration: {e}"))
-            })?),
+            text => Some(
+                parse_time(text)
+                    .map_err(|e| Status::invalid_argument(format!("`duration`: {e}")))?,
+            ),
         };
         if length == Some(Duration::ZERO) {
             return Err(Status::invalid_argument("`duration` must be longer than 0"));
@@ -105,15 +106,12 @@ impl control_server::Control for Control {
                 ));
             }
             (name, "") => {
-                let declared = self.incidents.declared().iter().find(|s| &*s.name == name);
-                let length = length.or_else(|| declared.and_then(|s| s.schedule.length));
                 self.incidents.start(name, length).map_err(refused)?;
                 name.to_owned()
             }
             ("", inline) => {
                 let scenario = inline_scenario(inline)?;
                 let name = scenario.name.to_string();
-                let length = length.or(scenario.schedule.length);
                 self.incidents
                     .start_scenario(Arc::new(scenario), length)
                     .map_err(refused)?;

@@ -153,8 +153,9 @@ impl Incidents {
         &self.board.declared
     }
 
-    /// Starts the declared scenario `name`, for `length` or until it is
-    /// stopped. One already active starts again, with the new length.
+    /// Starts the declared scenario `name`, for `length`, else its
+    /// schedule's `for`, else until it is stopped. One already active
+    /// starts again, with the new length.
     pub fn start(&self, name: &str, length: Option<Duration>) -> Result<(), Refusal> {
         let scenario = self
             .board
@@ -179,14 +180,16 @@ impl Incidents {
         self.start_scenario(scenario, length)
     }
 
-    /// Starts `scenario`, declared or given inline, for `length` or until
-    /// it is stopped; it takes the place of an active one of its name.
+    /// Starts `scenario`, declared or given inline, for `length`, else its
+    /// schedule's `for`, else until it is stopped; it takes the place of an
+    /// active one of its name.
     pub fn start_scenario(
         &self,
         scenario: Arc<Scenario>,
         length: Option<Duration>,
     ) -> Result<(), Refusal> {
         let start = self.board.starts.fetch_add(1, Ordering::Relaxed);
+        let length = length.or(scenario.schedule.length);
         let until = length.map(|length| Instant::now() + length);
         {
             let mut active = self.board.active.write().expect("never poisoned");

@@ -36,8 +36,7 @@ impl Incidents {
                 {
                     let now = incidents.since_boot();
                     tokio::time::sleep(at.saturating_sub(now)).await;
-                    let length = scenario.schedule.length;
-                    if let Err(refused) = incidents.start_scenario(Arc::clone(&scenario), length) {
+                    if let Err(refused) = incidents.start_scenario(Arc::clone(&scenario), None) {
                         tracing::warn!(
                             scenario = &*scenario.name,
                             "the schedule could not start scenario `{}`: {refused}",

@@ -159,3 +159,14 @@ fn a_scope_reaches_its_requests() {
     let step = Scope::Step("db".into());
     assert!(!step.covers_request(MethodName::A) && step.reaches(MethodName::A));
 }
+
+#[test]
+fn a_time_from_the_control_api_is_bounded_as_a_configs_is() {
+    assert_eq!(
+        super::parse_time(" 90s "),
+        Ok(std::time::Duration::from_secs(90))
+    );
+    let error = super::parse_time("400days").unwrap_err();
+    assert!(error.contains("at most"), "{error}");
+    assert!(super::parse_time("soon").is_err());
+}
