@@ -130,29 +130,16 @@ impl Clients {
         }
     }
 
-    /// Calls `method` on `target`, with `metadata` (the trace context)
-    /// attached. A call unanswered within the timeout fails with
-    /// `DEADLINE_EXCEEDED`, and giving up resets its stream, so the target
-    /// stops acting for a caller that has gone.
-    pub async fn call(
-        &self,
-        target: &Target,
-        method: MethodName,
-        metadata: tonic::metadata::MetadataMap,
-    ) -> Result<(), tonic::Status> {
-        self.call_within(target, method, metadata, self.timeout)
-            .await
-    }
-
     /// How long a call waits for its answer unless it says otherwise.
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
-    /// Calls `method` on `target` as [`Clients::call`] does, giving up
-    /// after `timeout` rather than the cache's own. The timeout also
-    /// travels as the call's `grpc-timeout`, so the target knows how long
-    /// it has and stops when its caller would.
+    /// Calls `method` on `target`, with `metadata` (the trace context)
+    /// attached, giving up after `timeout` with `DEADLINE_EXCEEDED`; giving
+    /// up resets the stream, so the target stops acting for a caller that
+    /// has gone. The timeout also travels as the call's `grpc-timeout`, so
+    /// the target knows how long it has and stops when its caller would.
     pub async fn call_within(
         &self,
         target: &Target,

@@ -40,8 +40,11 @@
 //!   one pipeline per signal (OTLP spans, log records and metrics, stdout,
 //!   Loki) and the flush at shutdown.
 //! - [`health`]: a health-check client for container probes.
-//! - [`poke`]: a load generator that calls one method at a steady rate.
+//! - [`poke`]: a load generator: shaped traffic over weighted targets, a
+//!   client span per request, and a check that a backend kept every span.
 //! - [`fleet`]: `thespian up`, a whole ecosystem as local processes.
+//! - [`render`]: `thespian render`, an ecosystem written out for Docker
+//!   Compose, Kubernetes or AWS ECS.
 //! - [`proto`]: the generated gRPC code.
 
 pub mod admission;
