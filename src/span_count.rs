@@ -39,7 +39,7 @@ pub const SPANS_BY_SERVICE_HEADER: &str = "thespian-spans-by-service";
 /// [`OTHER_SERVICES`], so a deep tree cannot grow a header without bound.
 const MAX_SERVICES: usize = 32;
 
-/// Where the spans of services past [`MAX_SERVICES`] are counted.
+/// Where the spans of services past the 32 an answer names are counted.
 pub const OTHER_SERVICES: &str = "(other)";
 
 /// The longest service name read from an answer, in bytes.

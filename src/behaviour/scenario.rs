@@ -395,7 +395,7 @@ impl<'de> Deserialize<'de> for Time {
 }
 
 /// A schedule's time written as humantime (`"5m"`, `"1h 30m"`), at most
-/// [`MAX_SCHEDULE_TIME`]: how a config and the control API read one.
+/// a year and a day: how a config and the control API read one.
 pub fn parse_time(text: &str) -> Result<Duration, String> {
     let time = humantime::parse_duration(text.trim())
         .map_err(|e| format!("\"{text}\" is not a time: {e}"))?;
