@@ -74,7 +74,12 @@ fn walk(
                 let here = format!("{path}.{key}");
                 match (key.as_str(), &mut *child) {
                     ("CallService", Value::Object(call)) => resolve_call(call, &here, lookup)?,
-                    ("params", params) => resolve_params(params, &here, lookup)?,
+                    // A script's data, resolved as a whole: nothing in it
+                    // is a step.
+                    ("params", params) => {
+                        resolve_params(params, &here, lookup)?;
+                        continue;
+                    }
                     _ => {}
                 }
                 walk(child, &here, lookup)?;
