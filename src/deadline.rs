@@ -19,13 +19,8 @@ use tonic::metadata::MetadataMap;
 /// The header a gRPC client's deadline travels in.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 
-/// When the caller stops waiting, counted from now, if it said. A header
-/// that is not a valid timeout is ignored, as tonic ignores it.
-pub fn read(metadata: &MetadataMap) -> Option<Instant> {
-    Some(Instant::now() + budget(metadata)?)
-}
-
-/// How long the caller said it would wait, as it said it, if it did.
+/// How long the caller said it would wait, as it said it, if it did. A
+/// header that is not a valid timeout is ignored, as tonic ignores it.
 pub fn budget(metadata: &MetadataMap) -> Option<Duration> {
     parse(metadata.get(GRPC_TIMEOUT)?.to_str().ok()?)
 }

@@ -5,7 +5,6 @@
 use std::{
     future::Future,
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::Arc,
     time::Duration,
 };
 
@@ -140,7 +139,6 @@ pub async fn run(
         behaviour,
         metrics: options.metrics.clone(),
         admission: options.admission.clone(),
-        me: Arc::from(executor.relay().name()),
         executor,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -188,8 +186,6 @@ struct Service {
     metrics: Metrics,
     /// Holds back requests past `MAX_IN_FLIGHT`.
     admission: Admission,
-    /// This instance's name, as the span counts on its answers have it.
-    me: Arc<str>,
 }
 
 /// What each method answers with, boxed as the trait has it.
@@ -233,20 +229,20 @@ impl Service {
         method: MethodName,
         request: Request<EmptyMessage>,
     ) -> impl Future<Output = Result<Response<EmptyMessage>, Status>> + Send + '_ {
+        let budget = deadline::budget(request.metadata());
         let ending = Ending {
             cx: self.executor.tracer().open(
                 &SpanCount::begin(self.executor.relay().read(request.metadata())),
                 method.span_name(),
                 SpanKind::Server,
             ),
-            me: Arc::clone(&self.me),
             // Loki's lines take their fields from `tracing` spans: this one
             // holds the ids of the step that logs each line. It is made only
             // when Loki is on.
             lines: tracing::trace_span!(target: "thespian::request", "rpc"),
             method,
             served: Some(self.metrics.request_started(method)),
-            deadline: deadline::read(request.metadata()),
+            deadline: budget.map(|budget| Instant::now() + budget),
         };
         // The request's dice: what its script rolls while it directs, where
         // its steps' rolls start from, and what its own attributes draw. A
@@ -269,7 +265,7 @@ impl Service {
             let attribute = KeyValue::new(attempts::PREVIOUS_ATTEMPTS_ATTRIBUTE, previous as i64);
             ending.cx.span().set_attribute(attribute);
         }
-        if let Some(budget) = deadline::budget(request.metadata()) {
+        if let Some(budget) = budget {
             let budget_ms = budget.as_nanos() as f64 / 1_000_000.0;
             let attribute = KeyValue::new("thespian.deadline.budget_ms", budget_ms);
             ending.cx.span().set_attribute(attribute);
@@ -286,7 +282,7 @@ impl Service {
             // A request past the hop limit is refused at once, before it
             // takes a slot or a place in the queue.
             if let Err(refused) = ending.lines.in_scope(|| self.executor.admit(&ending.cx)) {
-                return ending.respond(Err(refused));
+                return ending.respond(Err(refused), self.executor.relay().name());
             }
             // Nothing is directed or acted out before the request has a
             // slot: a request waiting in the queue holds only its place
@@ -299,7 +295,7 @@ impl Service {
                         let _inside = ending.cx.clone().attach();
                         ending.lines.in_scope(|| admission::report(&refused));
                     }
-                    return ending.respond(Err(refused));
+                    return ending.respond(Err(refused), self.executor.relay().name());
                 }
             };
             let outcome = match director {
@@ -330,7 +326,7 @@ impl Service {
                         .await
                 }
             };
-            ending.respond(outcome)
+            ending.respond(outcome, self.executor.relay().name())
         }
     }
 }
@@ -357,21 +353,23 @@ struct Ending {
     served: Option<ServedRequest>,
     /// When the caller said it would stop waiting, if it did.
     deadline: Option<Instant>,
-    /// This instance's name, as the span count on the answer has it.
-    me: Arc<str>,
 }
 
 impl Ending {
     /// Ends the request with `outcome`, and answers with it, the trace id
+    /// and the spans it made, counted under this instance's name `me`,
     /// attached.
-    fn respond(self, outcome: Result<(), Failure>) -> Result<Response<EmptyMessage>, Status> {
+    fn respond(
+        self,
+        outcome: Result<(), Failure>,
+        me: &str,
+    ) -> Result<Response<EmptyMessage>, Status> {
         let code = match &outcome {
             Ok(()) => tonic::Code::Ok,
             Err(failure) => failure.code(),
         };
         let trace_id = self.cx.span().span_context().trace_id();
         let spans = SpanCount::of(&self.cx);
-        let me = Arc::clone(&self.me);
         self.answer(code, outcome.as_ref().err().map(Failure::cause));
         let trace_id = (trace_id != TraceId::INVALID)
             .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
@@ -383,7 +381,7 @@ impl Ending {
                     response.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
                 }
                 if let Some(spans) = &spans {
-                    spans.write(&me, response.metadata_mut());
+                    spans.write(me, response.metadata_mut());
                 }
                 Ok(response)
             }
@@ -393,7 +391,7 @@ impl Ending {
                     status.metadata_mut().insert(TRACE_ID_HEADER, trace_id);
                 }
                 if let Some(spans) = &spans {
-                    spans.write(&me, status.metadata_mut());
+                    spans.write(me, status.metadata_mut());
                 }
                 Err(status)
             }
