@@ -27,8 +27,6 @@ const LATENCY_CEILING_US: u64 = 3_600_000_000;
 /// can run for days.
 #[derive(Debug)]
 pub(super) struct Tally {
-    /// Requests started.
-    sent: AtomicU64,
     /// Requests started, by target, in the order of the run's targets.
     sent_to: Vec<AtomicU64>,
     /// Requests answered, by gRPC status code (the index is the code).
@@ -41,7 +39,6 @@ impl Tally {
     /// Nothing counted yet, for a run with this many targets.
     pub(super) fn new(targets: usize) -> Tally {
         Tally {
-            sent: AtomicU64::new(0),
             sent_to: (0..targets).map(|_| AtomicU64::new(0)).collect(),
             codes: Default::default(),
             latency: Mutex::new(
@@ -53,7 +50,6 @@ impl Tally {
 
     /// Counts one more request started, to the target at `index`.
     pub(super) fn count_sent(&self, index: usize) {
-        self.sent.fetch_add(1, Ordering::Relaxed);
         if let Some(sent) = self.sent_to.get(index) {
             sent.fetch_add(1, Ordering::Relaxed);
         }
@@ -72,7 +68,7 @@ impl Tally {
 
     /// Requests started so far.
     pub(super) fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        self.sent_to.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
     /// Requests answered so far, whatever the answer.
