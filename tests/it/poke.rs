@@ -30,6 +30,8 @@ const POKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) fn poke_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_thespian"));
+    // Only what each test sets, as for every instance the tests start.
+    crate::support::settings::clear(&mut command);
     command
         .arg("poke")
         .args(args)

@@ -20,10 +20,7 @@ async fn traced_poke(receiver: &OtlpReceiver, env: &[(&str, &str)], args: &[&str
     let mut command = poke_command(args);
     command
         .env("OTEL_BACKEND_ADDRESS", receiver.endpoint())
-        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
-        .env_remove("POKE_SERVICE_NAME")
-        .env_remove("OTEL_TRACES_SAMPLER")
-        .env_remove("OTEL_TRACES_SAMPLER_ARG");
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50");
     for (key, value) in env {
         command.env(key, value);
     }
