@@ -9,7 +9,7 @@
 
 use clap::{Args, ValueEnum};
 use opentelemetry::trace::{SpanContext, Status, TraceContextExt as _, TracerProvider as _};
-use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
+use opentelemetry_otlp::SpanExporter;
 use opentelemetry_sdk::{
     Resource,
     trace::{
@@ -130,10 +130,8 @@ impl ClientTracing {
                     .build(),
             );
         if let Some(endpoint) = &export.endpoint {
-            let exporter = SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(crate::with_http_scheme(endpoint))
-                .build()?;
+            let exporter =
+                crate::telemetry::otlp(SpanExporter::builder().with_tonic(), endpoint)?.build()?;
             let processor =
                 BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio)
                     .with_batch_config(export.batch)

@@ -44,6 +44,7 @@ pub use delivery::{Delivery, Exporter, Signal};
 pub use loki::{Loki, LokiLayer};
 pub(crate) use metrics::rpc_attributes;
 pub use metrics::{Metrics, MetricsTemporality, ServedRequest};
+pub(crate) use pipeline::otlp;
 pub use resource::ResourceAttributes;
 pub use span::{Tracer, current_ids};
 pub use span_events::SpanEvents;

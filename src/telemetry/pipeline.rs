@@ -176,12 +176,12 @@ where
     Ok(Some(loki))
 }
 
-/// Points an OTLP exporter builder, whichever signal it is for, at
-/// `endpoint`, with the timeout every export has. Only this much is
+/// Points an OTLP exporter builder, whichever signal it is for (poke's
+/// client spans too), at `endpoint`, with the timeout every export has. Only this much is
 /// shared: each signal's builder is a type of its own, and `with_tonic`
 /// and `build` are methods of each type rather than of a trait, so each
 /// pipeline calls those itself.
-fn otlp<B: WithExportConfig>(builder: B, endpoint: &str) -> Result<B, crate::Error> {
+pub(crate) fn otlp<B: WithExportConfig>(builder: B, endpoint: &str) -> Result<B, crate::Error> {
     Ok(builder
         .with_endpoint(otlp_url(endpoint)?)
         .with_timeout(OTLP_TIMEOUT))
