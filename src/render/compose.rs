@@ -58,6 +58,9 @@ impl ComposeOptions {
 
 /// The Compose file, and one config per service under `configs/`.
 pub(super) fn render(ecosystem: &Ecosystem, args: &RenderArgs) -> Result<Vec<File>, crate::Error> {
+    let stack = stack_services(&args.compose.stack);
+    let stack: Vec<&str> = stack.iter().map(String::as_str).collect();
+    super::refuse_taken(ecosystem, &stack, "a service of the included stack")?;
     let flags = args.compose.flags();
     let from_out = |path: &Path| -> Result<String, crate::Error> {
         // Compose takes a bare name in a volume for a named volume.
@@ -149,6 +152,26 @@ fn thespian(build: &str) -> Map<String, Value> {
         unreachable!("an object")
     };
     entry
+}
+
+/// The services of the stack file the rendering includes, which the
+/// ecosystem's may not share a name with; at least the collector, when the
+/// file cannot be read here.
+fn stack_services(stack: &Path) -> Vec<String> {
+    let services = std::fs::read_to_string(stack)
+        .ok()
+        .and_then(|text| serde_saphyr::from_str::<Value>(&text).ok())
+        .and_then(|stack| {
+            Some(
+                stack
+                    .get("services")?
+                    .as_object()?
+                    .keys()
+                    .cloned()
+                    .collect(),
+            )
+        });
+    services.unwrap_or_else(|| vec![COLLECTOR.to_owned()])
 }
 
 /// An instance's variables: its name, config and scripts, the collector,

@@ -91,6 +91,17 @@ pub(super) fn render(ecosystem: &Ecosystem, args: &RenderArgs) -> Result<Vec<Fil
         )
         .into());
     }
+    // Each service's resources are in `<name>.yaml`, beside these.
+    super::refuse_taken(
+        ecosystem,
+        &[
+            telemetry::COLLECTOR,
+            telemetry::STACK,
+            "namespace",
+            "kustomization",
+        ],
+        "a workload or file of the rendering's own",
+    )?;
     let flags = options.flags();
     let header = args.header("#", &flags);
     let yaml_file = |path: &str, documents: &[Value]| File {

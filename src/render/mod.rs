@@ -234,15 +234,30 @@ fn pokers(ecosystem: &Ecosystem) -> Result<Vec<(String, &Load)>, crate::Error> {
             .map(|(i, load)| (format!("poker-{}", i + 1), load))
             .collect(),
     };
-    for (name, _) in &named {
-        if ecosystem.service(name).is_some() {
-            return Err(format!(
-                "the service `{name}` has the name of the poker that makes the ecosystem's load: rename the service"
-            )
-            .into());
-        }
-    }
+    let names: Vec<&str> = named.iter().map(|(name, _)| name.as_str()).collect();
+    refuse_taken(
+        ecosystem,
+        &names,
+        "the poker that makes the ecosystem's load",
+    )?;
     Ok(named)
+}
+
+/// Refuses a service named like one of `taken`, names the rendering gives
+/// things of its own (`what`), which would clash with it.
+fn refuse_taken(ecosystem: &Ecosystem, taken: &[&str], what: &str) -> Result<(), crate::Error> {
+    match ecosystem
+        .services
+        .iter()
+        .find(|s| taken.contains(&s.name.as_str()))
+    {
+        Some(service) => Err(format!(
+            "the service `{}` has the name of {what}: rename the service",
+            service.name
+        )
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// An instance's variables: the platform's `defaults` in their order, each

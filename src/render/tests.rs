@@ -107,6 +107,27 @@ fn names_pokers_apart_from_services() {
 }
 
 #[test]
+fn refuses_a_service_named_like_what_a_rendering_makes_itself() {
+    for (target, taken) in [
+        (Target::Kubernetes, "otel-collector"),
+        (Target::Kubernetes, "lgtm"),
+        (Target::Kubernetes, "kustomization"),
+        (Target::Compose, "otel-collector"),
+        (Target::Compose, "grafana"),
+    ] {
+        let mut ecosystem = shop();
+        ecosystem.services[2].name = taken.into();
+        let error = render(&ecosystem, &args_for(target, "out"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("`{taken}`")) && error.contains("rename the service"),
+            "{target:?} {taken}: {error}"
+        );
+    }
+}
+
+#[test]
 fn finds_paths_from_the_output_folder() {
     let cases = [
         (
