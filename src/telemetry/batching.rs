@@ -142,11 +142,14 @@ impl Batching {
     }
 
     /// How many spans can be waiting without any being dropped: the queue,
-    /// the batch being filled and the batches being exported.
+    /// which holds the batch being filled, and the batches being exported.
     pub fn span_capacity(&self) -> u64 {
-        // The SDK never batches more than its queue holds.
-        let batch = self.span_batch.min(self.span_queue);
-        (self.span_queue + (1 + self.span_exports.get()) * batch) as u64
+        (self.span_queue + self.span_exports.get() * self.span_batch_size()) as u64
+    }
+
+    /// Spans per export: at least one, and never more than the queue holds.
+    pub fn span_batch_size(&self) -> usize {
+        self.span_batch.clamp(1, self.span_queue.max(1))
     }
 
     /// How many log records can be waiting without any being dropped: the
@@ -226,7 +229,7 @@ mod tests {
             "--otel-bsp-max-export-batch-size=1000",
             "--otel-bsp-max-concurrent-exports=2",
         ]);
-        // The queue, the batch being filled and two being exported.
-        assert_eq!(batching.span_capacity(), 10 + 3 * 10);
+        // The queue, and two batches being exported.
+        assert_eq!(batching.span_capacity(), 10 + 2 * 10);
     }
 }

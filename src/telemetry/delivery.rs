@@ -121,6 +121,12 @@ impl Delivery {
         self.counts.failed[signal.index()].load(Ordering::Relaxed)
     }
 
+    /// Counts the outcome of an export of `items` of `signal` that was made
+    /// without a [`Counting`] exporter, such as one that ran out of time.
+    pub(super) fn settle(&self, signal: Signal, items: u64, outcome: &OTelSdkResult) {
+        self.counts.count(signal, items, outcome);
+    }
+
     /// Logs the totals once, at shutdown, for each signal that lost anything.
     pub fn report_totals(&self) {
         for signal in Signal::ALL {

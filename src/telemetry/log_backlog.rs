@@ -1,7 +1,7 @@
 //! Counts the log records Thespian makes against those the collector took,
 //! so that records turned away by a full export queue are reported rather
-//! than lost in silence, as [`Backlog`](super::backlog::Backlog) does for
-//! spans.
+//! than lost in silence, as [`SpanQueue`](super::span_queue::SpanQueue)
+//! does for spans.
 //!
 //! The batch log processor drops a record when its queue is full, and says
 //! so only on its own internal log, which Thespian keeps off stdout. Every

@@ -16,7 +16,6 @@
 //! Thespian's own exporter, HTTP/2 and gRPC internals are kept out of
 //! everything that is exported, so telemetry never feeds on itself.
 
-mod backlog;
 mod batching;
 mod delivery;
 mod filter;
@@ -29,6 +28,7 @@ mod pipeline;
 mod resource;
 mod span;
 mod span_events;
+mod span_queue;
 
 use std::time::Duration;
 

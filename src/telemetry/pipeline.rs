@@ -11,17 +11,17 @@ use opentelemetry_sdk::{
     Resource,
     logs::{BatchLogProcessor, SdkLoggerProvider},
     metrics::{PeriodicReader, SdkMeterProvider},
-    trace::{SpanProcessor, span_processor_with_async_runtime::BatchSpanProcessor},
+    trace::SpanProcessor,
 };
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, Layer, filter::FilterExt, registry::LookupSpan};
 
 use super::{
     BoxedLayer, Delivery, LogFormat, Loki, TelemetrySettings, Tracer,
-    backlog::Backlog,
     filter::{events, plumbing, thespian_spans},
     log_backlog::LogBacklog,
     log_line,
+    span_queue::SpanQueue,
 };
 
 /// How long one OTLP export may wait for the collector's answer.
@@ -42,23 +42,12 @@ pub fn spans(
         return Ok(Tracer::new(None));
     };
     let exporter = otlp(SpanExporter::builder().with_tonic(), endpoint)?.build()?;
-    // The SDK's default batch processor runs on a thread of its own and
-    // allocates and touches every slot of its queue up front: 24 MB for
-    // 65,536 spans, resident from the first second. This one runs as a task
-    // on the runtime, over a tokio channel that grows only as spans wait,
-    // with the same bound, and costs the same CPU per span (see
-    // `scripts/bench.sh`).
-    let processor =
-        BatchSpanProcessor::builder(delivery.spans(exporter), opentelemetry_sdk::runtime::Tokio)
-            .with_batch_config(settings.batching.spans())
-            .build();
-    let mut processor = Backlog::new(
-        processor,
-        settings.batching.span_capacity(),
+    let processor: Arc<dyn SpanProcessor> = Arc::new(SpanQueue::start(
+        exporter,
+        resource,
+        &settings.batching,
         delivery.clone(),
-    );
-    processor.set_resource(resource);
-    let processor: Arc<dyn SpanProcessor> = Arc::new(processor);
+    ));
     Ok(Tracer::new(Some(processor)))
 }
 

@@ -77,9 +77,7 @@ impl Tracer {
                 processor,
                 sampler: Config::default().sampler,
                 ids: RandomIdGenerator::default(),
-                scope: InstrumentationScope::builder("thespian")
-                    .with_version(env!("CARGO_PKG_VERSION"))
-                    .build(),
+                scope: scope(),
             }),
         }
     }
@@ -154,6 +152,13 @@ impl Tracer {
         crate::span_count::SpanCount::count_span(parent);
         parent.with_span(span)
     }
+}
+
+/// Names Thespian, at its version, as the maker of every span it exports.
+pub(super) fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("thespian")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
 }
 
 /// A span that has not ended: what is known of it so far.
