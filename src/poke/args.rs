@@ -52,6 +52,12 @@ pub struct PokeArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
 
+    /// HTTP/2 connections to each address, taking requests in turn, so that
+    /// a run reaches every replica behind a balancer that balances
+    /// connections rather than requests, as a Kubernetes Service does.
+    #[arg(long, default_value_t = CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub connections: u32,
+
     /// How long to keep poking, such as `30s`, `15m` or `24h` [default: 10s].
     #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "requests")]
     pub duration: Option<Duration>,
@@ -81,6 +87,9 @@ pub struct PokeArgs {
     pub verify: VerifyArgs,
 }
 
+/// Connections to each address by default: one, as gRPC clients open.
+const CONNECTIONS: u32 = 1;
+
 impl PokeArgs {
     /// A poke of `method` at `address` with the command line's defaults,
     /// untraced, for a caller that sets the options itself, as `thespian up`
@@ -93,6 +102,7 @@ impl PokeArgs {
             rate: None,
             shape: None,
             concurrency: 16,
+            connections: CONNECTIONS,
             duration: None,
             requests: None,
             timeout: Duration::from_secs(30),
@@ -110,6 +120,12 @@ impl PokeArgs {
                 verify_wait: Duration::from_secs(30),
             },
         }
+    }
+
+    /// How many connections each address gets: never more than there can
+    /// be requests in flight.
+    pub(super) fn connections(&self) -> usize {
+        self.connections.min(self.concurrency) as usize
     }
 
     /// The shape of the traffic, if it is paced.

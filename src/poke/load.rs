@@ -35,8 +35,9 @@ pub(super) struct Poked {
     pub(super) spec: TargetSpec,
     /// Its address, parsed.
     pub(super) target: Target,
-    /// A client on the connection to its address.
-    pub(super) client: ThespianClient<Channel>,
+    /// A client on each connection to its address, taking requests in
+    /// turn.
+    pub(super) clients: Arc<[ThespianClient<Channel>]>,
 }
 
 /// What every request task shares.
@@ -121,24 +122,24 @@ async fn send(mut schedule: Schedule, limit: Limit, shared: &Arc<Shared>, slots:
         let Ok(slot) = Arc::clone(slots).acquire_owned().await else {
             return;
         };
-        sent += 1;
         let index = turns.next();
         shared.tally.count_sent(index);
-        tokio::spawn(request(index, Arc::clone(shared), slot));
+        tokio::spawn(request(index, sent, Arc::clone(shared), slot));
+        sent += 1;
     }
 }
 
-/// Makes one request and counts its answer, or DEADLINE_EXCEEDED when none
+/// Makes request number `n` and counts its answer, or DEADLINE_EXCEEDED when none
 /// comes within the timeout; the `slot` is given back once it is counted.
 /// A traced request's span ends with the answer, and with `--verify` its
 /// trace is then checked against what the answer said it made.
-async fn request(index: usize, shared: Arc<Shared>, slot: OwnedSemaphorePermit) {
+async fn request(index: usize, n: u64, shared: Arc<Shared>, slot: OwnedSemaphorePermit) {
     let Poked {
         spec,
         target,
-        client,
+        clients,
     } = &shared.targets[index];
-    let mut client = client.clone();
+    let mut client = clients[(n % clients.len() as u64) as usize].clone();
     let mut request = tonic::Request::new(Empty {});
     let span = shared
         .tracing

@@ -92,26 +92,34 @@ pub async fn drive(
     Ok(summary)
 }
 
-/// Connects to every target, once per address.
+/// Connects to every target: `--connections` connections per address,
+/// shared by the targets at that address.
 async fn connect_all(args: &PokeArgs) -> Result<Vec<Poked>, crate::Error> {
     let mut targets: Vec<Poked> = Vec::new();
     for spec in args.targets()? {
         let target = Target::parse(&spec.address)?;
-        let client = match targets.iter().find(|t| t.target == target) {
-            Some(same) => same.client.clone(),
-            None => ThespianClient::new(connect(&target).await?),
+        let clients = match targets.iter().find(|t| t.target == target) {
+            Some(same) => same.clients.clone(),
+            None => {
+                let connections = (0..args.connections()).map(|_| connect(&target));
+                futures::future::try_join_all(connections)
+                    .await?
+                    .into_iter()
+                    .map(ThespianClient::new)
+                    .collect()
+            }
         };
         targets.push(Poked {
             spec,
             target,
-            client,
+            clients,
         });
     }
     Ok(targets)
 }
 
-/// Opens the one HTTP/2 connection every request to `target` is
-/// multiplexed over.
+/// Opens one HTTP/2 connection to `target`, over which requests are
+/// multiplexed.
 async fn connect(target: &Target) -> Result<Channel, crate::Error> {
     client::endpoint(target)?
         .connect()

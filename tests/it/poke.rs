@@ -3,6 +3,10 @@
 
 use std::{
     process::{Output, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -245,4 +249,68 @@ async fn an_address_where_nothing_listens_is_a_clear_error() {
         "{stderr}"
     );
     assert!(stderr.contains("refused"), "{stderr}");
+}
+
+/// A TCP relay in front of `upstream` that counts the connections it is
+/// opened with.
+async fn counting_relay(upstream: String) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&opened);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    (address.to_string(), opened)
+}
+
+#[tokio::test]
+async fn requests_take_turns_over_the_connections_asked_for() {
+    let instance = Instance::builder("spread").config(CONFIG).start().await;
+    let upstream = instance.address.trim_start_matches("http://").to_owned();
+    let (relay, opened) = counting_relay(upstream).await;
+
+    let (output, _) = poke(&[
+        &relay,
+        "A",
+        "--requests",
+        "30",
+        "--connections",
+        "3",
+        "--no-traces",
+        "--json",
+    ])
+    .await;
+    assert_eq!(
+        summary(&output)["status_codes"],
+        serde_json::json!({"OK": 30})
+    );
+    assert_eq!(opened.load(Ordering::SeqCst), 3);
+
+    // Never more connections than requests in flight.
+    let (output, _) = poke(&[
+        &relay,
+        "A",
+        "--requests",
+        "5",
+        "--connections",
+        "8",
+        "--concurrency",
+        "2",
+        "--no-traces",
+        "--json",
+    ])
+    .await;
+    assert_eq!(
+        summary(&output)["status_codes"],
+        serde_json::json!({"OK": 5})
+    );
+    assert_eq!(opened.load(Ordering::SeqCst), 3 + 2);
 }
