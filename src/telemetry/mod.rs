@@ -29,12 +29,12 @@ mod resource;
 mod span;
 mod span_events;
 mod span_queue;
+mod stdout;
 
 use std::time::Duration;
 
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::{logs::SdkLoggerProvider, metrics::SdkMeterProvider};
-use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
 use tracing_subscriber::{
     Layer, layer::SubscriberExt, registry::LookupSpan, util::SubscriberInitExt,
 };
@@ -109,9 +109,9 @@ pub struct Telemetry {
     delivery: Delivery,
     /// Writes log lines to stdout off the request threads; dropping it
     /// flushes what is still queued.
-    stdout: WorkerGuard,
+    stdout: stdout::Writer,
     /// Counts the log lines stdout could not take in time.
-    stdout_dropped: ErrorCounter,
+    stdout_dropped: stdout::Dropped,
     /// Reports dropped stdout lines while the instance runs.
     stdout_watch: tokio::task::JoinHandle<()>,
 }
@@ -249,7 +249,7 @@ impl Telemetry {
 /// the last look. The warning reaches OTLP logs and Loki while the stall
 /// lasts, which is when an operator needs it; stdout itself is the one
 /// place it may not get through.
-async fn report_stdout_drops(counter: ErrorCounter) {
+async fn report_stdout_drops(counter: stdout::Dropped) {
     let mut reported = 0;
     let mut ticks = tokio::time::interval(STDOUT_REPORT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -13,7 +13,6 @@ use opentelemetry_sdk::{
     metrics::{PeriodicReader, SdkMeterProvider},
     trace::SpanProcessor,
 };
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, Layer, filter::FilterExt, registry::LookupSpan};
 
 use super::{
@@ -22,14 +21,11 @@ use super::{
     log_backlog::LogBacklog,
     log_line,
     span_queue::SpanQueue,
+    stdout,
 };
 
 /// How long one OTLP export may wait for the collector's answer.
 const OTLP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many log lines may wait for a slow stdout before new ones are
-/// dropped and counted: a few megabytes at most.
-const STDOUT_BACKLOG: usize = 16_384;
-
 /// The spans' way out: batched and exported over OTLP when an endpoint is
 /// set. Without one, spans are still made, so log lines and answers carry
 /// trace ids.
@@ -51,24 +47,18 @@ pub fn spans(
     Ok(Tracer::new(Some(processor)))
 }
 
-/// Log lines on stdout. A pipe that is read slowly (a stalled log shipper,
-/// a paused terminal) must not block the threads that serve requests, so
-/// lines are written by a thread of their own, batched, and dropped (and
-/// counted) once too many wait. Returns what writes them, which flushes
-/// when dropped, and the count of lines dropped.
+/// Log lines on stdout, written by a thread of their own, so that a slow
+/// reader never blocks a request (see [`stdout`](super::stdout)). Returns
+/// the thread, which flushes when dropped, and the count of lines dropped.
 pub fn stdout<S>(
     settings: &TelemetrySettings,
     layers: &mut Vec<BoxedLayer<S>>,
-) -> Result<(WorkerGuard, ErrorCounter), crate::Error>
+) -> Result<(stdout::Writer, stdout::Dropped), crate::Error>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(STDOUT_BACKLOG)
-        .lossy(true)
-        .thread_name("thespian-stdout")
-        .finish(std::io::BufWriter::new(std::io::stdout()));
-    let dropped = writer.error_counter();
+    let (writer, thread, dropped) = stdout::start(std::io::stdout(), stdout::BACKLOG_BYTES)
+        .map_err(|e| format!("cannot start the thread that writes log lines: {e}"))?;
     let lines = match settings.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .with_writer(writer)
@@ -82,7 +72,7 @@ where
     };
     let filter = EnvFilter::try_new(&settings.verbosity)?.and(plumbing(&settings.verbosity));
     layers.push(lines.with_filter(filter).boxed());
-    Ok((guard, dropped))
+    Ok((thread, dropped))
 }
 
 /// Log records over OTLP, when they are on: events become records through
