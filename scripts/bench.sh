@@ -1100,7 +1100,7 @@ bench_up() {
         anonymous=$(awk -v t="$anonymous" '/^RssAnon:/ { print t + $2 / 1024 }' "/proc/$pid/status")
     done
     local each
-    each=$(awk -v t="$total" -v n="$UP_SERVICES" 'BEGIN { printf "%.1f", t / n }')
+    each=$(awk -v t="$total" -v n="$UP_SERVICES" 'BEGIN { printf "%.2f", t / n }')
     row "up: idle RSS per instance (total of $UP_SERVICES)" "$each MB ($(printf '%.0f' "$total") MB)" "≤ 12 MB" "$(verdict "$each" "<=" 12)"
     row "up: idle RSS per instance ÷ idle bare server" "$(ratio "$each" "$bare_idle")× ($bare_idle MB)" "-" "INFO"
     # The rest is the binary's own pages, shared by every instance.
