@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::support::DEFAULT_WAIT;
-use crate::support::config::{call, method};
+use crate::support::config::{call, method, sleep, start};
 use crate::support::instance::{Instance, trace_id};
 use crate::support::otlp::{
     Attributed as _, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _, StatusCode,
@@ -14,24 +14,12 @@ use crate::support::otlp::{
 use serde_json::{Value, json};
 use thespian::proto::Empty;
 
-fn sleep(name: &str, duration_ms: u64) -> Value {
-    json!({ "Action": { "Sleep": { "tracing_name": name, "duration_ms": duration_ms } } })
-}
-
 /// Each call takes this long to fail, so a test waits for it no longer.
 fn policy(max_attempts: u32, codes: Value) -> Value {
     json!({
         "max_attempts": max_attempts, "initial_backoff": "0.05s", "max_backoff": "0.15s",
         "backoff_multiplier": 2, "retryable_status_codes": codes
     })
-}
-
-async fn start(name: &str, config: Value, receiver: &OtlpReceiver) -> Instance {
-    Instance::builder(name)
-        .config(&config.to_string())
-        .otlp(&receiver.endpoint())
-        .start()
-        .await
 }
 
 /// The spans called `name` that `service` sent, in the order they started.

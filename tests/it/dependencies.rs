@@ -2,7 +2,6 @@
 //! search on, look like in a tracing backend: span kinds and attributes,
 //! received over OTLP, from a config and from a script alike.
 
-use crate::support::DEFAULT_WAIT;
 use crate::support::instance::{Instance, trace_id};
 use crate::support::otlp::{Attributed as _, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _};
 use serde_json::json;
@@ -11,13 +10,7 @@ use serde_json::json;
 /// server span, which ends last, has arrived.
 async fn spans_of_a(instance: &Instance, receiver: &OtlpReceiver) -> Vec<ReceivedSpan> {
     let trace_id = trace_id(instance.call_a().await.metadata());
-    receiver
-        .wait_for_trace(
-            &trace_id,
-            |trace| trace.iter().any(|s| s.kind == SpanKind::Server),
-            DEFAULT_WAIT,
-        )
-        .await
+    receiver.wait_for_answered_trace(&trace_id).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::support::DEFAULT_WAIT;
+use crate::support::config::sleep_with;
 use crate::support::instance::{Instance, trace_id};
 use crate::support::otlp::{
     Attributed as _, OtlpReceiver, ReceivedSpan, SpanKind, SpansExt as _, StatusCode,
@@ -19,15 +20,6 @@ use thespian::proto::Empty;
 enum FrontEnd {
     Json,
     Rhai,
-}
-
-fn sleep(name: &str, extra: Value) -> Value {
-    let mut sleep = json!({ "tracing_name": name, "duration_ms": 1 });
-    sleep
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    json!({ "Action": { "Sleep": sleep } })
 }
 
 fn call(name: &str, port: u16, extra: Value) -> Value {
@@ -56,17 +48,17 @@ fn inventory(front: FrontEnd) -> String {
     ] });
     json!({
         "grpc_method_a": method("find order", front,
-            json!([sleep("coin", json!({
+            json!([sleep_with("coin", json!({
                 "failure_chance": 1, "failure_code": "not_found", "failure_message": "no such order"
             }))]),
             r#"fail_with_chance("coin", 1.0, #{ code: "not_found", message: "no such order" });"#),
         "grpc_method_b": method("lookup", front,
-            json!([sleep("lookup stock", refused)]),
+            json!([sleep_with("lookup stock", refused)]),
             r#"sleep("lookup stock", 1, #{ failures: [
                 #{ chance: 1.0, code: "UNAVAILABLE", message: "replica down", when: "before" }
             ] });"#),
         "grpc_method_c": method("wait on stock", front,
-            json!([sleep("stuck", json!({ "failures": [{ "chance": 1, "hang": true }] }))]),
+            json!([sleep_with("stuck", json!({ "failures": [{ "chance": 1, "hang": true }] }))]),
             r#"sleep("stuck", 1, #{ failures: [#{ chance: 1, hang: true }] });"#),
     })
     .to_string()
@@ -79,7 +71,7 @@ fn shop(front: FrontEnd, port: u16) -> String {
     let fallback = json!({ "Action": { "Fallback": {
         "tracing_name": "read price",
         "primary": [call("ask cache", port, json!({}))],
-        "fallback": [sleep("read database", json!({}))]
+        "fallback": [sleep_with("read database", json!({}))]
     } } });
     json!({
         "grpc_method_a": method("show product", front,

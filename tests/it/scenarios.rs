@@ -4,14 +4,11 @@
 //! beside the start line and the gauge that mark the incident window.
 
 use crate::support::DEFAULT_WAIT;
+use crate::support::config::sleep;
 use crate::support::instance::{Instance, trace_id};
-use crate::support::otlp::{Attributed as _, OtlpReceiver, SpanKind, SpansExt as _};
+use crate::support::otlp::{Attributed as _, OtlpReceiver, SpansExt as _};
 use serde_json::json;
 use thespian::proto::Empty;
-
-fn sleep(name: &str, ms: u64) -> serde_json::Value {
-    json!({ "Action": { "Sleep": { "tracing_name": name, "duration_ms": ms } } })
-}
 
 /// A and B both wait on `db`; A also on `cache`. `db` is slowed by two
 /// scenarios, B is down, and C is left alone.
@@ -56,13 +53,7 @@ async fn scenarios_strike_their_scope_and_combine_in_the_order_they_started() {
 
     let answer = client.a(Empty {}).await.expect("A is slow but answers");
     let id = trace_id(answer.metadata());
-    let trace = receiver
-        .wait_for_trace(
-            &id,
-            |t| t.iter().any(|s| s.kind == SpanKind::Server),
-            DEFAULT_WAIT,
-        )
-        .await;
+    let trace = receiver.wait_for_answered_trace(&id).await;
     let db = trace.only_named("db");
     // 2 ms times 40 (started first), then 20 ms more (started second).
     assert_eq!(db.attr_f64("thespian.duration_ms"), Some(100.0), "{db}");
@@ -77,26 +68,14 @@ async fn scenarios_strike_their_scope_and_combine_in_the_order_they_started() {
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("b-down"), "{refused:?}");
     let id = trace_id(refused.metadata());
-    let trace = receiver
-        .wait_for_trace(
-            &id,
-            |t| t.iter().any(|s| s.kind == SpanKind::Server),
-            DEFAULT_WAIT,
-        )
-        .await;
+    let trace = receiver.wait_for_answered_trace(&id).await;
     let server = trace.only_named("thespian.Thespian/B");
     assert_eq!(server.attr_str("thespian.scenario"), Some("b-down"));
     assert!(trace.named("db").is_empty(), "an outage acts nothing out");
 
     let answer = client.c(Empty {}).await.expect("C is untouched");
     let id = trace_id(answer.metadata());
-    let trace = receiver
-        .wait_for_trace(
-            &id,
-            |t| t.iter().any(|s| s.kind == SpanKind::Server),
-            DEFAULT_WAIT,
-        )
-        .await;
+    let trace = receiver.wait_for_answered_trace(&id).await;
     assert!(
         trace
             .iter()

@@ -6,28 +6,12 @@
 use std::collections::BTreeMap;
 
 use crate::support::DEFAULT_WAIT;
-use crate::support::config::{call, method};
-use crate::support::instance::{Instance, trace_id};
+use crate::support::config::{call, method, sleep_with, start};
+use crate::support::instance::trace_id;
 use crate::support::otlp::{OtlpReceiver, ReceivedSpan, SpansExt as _};
-use serde_json::{Value, json};
+use serde_json::json;
 use thespian::span_count::{BySpans, SPANS_BY_SERVICE_HEADER, SPANS_HEADER};
 use tonic::metadata::MetadataMap;
-
-fn sleep(name: &str, extra: Value) -> Value {
-    let mut spec = json!({ "tracing_name": name, "duration_ms": 1 });
-    spec.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    json!({ "Action": { "Sleep": spec } })
-}
-
-async fn start(name: &str, config: Value, receiver: &OtlpReceiver) -> Instance {
-    Instance::builder(name)
-        .config(&config.to_string())
-        .otlp(&receiver.endpoint())
-        .start()
-        .await
-}
 
 /// What an answer said it made: its total, and by service.
 fn reported(headers: &MetadataMap) -> (u64, BTreeMap<String, u64>) {
@@ -72,10 +56,10 @@ async fn every_answer_counts_the_spans_of_its_whole_call_tree() {
     let stock = start(
         "count-stock",
         json!({
-            "grpc_method_a": method("stock", json!([sleep("look up", json!({
+            "grpc_method_a": method("stock", json!([sleep_with("look up", json!({
                 "failure_chance": 0.9, "failure_code": "UNAVAILABLE"
             }))])),
-            "grpc_method_b": method("stock", json!([sleep("look up", json!({
+            "grpc_method_b": method("stock", json!([sleep_with("look up", json!({
                 "failure_chance": 1.0
             }))])),
         }),
@@ -91,7 +75,7 @@ async fn every_answer_counts_the_spans_of_its_whole_call_tree() {
     let fallback = json!({ "Action": { "Fallback": {
         "tracing_name": "read stock",
         "primary": [call("ask stock", &stock, "B", json!({}))],
-        "fallback": [sleep("read cache", json!({}))]
+        "fallback": [sleep_with("read cache", json!({}))]
     } } });
     let orders = start(
         "count-orders",

@@ -31,6 +31,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::support::DEFAULT_WAIT;
 use crate::support::receiver::{Dump as _, Server};
 use collector::{Collected, Collector, Record};
 
@@ -162,6 +163,17 @@ impl OtlpReceiver {
             .into_iter()
             .filter(|s| s.trace_id == trace_id)
             .collect()
+    }
+
+    /// Waits for the server span of trace `trace_id`, which ends last, and
+    /// returns the trace's spans: a request's whole trace, once answered.
+    pub async fn wait_for_answered_trace(&self, trace_id: &str) -> Vec<ReceivedSpan> {
+        self.wait_for_trace(
+            trace_id,
+            |trace| trace.iter().any(|s| s.kind == SpanKind::Server),
+            DEFAULT_WAIT,
+        )
+        .await
     }
 
     /// Waits for a span called `name` and returns the first one.
