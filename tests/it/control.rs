@@ -58,9 +58,15 @@ fn bearer() -> String {
     format!("Bearer {TOKEN}")
 }
 
+/// Calls `thespian.Control/<method>` with `body` and the right token, and
+/// returns what it answered; panics if it refused.
+async fn authorized(instance: &Instance, method: &str, body: Value) -> String {
+    succeeded(&control(instance, Some(&bearer()), method, body).await)
+}
+
 /// The state of each listed scenario, by name.
 async fn states(instance: &Instance) -> Vec<(String, String)> {
-    let listed = succeeded(&control(instance, Some(&bearer()), "ListScenarios", json!({})).await);
+    let listed = authorized(instance, "ListScenarios", json!({})).await;
     let listed: Value = serde_json::from_str(&listed).expect("grpcurl prints JSON");
     listed["scenarios"]
         .as_array()
@@ -129,15 +135,7 @@ async fn the_control_api_refuses_every_call_without_the_token_and_changes_nothin
     instance.call_a().await;
 
     // A stop refused while the scenario runs leaves it running.
-    succeeded(
-        &control(
-            &instance,
-            Some(&bearer()),
-            "StartScenario",
-            json!({ "name": "db-down" }),
-        )
-        .await,
-    );
+    authorized(&instance, "StartScenario", json!({ "name": "db-down" })).await;
     unauthenticated(
         &control(
             &instance,
@@ -168,15 +166,7 @@ async fn a_scenario_started_through_the_control_api_changes_the_next_request() {
     let mut client = instance.client().await;
     client.a(Empty {}).await.expect("A answers before");
 
-    let started = succeeded(
-        &control(
-            &instance,
-            Some(&bearer()),
-            "StartScenario",
-            json!({ "name": "db-down" }),
-        )
-        .await,
-    );
+    let started = authorized(&instance, "StartScenario", json!({ "name": "db-down" })).await;
     let started: Value = serde_json::from_str(&started).unwrap();
     assert_eq!(started["scenario"]["state"], "active", "{started}");
     assert_eq!(started["scenario"]["effect"], "outage (UNAVAILABLE)");
@@ -190,8 +180,7 @@ async fn a_scenario_started_through_the_control_api_changes_the_next_request() {
         .wait_for_line(|l| l.contains("scenario `db-down` started"), DEFAULT_WAIT)
         .await;
 
-    let described =
-        succeeded(&control(&instance, Some(&bearer()), "DescribeBehaviour", json!({})).await);
+    let described = authorized(&instance, "DescribeBehaviour", json!({})).await;
     let described: Value = serde_json::from_str(&described).unwrap();
     let a = &described["methods"][0];
     assert_eq!(a["method"], "A");
@@ -204,15 +193,7 @@ async fn a_scenario_started_through_the_control_api_changes_the_next_request() {
     );
     assert_eq!(a["scenarios"], json!(["db-down"]));
 
-    succeeded(
-        &control(
-            &instance,
-            Some(&bearer()),
-            "StopScenario",
-            json!({ "name": "db-down" }),
-        )
-        .await,
-    );
+    authorized(&instance, "StopScenario", json!({ "name": "db-down" })).await;
     client
         .a(Empty {})
         .await
@@ -230,7 +211,7 @@ async fn a_scenario_started_through_the_control_api_changes_the_next_request() {
     let inline = json!({ "name": "a-broken", "scope": { "method": "A" },
         "effect": { "failures": [{ "chance": 1, "code": "NOT_FOUND", "when": "before" }] } });
     let body = json!({ "inline": inline.to_string(), "duration": "1h" });
-    succeeded(&control(&instance, Some(&bearer()), "StartScenario", body).await);
+    authorized(&instance, "StartScenario", body).await;
     let refused = client.a(Empty {}).await.expect_err("A is broken");
     assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
     let listed = states(&instance).await;
