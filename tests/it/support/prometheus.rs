@@ -308,39 +308,49 @@ mod tests {
 
     #[test]
     fn names_follow_the_otlp_receivers_rules() {
-        // Examples from otlptranslator's own tests and the OTel spec.
-        assert_eq!(
-            normalized_name("http.server.duration", "s", false, false),
-            "http_server_duration_seconds"
-        );
-        assert_eq!(
-            normalized_name("thespian.failures", "{request}", true, false),
-            "thespian_failures_total"
-        );
-        assert_eq!(
-            normalized_name("rpc.server.active_requests", "{request}", false, false),
-            "rpc_server_active_requests"
-        );
-        assert_eq!(
-            normalized_name("system.network.io", "By/s", true, false),
-            "system_network_io_bytes_per_second_total"
-        );
-        assert_eq!(
-            normalized_name("cpu.utilization", "1", false, true),
-            "cpu_utilization_ratio"
-        );
-        assert_eq!(
-            normalized_name("requests.total", "", true, false),
-            "requests_total"
-        );
-        assert_eq!(
-            normalized_name("latency_seconds", "s", false, false),
-            "latency_seconds"
-        );
-        assert_eq!(
-            normalized_name("2xx.count", "", true, false),
-            "_2xx_count_total"
-        );
+        // Examples from otlptranslator's own tests and the OTel spec: name,
+        // unit, counter, gauge, then what the receiver calls it.
+        let cases = [
+            (
+                "http.server.duration",
+                "s",
+                false,
+                false,
+                "http_server_duration_seconds",
+            ),
+            (
+                "thespian.failures",
+                "{request}",
+                true,
+                false,
+                "thespian_failures_total",
+            ),
+            (
+                "rpc.server.active_requests",
+                "{request}",
+                false,
+                false,
+                "rpc_server_active_requests",
+            ),
+            (
+                "system.network.io",
+                "By/s",
+                true,
+                false,
+                "system_network_io_bytes_per_second_total",
+            ),
+            ("cpu.utilization", "1", false, true, "cpu_utilization_ratio"),
+            ("requests.total", "", true, false, "requests_total"),
+            ("latency_seconds", "s", false, false, "latency_seconds"),
+            ("2xx.count", "", true, false, "_2xx_count_total"),
+        ];
+        for (name, unit, counter, gauge, expected) in cases {
+            assert_eq!(
+                normalized_name(name, unit, counter, gauge),
+                expected,
+                "{name}"
+            );
+        }
     }
 
     #[test]
