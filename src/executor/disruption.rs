@@ -113,30 +113,19 @@ impl Executor {
             _ => true,
         };
         let own = |s: &&Arc<Scenario>| matches!(&s.scope, Scope::Step(n) if **n == *step.name());
-        let touching: Vec<Arc<Scenario>> = match step {
-            Step::Sleep(_) => in_play
-                .0
-                .iter()
-                .filter(named)
-                .filter(|s| s.disruption.slowdown.is_some() || (own(s) && strikes(s)))
-                .cloned()
-                .collect(),
-            Step::Burn(_) => in_play
-                .0
-                .iter()
-                .filter(named)
-                .filter(|s| s.disruption.burn.is_some() || (own(s) && strikes(s)))
-                .cloned()
-                .collect(),
-            Step::Call(_) => in_play
-                .0
-                .iter()
-                .filter(own)
-                .filter(|s| strikes(s))
-                .cloned()
-                .collect(),
-            _ => return None,
+        // A scenario scoped to this step by name may strike it; any that
+        // reaches it may change its wait, or its burn.
+        let changes = |s: &&Arc<Scenario>| match step {
+            Step::Sleep(_) => s.disruption.slowdown.is_some(),
+            Step::Burn(_) => s.disruption.burn.is_some(),
+            _ => false,
         };
+        let touching: Vec<Arc<Scenario>> = in_play
+            .0
+            .iter()
+            .filter(|s| (named(s) && changes(s)) || (own(s) && strikes(s)))
+            .cloned()
+            .collect();
         if touching.is_empty() {
             return None;
         }
