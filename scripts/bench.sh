@@ -1066,9 +1066,10 @@ bench_up() {
 
     local started ready="" up_pid
     started=$(date +%s.%N)
-    # Batches every half second, so a call's spans are counted soon; the
-    # stop's flush still has the last half second's to deliver.
-    env OTEL_BACKEND_ADDRESS="$OTLP" OTEL_BSP_SCHEDULE_DELAY=500 "${TRACES_ONLY[@]}" \
+    # Every signal on, as a user gets them. Batches every half second, so a
+    # call's spans are counted soon; the stop's flush still has the last
+    # half second's to deliver.
+    env OTEL_BACKEND_ADDRESS="$OTLP" OTEL_BSP_SCHEDULE_DELAY=500 \
         "$THESPIAN" up "$file" --logs files --log-dir "$RESULTS/up-logs" >"$log" 2>&1 &
     up_pid=$!
     PIDS+=("$up_pid")
