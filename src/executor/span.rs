@@ -26,9 +26,14 @@ pin_project_lite::pin_project! {
     /// dropped unfinished with its request. One context serves both, where
     /// `WithContext` and a drop guard would each keep one, in every step of
     /// every request in flight.
+    ///
+    /// A step dropped unfinished drops its work inside the span, before the
+    /// span ends, so that what the work records as it is cut short (a
+    /// sleep's drawn duration) is in the span it belongs to.
     pub(super) struct Traced<'a, F> {
+        // The step's body: `None` only while the step is being dropped.
         #[pin]
-        work: F,
+        work: Option<F>,
         names: SpanNames,
         step: &'a Step,
         dice: Dice,
@@ -37,7 +42,11 @@ pin_project_lite::pin_project! {
 
     impl<F> PinnedDrop for Traced<'_, F> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
+            let mut this = this.project();
+            {
+                let _inside = this.cx.clone().attach();
+                this.work.set(None);
+            }
             mark_cut(this.cx);
             end_span(*this.names, this.step, *this.dice, this.cx);
         }
@@ -60,7 +69,7 @@ impl<'a, F> Traced<'a, F> {
             names,
             step,
             dice,
-            work,
+            work: Some(work),
         }
     }
 }
@@ -70,9 +79,14 @@ impl<F: Future> Future for Traced<'_, F> {
 
     fn poll(self: Pin<&mut Self>, task: &mut task::Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        let Some(work) = this.work.as_pin_mut() else {
+            // The work is gone only while the step is dropped, when nothing
+            // polls it.
+            return Poll::Pending;
+        };
         let polled = {
             let _inside = this.cx.clone().attach();
-            this.work.poll(task)
+            work.poll(task)
         };
         if polled.is_ready() {
             end_span(*this.names, this.step, *this.dice, this.cx);

@@ -105,6 +105,12 @@ async fn a_call_gives_up_at_its_own_timeout_in_json_and_in_a_script() {
         );
         assert_eq!(work.status_code, StatusCode::Error, "{work}");
         assert!(work.duration() < Duration::from_secs(2), "{work}");
+        // Cut short, the sleep still says how long it was to take.
+        assert_eq!(
+            work.attr_f64("thespian.duration_ms"),
+            Some(5_000.0),
+            "{work}"
+        );
     }
 }
 
