@@ -1,12 +1,15 @@
 //! How spans and log records are batched on their way to the collector: the
 //! standard `OTEL_BSP_*` and `OTEL_BLRP_*` settings, with Thespian's defaults
-//! sized for bursts, and the SDK batch configurations made from them.
+//! sized for bursts, and the queue settings made from them.
 //!
-//! The SDK's `BatchConfigBuilder::default()` reads these variables from the
-//! environment by itself; every field it reads is set here explicitly, so
-//! what it read never counts and these settings are the only source.
+//! Thespian's own queues take them from here. The SDK's span batch
+//! configuration, which `thespian poke` uses, reads these variables from
+//! the environment by itself; every field it reads is set here explicitly,
+//! so what it read never counts and these settings are the only source.
 
 use std::{num::NonZeroUsize, time::Duration};
+
+use super::export_queue::QueueSettings;
 
 /// The span queue by default: deep enough to ride out a burst of tens of
 /// thousands of requests, bounded so a dead collector costs at most a few
@@ -21,8 +24,8 @@ const DELAY_MS: u64 = 200;
 /// two-instance chain filled it while the collector was idle between
 /// batches.
 const SPAN_EXPORTS: NonZeroUsize = NonZeroUsize::new(2).unwrap();
-/// How long one span export may take by default: the SDK's own 30 s.
-const SPAN_EXPORT_TIMEOUT_MS: u64 = 30_000;
+/// How long one export may take by default: the SDK's own 30 s.
+const EXPORT_TIMEOUT_MS: u64 = 30_000;
 /// The log record queue by default: records are bigger than spans, so the
 /// queue is shallower.
 const LOG_QUEUE: usize = 16_384;
@@ -85,8 +88,8 @@ pub struct Batching {
         long = "otel-bsp-export-timeout",
         env = "OTEL_BSP_EXPORT_TIMEOUT",
         value_name = "MS",
-        default_value_t = SPAN_EXPORT_TIMEOUT_MS,
-        value_parser = number_or(SPAN_EXPORT_TIMEOUT_MS),
+        default_value_t = EXPORT_TIMEOUT_MS,
+        value_parser = number_or(EXPORT_TIMEOUT_MS),
         global = true,
         hide_short_help = true
     )]
@@ -127,10 +130,22 @@ pub struct Batching {
         hide_short_help = true
     )]
     pub log_delay_ms: u64,
+
+    /// Milliseconds one log record export may take before it is given up.
+    #[arg(
+        long = "otel-blrp-export-timeout",
+        env = "OTEL_BLRP_EXPORT_TIMEOUT",
+        value_name = "MS",
+        default_value_t = EXPORT_TIMEOUT_MS,
+        value_parser = number_or(EXPORT_TIMEOUT_MS),
+        global = true,
+        hide_short_help = true
+    )]
+    pub log_export_timeout_ms: u64,
 }
 
 impl Batching {
-    /// The span batch processor's settings.
+    /// The SDK span batch processor's settings, for the spans `thespian poke` makes.
     pub fn spans(&self) -> opentelemetry_sdk::trace::BatchConfig {
         opentelemetry_sdk::trace::BatchConfigBuilder::default()
             .with_max_queue_size(self.span_queue)
@@ -141,30 +156,27 @@ impl Batching {
             .build()
     }
 
-    /// How many spans can be waiting without any being dropped: the queue,
-    /// which holds the batch being filled, and the batches being exported.
-    pub fn span_capacity(&self) -> u64 {
-        (self.span_queue + self.span_exports.get() * self.span_batch_size()) as u64
+    /// How Thespian's own span queue batches.
+    pub(super) fn span_settings(&self) -> QueueSettings {
+        QueueSettings {
+            max_queue: self.span_queue,
+            batch: self.span_batch.clamp(1, self.span_queue.max(1)),
+            delay: Duration::from_millis(self.span_delay_ms),
+            exports: self.span_exports.get(),
+            timeout: Duration::from_millis(self.span_export_timeout_ms),
+        }
     }
 
-    /// Spans per export: at least one, and never more than the queue holds.
-    pub fn span_batch_size(&self) -> usize {
-        self.span_batch.clamp(1, self.span_queue.max(1))
-    }
-
-    /// How many log records can be waiting without any being dropped: the
-    /// queue and the batch being exported.
-    pub fn log_capacity(&self) -> u64 {
-        (self.log_queue + self.log_batch.min(self.log_queue)) as u64
-    }
-
-    /// The log batch processor's settings.
-    pub fn logs(&self) -> opentelemetry_sdk::logs::BatchConfig {
-        opentelemetry_sdk::logs::BatchConfigBuilder::default()
-            .with_max_queue_size(self.log_queue)
-            .with_max_export_batch_size(self.log_batch)
-            .with_scheduled_delay(Duration::from_millis(self.log_delay_ms))
-            .build()
+    /// How Thespian's own log record queue batches: one export at a time,
+    /// as the SDK's batch log processor does.
+    pub(super) fn log_settings(&self) -> QueueSettings {
+        QueueSettings {
+            max_queue: self.log_queue,
+            batch: self.log_batch.clamp(1, self.log_queue.max(1)),
+            delay: Duration::from_millis(self.log_delay_ms),
+            exports: 1,
+            timeout: Duration::from_millis(self.log_export_timeout_ms),
+        }
     }
 }
 
@@ -230,6 +242,6 @@ mod tests {
             "--otel-bsp-max-concurrent-exports=2",
         ]);
         // The queue, and two batches being exported.
-        assert_eq!(batching.span_capacity(), 10 + 2 * 10);
+        assert_eq!(batching.span_settings().capacity(), 10 + 2 * 10);
     }
 }

@@ -14,9 +14,7 @@ use std::{
 
 use opentelemetry_sdk::{
     error::OTelSdkResult,
-    logs::{LogBatch, LogExporter},
     metrics::{Temporality, data::ResourceMetrics, exporter::PushMetricExporter},
-    trace::{SpanData, SpanExporter},
 };
 
 /// What an OTLP export carries.
@@ -88,16 +86,6 @@ struct Counts {
 }
 
 impl Delivery {
-    /// Wraps a span exporter so that its outcomes are counted here.
-    pub fn spans<E: SpanExporter>(&self, exporter: E) -> Counting<E> {
-        self.wrap(exporter, Signal::Spans)
-    }
-
-    /// Wraps a log exporter so that its outcomes are counted here.
-    pub fn logs<E: LogExporter>(&self, exporter: E) -> Counting<E> {
-        self.wrap(exporter, Signal::Logs)
-    }
-
     /// Wraps a metric exporter so that its outcomes are counted here.
     pub fn metrics<E: PushMetricExporter>(&self, exporter: E) -> Counting<E> {
         self.wrap(exporter, Signal::Metrics)
@@ -121,8 +109,8 @@ impl Delivery {
         self.counts.failed[signal.index()].load(Ordering::Relaxed)
     }
 
-    /// Counts the outcome of an export of `items` of `signal` that was made
-    /// without a [`Counting`] exporter, such as one that ran out of time.
+    /// Counts the outcome of an export of `items` of `signal`, as Thespian's
+    /// own export queues see it: a batch that ran out of time is lost too.
     pub(super) fn settle(&self, signal: Signal, items: u64, outcome: &OTelSdkResult) {
         self.counts.count(signal, items, outcome);
     }
@@ -189,44 +177,6 @@ pub struct Counting<E> {
     inner: E,
     signal: Signal,
     counts: Arc<Counts>,
-}
-
-impl<E: SpanExporter> SpanExporter for Counting<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let size = batch.len() as u64;
-        let outcome = self.inner.export(batch).await;
-        self.counts.count(self.signal, size, &outcome);
-        outcome
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-impl<E: LogExporter> LogExporter for Counting<E> {
-    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
-        let size = batch.iter().count() as u64;
-        let outcome = self.inner.export(batch).await;
-        self.counts.count(self.signal, size, &outcome);
-        outcome
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        self.inner.set_resource(resource);
-    }
 }
 
 impl<E: PushMetricExporter> PushMetricExporter for Counting<E> {

@@ -18,9 +18,10 @@
 
 mod batching;
 mod delivery;
+mod export_queue;
 mod filter;
-mod log_backlog;
 mod log_line;
+mod log_queue;
 mod loki;
 mod metrics;
 mod overflow;

@@ -9,7 +9,7 @@ use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
-    logs::{BatchLogProcessor, SdkLoggerProvider},
+    logs::SdkLoggerProvider,
     metrics::{PeriodicReader, SdkMeterProvider},
     trace::SpanProcessor,
 };
@@ -18,8 +18,8 @@ use tracing_subscriber::{EnvFilter, Layer, filter::FilterExt, registry::LookupSp
 use super::{
     BoxedLayer, Delivery, LogFormat, Loki, TelemetrySettings, Tracer,
     filter::{events, plumbing, thespian_spans},
-    log_backlog::LogBacklog,
     log_line,
+    log_queue::LogQueue,
     span_queue::SpanQueue,
     stdout,
 };
@@ -76,7 +76,7 @@ where
 }
 
 /// Log records over OTLP, when they are on: events become records through
-/// the tracing bridge, batched like spans.
+/// the tracing bridge, queued and batched like spans.
 pub fn otlp_logs<S>(
     settings: &TelemetrySettings,
     resource: &Resource,
@@ -90,14 +90,7 @@ where
         return Ok(None);
     };
     let exporter = otlp(LogExporter::builder().with_tonic(), endpoint)?.build()?;
-    let processor = BatchLogProcessor::builder(delivery.logs(exporter))
-        .with_batch_config(settings.batching.logs())
-        .build();
-    let processor = LogBacklog::new(
-        processor,
-        settings.batching.log_capacity(),
-        delivery.clone(),
-    );
+    let processor = LogQueue::start(exporter, resource, &settings.batching, delivery.clone());
     let provider = SdkLoggerProvider::builder()
         .with_resource(resource.clone())
         .with_log_processor(processor)

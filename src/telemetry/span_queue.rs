@@ -1,97 +1,39 @@
-//! Finished spans on their way to the collector: a bounded queue of
-//! compact spans, emptied in batches by a task that exports them.
+//! Finished spans on their way to the collector, through an
+//! [`ExportQueue`] of compact spans.
 //!
-//! When a burst of requests ends, tens of thousands of spans finish at once,
-//! and they wait while the next burst's requests take the CPU. The SDK's
-//! batch processor holds each waiting span as a whole `SpanData`, 352
-//! bytes before its attributes and events, most of them the same for every
-//! span (the instrumentation scope, empty links, an unset status). Here a
-//! waiting span keeps only what differs, 128 bytes, and becomes a
-//! `SpanData` again in the batch that exports it. The settings are the same
-//! standard ones (`OTEL_BSP_*`), and so is the behaviour: a batch leaves
-//! when it is full or when the schedule delay has passed, a few at a time,
-//! each within the export timeout, and a span that finds the queue full is
-//! dropped and counted.
-//!
-//! Spans wait in batches: each is a vector made to the batch size, so taking
-//! one for export moves it whole, and once a burst has been exported its
-//! memory is freed, not kept as the spare capacity of one long queue.
+//! The SDK's batch processor holds each waiting span as a whole `SpanData`,
+//! 352 bytes before its attributes and events, most of them the same for
+//! every span (the instrumentation scope, empty links, an unset status).
+//! Here a waiting span keeps only what differs, 128 bytes, and becomes a
+//! `SpanData` again in the batch that exports it.
 
 use std::{
     borrow::Cow,
-    collections::VecDeque,
-    mem,
-    sync::{Arc, Mutex, PoisonError, mpsc},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use futures::{StreamExt, stream::FuturesUnordered};
 use opentelemetry::{
     Context, InstrumentationScope, KeyValue,
     trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
 };
 use opentelemetry_sdk::{
     Resource,
-    error::{OTelSdkError, OTelSdkResult},
+    error::OTelSdkResult,
     trace::{SpanData, SpanEvents, SpanExporter, SpanLinks, SpanProcessor},
 };
-use tokio::sync::Notify;
 
 use super::{
     Batching,
     delivery::{Delivery, Signal},
-    overflow::Overflow,
+    export_queue::{Export, ExportQueue},
 };
-
-/// How long a flush outside shutdown may wait for the collector.
-const FLUSH_WAIT: Duration = Duration::from_secs(5);
 
 /// A span processor that queues finished spans compactly and exports them
 /// in batches from a task on the runtime.
 #[derive(Debug)]
 pub struct SpanQueue {
-    shared: Arc<Shared>,
-    /// Finished spans counted against those delivered or lost.
-    overflow: Overflow,
-}
-
-#[derive(Debug)]
-struct Shared {
-    state: Mutex<State>,
-    /// Wakes the exporting task when a batch fills or a flush is asked for.
-    wake: Notify,
-    /// The most spans that may wait.
-    max_queue: usize,
-    /// The most spans in one export.
-    batch: usize,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    /// Full batches, oldest first.
-    full: VecDeque<Vec<Waiting>>,
-    /// The batch being filled.
-    filling: Vec<Waiting>,
-    /// Spans queued so far: a flush waits for those queued before it.
-    queued: u64,
-    /// Flushes waiting for the spans queued before them to be exported.
-    flushes: Vec<Flush>,
-    /// Set by shutdown: export what is queued, then stop.
-    closing: bool,
-}
-
-/// A wait for every span queued before it to have been exported.
-#[derive(Debug)]
-struct Flush {
-    /// How many spans had been queued when it was asked for.
-    upto: u64,
-    reply: mpsc::SyncSender<OTelSdkResult>,
-}
-
-impl State {
-    fn waiting(&self, batch: usize) -> usize {
-        self.full.len() * batch + self.filling.len()
-    }
+    queue: ExportQueue<Waiting>,
 }
 
 impl SpanQueue {
@@ -109,52 +51,19 @@ impl SpanQueue {
         E: SpanExporter + 'static,
     {
         exporter.set_resource(resource);
-        let batch = batching.span_batch_size();
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            wake: Notify::new(),
-            max_queue: batching.span_queue,
-            batch,
-        });
-        let exports = Exports {
+        let export = Spans {
             exporter: Arc::new(exporter),
-            delivery: delivery.clone(),
-            most: batching.span_exports.get(),
-            timeout: Duration::from_millis(batching.span_export_timeout_ms),
             scope: super::span::scope(),
         };
-        tokio::spawn(run(
-            Arc::clone(&shared),
-            exports,
-            Duration::from_millis(batching.span_delay_ms.max(1)),
-        ));
         SpanQueue {
-            shared,
-            overflow: Overflow::new(Signal::Spans, "span", batching.span_capacity(), delivery),
+            queue: ExportQueue::start(
+                export,
+                batching.span_settings(),
+                Signal::Spans,
+                "span",
+                delivery,
+            ),
         }
-    }
-
-    /// Asks the task to export every span queued so far, and to stop after
-    /// that if `closing`; waits at most `timeout` for it.
-    fn flush(&self, closing: bool, timeout: Duration) -> OTelSdkResult {
-        let (reply, outcome) = mpsc::sync_channel(1);
-        {
-            let mut state = self.shared.lock();
-            state.closing |= closing;
-            let upto = state.queued;
-            state.flushes.push(Flush { upto, reply });
-        }
-        self.shared.wake.notify_one();
-        outcome
-            .recv_timeout(timeout)
-            .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The lock is never held across anything that can panic.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -162,45 +71,19 @@ impl SpanProcessor for SpanQueue {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        self.overflow.count();
-        let batch = self.shared.batch;
-        let full = {
-            let mut state = self.shared.lock();
-            if state.closing || state.waiting(batch) >= self.shared.max_queue {
-                // Dropped: the overflow count tells, as delivery falls behind.
-                return;
-            }
-            if state.filling.capacity() == 0 {
-                state.filling.reserve_exact(batch);
-            }
-            state.filling.push(Waiting::from(span));
-            state.queued += 1;
-            if state.filling.len() == batch {
-                let filled = mem::take(&mut state.filling);
-                state.full.push_back(filled);
-                true
-            } else {
-                false
-            }
-        };
-        if full {
-            self.shared.wake.notify_one();
+        if span.span_context.is_sampled() {
+            self.queue.push(|| Waiting::from(span));
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.flush(false, FLUSH_WAIT)
+        self.queue.flush()
     }
 
     /// Exports what is queued, shuts the exporter down, then reports the
     /// spans that never reached the collector.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let outcome = self.flush(true, timeout);
-        self.overflow.report_lost();
-        outcome
+        self.queue.shutdown(timeout)
     }
 
     /// The resource is given to [`SpanQueue::start`], before the exporter
@@ -208,138 +91,27 @@ impl SpanProcessor for SpanQueue {
     fn set_resource(&mut self, _resource: &Resource) {}
 }
 
-/// What exporting needs, shared by every batch.
-struct Exports<E> {
+/// How a batch of spans leaves: whole again, through the OTLP exporter.
+struct Spans<E> {
     exporter: Arc<E>,
-    delivery: Delivery,
-    /// The most batches on their way at once.
-    most: usize,
-    /// How long one export may take before it counts as failed.
-    timeout: Duration,
     /// Every span's instrumentation scope: Thespian.
     scope: InstrumentationScope,
 }
 
-impl<E: SpanExporter + 'static> Exports<E> {
-    /// Exports `batch`, within the timeout, and counts the outcome.
-    fn export(&self, batch: Vec<Waiting>) -> impl Future<Output = ()> + Send + 'static {
+impl<E: SpanExporter + 'static> Export for Spans<E> {
+    type Item = Waiting;
+
+    fn export(&self, batch: Vec<Waiting>) -> impl Future<Output = OTelSdkResult> + Send + 'static {
         let spans: Vec<SpanData> = batch
             .into_iter()
             .map(|span| span.into_span_data(&self.scope))
             .collect();
         let exporter = Arc::clone(&self.exporter);
-        let delivery = self.delivery.clone();
-        let timeout = self.timeout;
-        async move {
-            let count = spans.len() as u64;
-            let outcome = tokio::time::timeout(timeout, exporter.export(spans))
-                .await
-                .unwrap_or(Err(OTelSdkError::Timeout(timeout)));
-            delivery.settle(Signal::Spans, count, &outcome);
-        }
+        async move { exporter.export(spans).await }
     }
-}
 
-/// The exporting task: takes full batches as they fill, and the batch
-/// being filled when the schedule delay passes or a flush asks for it, with
-/// at most [`Exports::most`] exports on their way at once.
-async fn run<E: SpanExporter + 'static>(shared: Arc<Shared>, exports: Exports<E>, delay: Duration) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + delay, delay);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Each export on its way, with how many spans had been taken before it.
-    let mut on_their_way = FuturesUnordered::new();
-    let mut taken: u64 = 0;
-    loop {
-        let mut due = false;
-        tokio::select! {
-            _ = shared.wake.notified() => {}
-            _ = tick.tick() => due = true,
-            Some(_) = on_their_way.next() => {}
-        }
-        let (batches, flushes, closing) = {
-            let mut state = shared.lock();
-            let mut batches = Vec::new();
-            let flushing = !state.flushes.is_empty() || state.closing;
-            while on_their_way.len() + batches.len() < exports.most {
-                if let Some(batch) = state.full.pop_front() {
-                    batches.push(batch);
-                } else if (due || flushing) && !state.filling.is_empty() {
-                    batches.push(mem::take(&mut state.filling));
-                    due = false;
-                } else {
-                    break;
-                }
-            }
-            let started: Vec<(u64, Vec<Waiting>)> = batches
-                .into_iter()
-                .map(|batch| {
-                    let before = taken;
-                    taken += batch.len() as u64;
-                    (before, batch)
-                })
-                .collect();
-            // Shutdown ends the task once nothing waits and nothing is on
-            // its way; a flush is done once everything queued before it has
-            // been taken and no export begun before that point is on its way.
-            let close = state.closing
-                && state.waiting(shared.batch) == 0
-                && started.is_empty()
-                && on_their_way.is_empty();
-            let flushes = if close {
-                mem::take(&mut state.flushes)
-            } else {
-                let oldest = on_their_way
-                    .iter()
-                    .map(|export: &Export| export.before)
-                    .chain(started.first().map(|(before, _)| *before))
-                    .min();
-                let (done, waiting) = mem::take(&mut state.flushes)
-                    .into_iter()
-                    .partition::<Vec<_>, _>(|flush| {
-                        flush.upto <= taken && oldest.is_none_or(|oldest| oldest >= flush.upto)
-                    });
-                state.flushes = waiting;
-                done
-            };
-            (started, flushes, close)
-        };
-        if closing {
-            let outcome = exports.exporter.shutdown();
-            for flush in flushes {
-                let copy = match &outcome {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(OTelSdkError::InternalFailure(e.to_string())),
-                };
-                let _ = flush.reply.send(copy);
-            }
-            return;
-        }
-        for (before, batch) in batches {
-            on_their_way.push(Export {
-                before,
-                export: Box::pin(exports.export(batch)),
-            });
-        }
-        for flush in flushes {
-            let _ = flush.reply.send(Ok(()));
-        }
-    }
-}
-
-/// One export on its way, and where it began in the order spans were taken.
-struct Export {
-    before: u64,
-    export: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-}
-
-impl Future for Export {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        self.export.as_mut().poll(cx)
+    fn shutdown(&self) -> OTelSdkResult {
+        self.exporter.shutdown()
     }
 }
 
@@ -452,9 +224,10 @@ impl Waiting {
 
 #[cfg(test)]
 mod tests {
-    use std::{num::NonZeroUsize, sync::atomic::AtomicUsize, sync::atomic::Ordering};
+    use std::{mem, num::NonZeroUsize, sync::atomic::AtomicUsize, sync::atomic::Ordering};
 
-    use opentelemetry::trace::{Event, TraceState};
+    use opentelemetry::trace::Event;
+    use opentelemetry_sdk::error::OTelSdkError;
     use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
     use super::*;
@@ -490,6 +263,7 @@ mod tests {
             log_queue: 1,
             log_batch: 1,
             log_delay_ms: 1,
+            log_export_timeout_ms: 1,
         }
     }
 
@@ -612,7 +386,7 @@ mod tests {
         let exported = exported.load(Ordering::Relaxed);
         // The queue's four, and what left for export while the rest came.
         assert!(
-            (4..=settings.span_capacity() as usize).contains(&exported),
+            (4..=settings.span_settings().capacity() as usize).contains(&exported),
             "the queue's spans are exported, the overflow dropped: {exported}"
         );
         assert_eq!(delivery.exported(Signal::Spans), exported as u64);
