@@ -4,8 +4,9 @@
 //! runs at shutdown. [`Telemetry::build`] composes one pipeline per signal
 //! (`pipeline`) from the plain [`TelemetrySettings`] the command line
 //! hands down: the resource they all carry (`resource`), how spans and
-//! log records are batched (`batching`), and what each destination takes
-//! (`filter`).
+//! log records are batched (`batching`) and queued for export
+//! (`export_queue`, with `span_queue` and `log_queue` for each signal's
+//! compact form), and what each destination takes (`filter`).
 //!
 //! Spans, log records and request metrics go to the OTLP endpoint, and log
 //! lines to stdout and, when `LOKI_ADDRESS` is set, to Loki; every log line
