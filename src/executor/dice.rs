@@ -15,15 +15,18 @@
 //! roll is for, and so draws the same numbers however the steps around it
 //! were scheduled.
 
+use std::num::NonZeroU64;
+
 use opentelemetry::trace::TraceId;
 use rand::{SeedableRng, rngs::SmallRng};
 
 /// The dice of one step of one request: a lineage when runs are seeded,
-/// nothing when they are not. Copied down the tree, one word and a tag.
+/// nothing when they are not. Copied down the tree, and kept by every step
+/// waiting in every request in flight: one word, with no tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Dice {
     /// The step's place in a seeded request, or `None` to roll unseeded.
-    lineage: Option<u64>,
+    lineage: Option<NonZeroU64>,
 }
 
 /// What a roll is for: two rolls of one step draw from separate streams.
@@ -57,14 +60,16 @@ impl Dice {
     pub fn for_request(seed: Option<u64>, trace_id: TraceId) -> Dice {
         let trace = u128::from_be_bytes(trace_id.to_bytes());
         Dice {
-            lineage: seed.map(|seed| mix(mix(seed, (trace >> 64) as u64), trace as u64)),
+            lineage: seed.map(|seed| lineage(mix(mix(seed, (trace >> 64) as u64), trace as u64))),
         }
     }
 
     /// The dice of the step at `index` among the steps this one holds.
     pub fn child(self, index: usize) -> Dice {
         Dice {
-            lineage: self.lineage.map(|lineage| mix(lineage, index as u64)),
+            lineage: self
+                .lineage
+                .map(|parent| lineage(mix(parent.get(), index as u64))),
         }
     }
 
@@ -72,10 +77,16 @@ impl Dice {
     /// `roll` when runs are seeded, from the thread's RNG otherwise.
     pub fn rng(self, roll: Roll) -> SmallRng {
         match self.lineage {
-            Some(lineage) => SmallRng::seed_from_u64(mix(lineage, roll as u64)),
+            Some(lineage) => SmallRng::seed_from_u64(mix(lineage.get(), roll as u64)),
             None => SmallRng::from_rng(&mut rand::rng()),
         }
     }
+}
+
+/// A mixed value as a lineage: the one value in 2^64 that is zero stands
+/// for one, so a lineage fits in a word beside the niche of `None`.
+fn lineage(mixed: u64) -> NonZeroU64 {
+    NonZeroU64::new(mixed).unwrap_or(NonZeroU64::MIN)
 }
 
 /// Folds `value` into `state` so that nearby inputs give unrelated outputs:

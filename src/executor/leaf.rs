@@ -51,7 +51,7 @@ pub(super) async fn sleep(sleep: &Sleep, dice: Dice) -> Result<(), Failure> {
             Effect::Slow { extra } => duration += extra.sample(&mut dice.rng(Roll::Slow)),
         }
     }
-    let _drawn = Drawn(duration);
+    let _drawn = Drawn(duration.as_nanos() as f64 / 1_000_000.0);
     // The start of a sleep is a debug line: its span's start time and
     // `thespian.duration_ms` already say when it began and how long it
     // waits, and at `info` it doubled the log records, lines and span
@@ -80,15 +80,15 @@ pub(super) async fn sleep(sleep: &Sleep, dice: Dice) -> Result<(), Failure> {
     }
 }
 
-/// The duration a sleep drew, recorded on its span as the sleep ends,
-/// whether it finished or was cut short, rather than as it starts: told at
-/// the start, the span held a list of attributes for as long as it slept,
-/// some 180 bytes of every request asleep.
-struct Drawn(Duration);
+/// The duration a sleep drew, in milliseconds, recorded on its span as the
+/// sleep ends, whether it finished or was cut short, rather than as it
+/// starts: told at the start, the span held a list of attributes for as
+/// long as it slept, some 180 bytes of every request asleep.
+struct Drawn(f64);
 
 impl Drop for Drawn {
     fn drop(&mut self) {
-        let milliseconds = self.0.as_nanos() as f64 / 1_000_000.0;
+        let milliseconds = self.0;
         Context::map_current(|cx| {
             cx.span()
                 .set_attribute(KeyValue::new("thespian.duration_ms", milliseconds))
