@@ -230,12 +230,15 @@ impl Service {
         request: Request<EmptyMessage>,
     ) -> impl Future<Output = Result<Response<EmptyMessage>, Status>> + Send + '_ {
         let budget = deadline::budget(request.metadata());
+        let spans = SpanCount::default();
         let ending = Ending {
-            cx: self.executor.tracer().open(
-                &SpanCount::begin(self.executor.relay().read(request.metadata())),
-                method.span_name(),
-                SpanKind::Server,
-            ),
+            cx: spans.sync_scope(|| {
+                self.executor.tracer().open(
+                    &self.executor.relay().read(request.metadata()),
+                    method.span_name(),
+                    SpanKind::Server,
+                )
+            }),
             // Loki's lines take their fields from `tracing` spans: this one
             // holds the ids of the step that logs each line. It is made only
             // when Loki is on.
@@ -278,7 +281,7 @@ impl Service {
             .as_ref()
             .filter(|director| director.reads_headers())
             .map(|_| Headers::new(request.into_parts().0));
-        async move {
+        spans.scope(async move {
             // A request past the hop limit is refused at once, before it
             // takes a slot or a place in the queue.
             if let Err(refused) = ending.lines.in_scope(|| self.executor.admit(&ending.cx)) {
@@ -327,7 +330,7 @@ impl Service {
                 }
             };
             ending.respond(outcome, self.executor.relay().name())
-        }
+        })
     }
 }
 
@@ -369,7 +372,8 @@ impl Ending {
             Err(failure) => failure.code(),
         };
         let trace_id = self.cx.span().span_context().trace_id();
-        let spans = SpanCount::of(&self.cx);
+        // Called while the request's future runs, which carries its count.
+        let spans = SpanCount::current();
         self.answer(code, outcome.as_ref().err().map(Failure::cause));
         let trace_id = (trace_id != TraceId::INVALID)
             .then(|| MetadataValue::try_from(trace_id.to_string()).ok())

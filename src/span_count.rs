@@ -2,9 +2,12 @@
 //! truth a tracing backend's copy of the trace can be checked against.
 //!
 //! Every span Thespian records is opened by one function,
-//! [`Tracer::open_at`](crate::telemetry::Tracer::open_at), and finds its
-//! request's [`SpanCount`] in the context it is opened in, so counting a
-//! request's own spans costs one increment per span. Each call a request
+//! [`Tracer::open_at`](crate::telemetry::Tracer::open_at), while its
+//! request's future is being polled, and that future carries the request's
+//! [`SpanCount`] as a task-local value: counting a request's own spans
+//! costs one increment per span. (Carried as a value of the request's
+//! OpenTelemetry context, the count cost each request in flight a map of
+//! context values of its own, some 200 bytes.) Each call a request
 //! makes reads what its answer reports (retries and fallbacks each make
 //! their own calls, so each is counted) and adds it; the request then
 //! reports its own spans and everything below them on its answer, OK or
@@ -19,12 +22,14 @@
 //! at all (its deadline passed) reports nothing, so what its target did is
 //! not counted.
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
-use opentelemetry::Context;
 use tonic::metadata::{MetadataMap, MetadataValue};
 
 /// The response header with the number of spans a request made, its own
@@ -45,8 +50,13 @@ pub const OTHER_SERVICES: &str = "(other)";
 /// The longest service name read from an answer, in bytes.
 const MAX_NAME_BYTES: usize = 64;
 
-/// The spans one request has made so far, held in its context. Cheap to
-/// clone; clones count together.
+tokio::task_local! {
+    /// The count of the request whose future is being polled.
+    static REQUEST: SpanCount;
+}
+
+/// The spans one request has made so far. Cheap to clone; clones count
+/// together.
 #[derive(Debug, Clone, Default)]
 pub struct SpanCount(Arc<Counts>);
 
@@ -59,21 +69,26 @@ struct Counts {
 }
 
 impl SpanCount {
-    /// `cx` with a fresh count, for the request it is the context of.
-    pub fn begin(cx: Context) -> Context {
-        cx.with_value(SpanCount::default())
+    /// Runs `request`, the future of one request, with this count: every
+    /// span recorded while it is polled counts here.
+    pub fn scope<F: Future>(self, request: F) -> impl Future<Output = F::Output> {
+        REQUEST.scope(self, request)
     }
 
-    /// Counts one span recorded in `cx`, if `cx` belongs to a request.
-    pub fn count_span(cx: &Context) {
-        if let Some(count) = cx.get::<SpanCount>() {
-            count.0.own.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Runs `f` with this count, for what a request records before its
+    /// future runs: its server span.
+    pub fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        REQUEST.sync_scope(self.clone(), f)
     }
 
-    /// The count of the request whose context is current, if any.
+    /// Counts one span recorded now, if it is recorded for a request.
+    pub fn count_span() {
+        let _ = REQUEST.try_with(|count| count.0.own.fetch_add(1, Ordering::Relaxed));
+    }
+
+    /// The count of the request whose future is being polled, if any.
     pub fn current() -> Option<SpanCount> {
-        Context::map_current(SpanCount::of)
+        REQUEST.try_with(SpanCount::clone).ok()
     }
 
     /// Adds what a call's answer (its headers or its status's) reported.
@@ -81,11 +96,6 @@ impl SpanCount {
         if let Some(reported) = BySpans::read(answer) {
             self.downstream().merge(&reported);
         }
-    }
-
-    /// The count of the request whose context is `cx`, if it has one.
-    pub fn of(cx: &Context) -> Option<SpanCount> {
-        cx.get::<SpanCount>().cloned()
     }
 
     /// Writes the count on the request's answer, its own spans under `me`.
@@ -241,12 +251,13 @@ mod tests {
 
     #[test]
     fn a_request_reports_its_own_spans_and_its_calls() {
-        let cx = SpanCount::begin(Context::new());
-        SpanCount::count_span(&cx);
-        SpanCount::count_span(&cx);
+        let count = SpanCount::default();
+        count.sync_scope(|| {
+            SpanCount::count_span();
+            SpanCount::count_span();
+        });
         let mut answer = MetadataMap::new();
         answer.insert(SPANS_BY_SERVICE_HEADER, "orders=3,stock=1".parse().unwrap());
-        let count = SpanCount::of(&cx).unwrap();
         count.add_answer(&answer);
         // A retry of the same call reports again, and adds again.
         count.add_answer(&answer);
@@ -278,11 +289,23 @@ mod tests {
         assert_eq!(expected.missing_from(&found).to_string(), "(other)=1");
     }
 
-    #[test]
-    fn outside_a_request_nothing_is_counted() {
-        let cx = Context::new();
-        SpanCount::count_span(&cx);
-        assert!(SpanCount::of(&cx).is_none());
+    #[tokio::test]
+    async fn a_request_counts_what_its_future_records_and_nothing_else() {
+        let count = SpanCount::default();
+        SpanCount::count_span();
+        assert!(SpanCount::current().is_none(), "outside a request");
+        count
+            .clone()
+            .scope(async {
+                SpanCount::count_span();
+                tokio::task::yield_now().await;
+                SpanCount::count_span();
+            })
+            .await;
+        SpanCount::count_span();
+        let mut mine = MetadataMap::new();
+        count.write("frontend", &mut mine);
+        assert_eq!(mine.get(SPANS_HEADER).unwrap(), "2");
     }
 
     #[test]

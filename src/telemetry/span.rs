@@ -149,7 +149,7 @@ impl Tracer {
         if !sampling.attributes.is_empty() {
             span.told().attributes = sampling.attributes;
         }
-        crate::span_count::SpanCount::count_span(parent);
+        crate::span_count::SpanCount::count_span();
         parent.with_span(span)
     }
 }
