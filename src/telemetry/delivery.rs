@@ -86,15 +86,12 @@ struct Counts {
 }
 
 impl Delivery {
-    /// Wraps a metric exporter so that its outcomes are counted here.
+    /// Wraps a metric exporter so that its outcomes are counted here. Spans
+    /// and log records are counted by Thespian's own export queues, which
+    /// call [`Delivery::settle`].
     pub fn metrics<E: PushMetricExporter>(&self, exporter: E) -> Counting<E> {
-        self.wrap(exporter, Signal::Metrics)
-    }
-
-    fn wrap<E>(&self, exporter: E, signal: Signal) -> Counting<E> {
         Counting {
             inner: exporter,
-            signal,
             counts: Arc::clone(&self.counts),
         }
     }
@@ -171,18 +168,17 @@ impl Counts {
     }
 }
 
-/// An exporter that counts what it delivers.
+/// A metric exporter that counts what it delivers, an export at a time.
 #[derive(Debug)]
 pub struct Counting<E> {
     inner: E,
-    signal: Signal,
     counts: Arc<Counts>,
 }
 
 impl<E: PushMetricExporter> PushMetricExporter for Counting<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         let outcome = self.inner.export(metrics).await;
-        self.counts.count(self.signal, 1, &outcome);
+        self.counts.count(Signal::Metrics, 1, &outcome);
         outcome
     }
 
