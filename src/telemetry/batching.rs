@@ -180,6 +180,25 @@ impl Batching {
     }
 }
 
+/// The settings a command line without any of the variables gives, for
+/// tests that change only those they are about.
+#[cfg(test)]
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            span_queue: SPAN_QUEUE,
+            span_batch: BATCH,
+            span_delay_ms: DELAY_MS,
+            span_exports: SPAN_EXPORTS,
+            span_export_timeout_ms: EXPORT_TIMEOUT_MS,
+            log_queue: LOG_QUEUE,
+            log_batch: BATCH,
+            log_delay_ms: DELAY_MS,
+            log_export_timeout_ms: EXPORT_TIMEOUT_MS,
+        }
+    }
+}
+
 /// Parses a number the way the SDKs read their batch variables: anything
 /// that is not one (a word, a negative number, 0 where 0 makes no sense)
 /// means `default`, rather than refusing to start.
@@ -206,6 +225,14 @@ mod tests {
         Command::try_parse_from(std::iter::once("thespian").chain(args.iter().copied()))
             .unwrap()
             .batching
+    }
+
+    #[test]
+    fn the_defaults_for_tests_are_the_command_lines() {
+        assert_eq!(
+            format!("{:?}", Batching::default()),
+            format!("{:?}", parse(&[]))
+        );
     }
 
     #[test]

@@ -212,7 +212,7 @@ impl Waiting {
 
 #[cfg(test)]
 mod tests {
-    use std::{mem, num::NonZeroUsize, sync::Mutex};
+    use std::{mem, sync::Mutex};
 
     use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
 
@@ -238,16 +238,11 @@ mod tests {
 
     fn batching() -> Batching {
         Batching {
-            span_queue: 1,
-            span_batch: 1,
-            span_delay_ms: 1,
-            span_exports: NonZeroUsize::MIN,
-            span_export_timeout_ms: 1,
             log_queue: 64,
             log_batch: 16,
             // An hour: only a flush sends these records.
             log_delay_ms: 3_600_000,
-            log_export_timeout_ms: 30_000,
+            ..Batching::default()
         }
     }
 

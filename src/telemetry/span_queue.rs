@@ -259,11 +259,7 @@ mod tests {
             span_batch: batch,
             span_delay_ms: delay_ms,
             span_exports: NonZeroUsize::new(exports).unwrap(),
-            span_export_timeout_ms: 30_000,
-            log_queue: 1,
-            log_batch: 1,
-            log_delay_ms: 1,
-            log_export_timeout_ms: 1,
+            ..Batching::default()
         }
     }
 
