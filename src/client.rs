@@ -27,7 +27,7 @@ use crate::{
 
 /// How long a call waits for a TCP connection before it gives up: a target
 /// that swallows packets must not hold requests forever.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long a call waits for its answer when `CALL_TIMEOUT_MS` is not set.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);

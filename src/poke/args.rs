@@ -87,8 +87,11 @@ pub struct PokeArgs {
     pub verify: VerifyArgs,
 }
 
-/// Connections to each address by default: one, as gRPC clients open.
-const CONNECTIONS: u32 = 1;
+/// Connections to each address by default. Over one connection the server
+/// reads every request in turn, on one thread at a time, and poke's load
+/// stays on one replica behind a balancer of connections; four spread it
+/// over a server's threads and a small deployment's replicas.
+const CONNECTIONS: u32 = 4;
 
 impl PokeArgs {
     /// A poke of `method` at `address` with the command line's defaults,

@@ -8,11 +8,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::{Code, transport::Channel};
+use futures::{StreamExt as _, stream::FuturesUnordered};
+use tonic::{Code, metadata::MetadataMap};
 
 use super::{
     args::{Limit, PokeArgs},
+    connection::{Answer, Connection},
     progress::Progress,
     report::Summary,
     schedule::Schedule,
@@ -21,12 +22,7 @@ use super::{
     trace::ClientTracing,
     verify::Verifier,
 };
-use crate::{
-    behaviour::Target,
-    client,
-    proto::{Empty, thespian_client::ThespianClient},
-    span_count::BySpans,
-};
+use crate::{behaviour::Target, span_count::BySpans};
 
 /// One target of the run, connected.
 #[derive(Debug, Clone)]
@@ -35,9 +31,8 @@ pub(super) struct Poked {
     pub(super) spec: TargetSpec,
     /// Its address, parsed.
     pub(super) target: Target,
-    /// A client on each connection to its address, taking requests in
-    /// turn.
-    pub(super) clients: Arc<[ThespianClient<Channel>]>,
+    /// The connections to its address, taking requests in turn.
+    pub(super) connections: Arc<[Connection]>,
 }
 
 /// What every request task shares.
@@ -60,15 +55,14 @@ pub(super) async fn drive(
     verifier: Option<Arc<Verifier>>,
     interrupt: impl Future<Output = ()>,
 ) -> Summary {
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         targets: targets.to_vec(),
         tally: Arc::new(Tally::new(targets.len())),
         timeout: args.timeout,
         tracing,
         verifier,
         me: args.traces.poke_service_name.clone(),
-    });
-    let slots = Arc::new(Semaphore::new(args.concurrency as usize));
+    };
     let schedule = Schedule::new(args.shape());
     let progress = Progress::start(Arc::clone(&shared.tally), args.shape(), args.quiet);
     let started = Instant::now();
@@ -83,23 +77,17 @@ pub(super) async fn drive(
             None => std::future::pending().await,
         }
     };
-    let load = send(schedule, limit, &shared, &slots);
-
-    tokio::pin!(interrupt);
-    let mut interrupted = tokio::select! {
+    let load = send(
+        schedule,
+        limit,
+        &shared,
+        args.concurrency as usize,
+        until_deadline,
+    );
+    let interrupted = tokio::select! {
         () = load => false,
-        () = until_deadline => false,
-        () = &mut interrupt => true,
+        () = interrupt => true,
     };
-    if !interrupted {
-        // Every slot free again means every request has answered; each one
-        // is bounded by --timeout, so this ends.
-        let drained = slots.acquire_many(args.concurrency);
-        interrupted = tokio::select! {
-            _ = drained => false,
-            () = &mut interrupt => true,
-        };
-    }
     progress.finish();
     let specs: Vec<&TargetSpec> = targets.iter().map(|t| &t.spec).collect();
     shared
@@ -107,57 +95,81 @@ pub(super) async fn drive(
         .summarise(&specs, started.elapsed(), interrupted)
 }
 
-/// Starts requests on schedule until `limit` says stop, each in its own
-/// task holding one of the `slots`.
-async fn send(mut schedule: Schedule, limit: Limit, shared: &Arc<Shared>, slots: &Arc<Semaphore>) {
+/// Starts requests on schedule, at most `concurrency` in flight, until
+/// `limit` says stop or `deadline` completes, then waits for those still in
+/// flight; each one is bounded by `--timeout`, so this ends.
+///
+/// Every request is a future of this one task, not a task of its own: at
+/// full speed a task per request cost poke more CPU than the server it
+/// measured spends, in moving each request into its task and in waking
+/// threads that contend for the connection.
+async fn send(
+    mut schedule: Schedule,
+    limit: Limit,
+    shared: &Shared,
+    concurrency: usize,
+    deadline: impl Future<Output = ()>,
+) {
     let mut turns = Turns::new(shared.targets.iter().map(|t| t.spec.weight));
+    let mut in_flight = FuturesUnordered::new();
     let mut sent = 0u64;
+    // When the next request is due, once the schedule has given it its turn.
+    let mut due = None;
+    let mut stopped = false;
+    tokio::pin!(deadline);
     loop {
-        if let Limit::Requests(requests) = limit
-            && sent >= requests
-        {
+        let more = !stopped && !matches!(limit, Limit::Requests(requests) if sent >= requests);
+        if !more && in_flight.is_empty() {
             return;
         }
-        schedule.wait().await;
-        let Ok(slot) = Arc::clone(slots).acquire_owned().await else {
-            return;
-        };
-        let index = turns.next();
-        shared.tally.count_sent(index);
-        tokio::spawn(request(index, sent, Arc::clone(shared), slot));
-        sent += 1;
+        let room = more && in_flight.len() < concurrency;
+        if room {
+            let at = *due.get_or_insert_with(|| schedule.next());
+            if at <= tokio::time::Instant::now() {
+                due = None;
+                let index = turns.next();
+                shared.tally.count_sent(index);
+                in_flight.push(request(index, sent, shared));
+                sent += 1;
+                continue;
+            }
+        }
+        tokio::select! {
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if room => {}
+            () = &mut deadline, if !stopped => stopped = true,
+        }
     }
 }
 
 /// Makes request number `n` and counts its answer, or DEADLINE_EXCEEDED when none
-/// comes within the timeout; the `slot` is given back once it is counted.
+/// comes within the timeout.
 /// A traced request's span ends with the answer, and with `--verify` its
 /// trace is then checked against what the answer said it made.
-async fn request(index: usize, n: u64, shared: Arc<Shared>, slot: OwnedSemaphorePermit) {
+async fn request(index: usize, n: u64, shared: &Shared) {
     let Poked {
         spec,
         target,
-        clients,
+        connections,
     } = &shared.targets[index];
-    let mut client = clients[(n % clients.len() as u64) as usize].clone();
-    let mut request = tonic::Request::new(Empty {});
+    let connection = &connections[(n % connections.len() as u64) as usize];
+    let mut metadata = MetadataMap::new();
     let span = shared
         .tracing
         .as_ref()
-        .map(|tracing| tracing.open(target, spec.method, request.metadata_mut()));
+        .map(|tracing| tracing.open(target, spec.method, &mut metadata));
     let started = Instant::now();
-    let answer = client::call_method(&mut client, spec.method, request);
+    let answer = connection.call(spec.method, metadata);
     let answer = tokio::time::timeout(shared.timeout, answer).await;
     let elapsed = started.elapsed();
-    let reported = |headers| {
-        shared
-            .verifier
-            .as_ref()
-            .and_then(|_| BySpans::read(headers))
-    };
-    let (code, reported) = match &answer {
-        Ok(Ok(headers)) => (Code::Ok, reported(headers)),
-        Ok(Err(status)) => (status.code(), reported(status.metadata())),
+    let (code, reported) = match answer {
+        Ok(Answer { code, metadata }) => {
+            let reported = shared
+                .verifier
+                .as_ref()
+                .and_then(|_| BySpans::read(&metadata));
+            (code, reported)
+        }
         Err(_) => (Code::DeadlineExceeded, None),
     };
     shared.tally.record(code, elapsed);
@@ -170,7 +182,4 @@ async fn request(index: usize, n: u64, shared: Arc<Shared>, slot: OwnedSemaphore
             verifier.check(span_context.trace_id(), reported, &shared.me);
         }
     }
-    // Given back last: once every slot is free, every span has ended and
-    // every trace to verify is known.
-    drop(slot);
 }

@@ -15,6 +15,7 @@
 //! - `shape`: the rate aimed for at each moment.
 //! - `schedule`: when each request starts.
 //! - `trace`: each request's client span and the context it carries.
+//! - `connection`: the HTTP/2 connections requests are written onto.
 //! - `load`: the loop that starts requests and bounds those in flight.
 //! - `tally`: what is counted while the run goes on.
 //! - `progress`: the live line on stderr.
@@ -22,6 +23,7 @@
 //! - `report`: the summary at the end.
 
 mod args;
+mod connection;
 mod load;
 mod progress;
 mod report;
@@ -34,8 +36,6 @@ mod verify;
 
 use std::{future::Future, sync::Arc};
 
-use tonic::transport::Channel;
-
 pub(crate) use self::args::{parse_method, parse_rate};
 pub use self::{
     args::PokeArgs,
@@ -45,8 +45,8 @@ pub use self::{
     trace::{SamplerName, TraceArgs, TraceExport},
     verify::{Backend, BackendKind, VerifyArgs, VerifyReport},
 };
-use self::{load::Poked, trace::ClientTracing, verify::Verifier};
-use crate::{behaviour::Target, client, proto::thespian_client::ThespianClient};
+use self::{connection::Connection, load::Poked, trace::ClientTracing, verify::Verifier};
+use crate::behaviour::Target;
 
 /// Pokes the targets of `args` until the limit is reached or `interrupt`
 /// completes, with its spans going where `export` says, then prints the
@@ -98,31 +98,18 @@ async fn connect_all(args: &PokeArgs) -> Result<Vec<Poked>, crate::Error> {
     let mut targets: Vec<Poked> = Vec::new();
     for spec in args.targets()? {
         let target = Target::parse(&spec.address)?;
-        let clients = match targets.iter().find(|t| t.target == target) {
-            Some(same) => same.clients.clone(),
+        let connections = match targets.iter().find(|t| t.target == target) {
+            Some(same) => same.connections.clone(),
             None => {
-                let connections = (0..args.connections()).map(|_| connect(&target));
-                futures::future::try_join_all(connections)
-                    .await?
-                    .into_iter()
-                    .map(ThespianClient::new)
-                    .collect()
+                let connections = (0..args.connections()).map(|_| Connection::open(&target));
+                futures::future::try_join_all(connections).await?.into()
             }
         };
         targets.push(Poked {
             spec,
             target,
-            clients,
+            connections,
         });
     }
     Ok(targets)
-}
-
-/// Opens one HTTP/2 connection to `target`, over which requests are
-/// multiplexed.
-async fn connect(target: &Target) -> Result<Channel, crate::Error> {
-    client::endpoint(target)?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach {target}: {}", crate::explain(&e)).into())
 }

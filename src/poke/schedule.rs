@@ -49,10 +49,12 @@ impl Schedule {
         }
     }
 
-    /// Waits until the next request is due.
-    pub(super) async fn wait(&mut self) {
+    /// When the next request is due, taking its turn: a start already due
+    /// is at or before now. Starts late beyond [`LATE_SLACK`] are given up,
+    /// and the schedule goes on from now.
+    pub(super) fn next(&mut self) -> Instant {
         let Some(shape) = &self.shape else {
-            return;
+            return self.at;
         };
         let step = STEP.as_secs_f64();
         let mut at = self.at;
@@ -72,12 +74,10 @@ impl Schedule {
         if now > at + LATE_SLACK {
             self.at = now;
             self.due = 0.0;
-            return;
+            return now;
         }
         self.at = at;
-        if at > now {
-            tokio::time::sleep_until(at).await;
-        }
+        at
     }
 }
 
@@ -85,13 +85,18 @@ impl Schedule {
 mod tests {
     use super::*;
 
+    /// Waits until the next request of `schedule` is due.
+    async fn wait(schedule: &mut Schedule) {
+        tokio::time::sleep_until(schedule.next()).await;
+    }
+
     /// How many requests `shape` starts in each whole second of `seconds`.
     async fn per_second(shape: &str, seconds: usize) -> Vec<usize> {
         let mut schedule = Schedule::new(Some(shape.parse().unwrap()));
         let started = Instant::now();
         let mut counts = vec![0; seconds];
         loop {
-            schedule.wait().await;
+            wait(&mut schedule).await;
             let second = (Instant::now() - started).as_secs() as usize;
             match counts.get_mut(second) {
                 Some(count) => *count += 1,
@@ -150,12 +155,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_start_that_cannot_be_made_on_time_is_skipped() {
         let mut schedule = Schedule::new(Some(Shape::Constant(100.0)));
-        schedule.wait().await;
+        wait(&mut schedule).await;
         // Every slot busy for a second: a hundred starts missed.
         tokio::time::advance(Duration::from_secs(1)).await;
         let before = Instant::now();
-        schedule.wait().await;
-        schedule.wait().await;
+        wait(&mut schedule).await;
+        wait(&mut schedule).await;
         // One late start now, then back on the 10 ms schedule: no burst.
         assert!(Instant::now() - before >= Duration::from_millis(10));
     }

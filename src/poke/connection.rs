@@ -1,0 +1,362 @@
+//! Poke's HTTP/2 connections. Each request is written straight onto a
+//! shared connection: its headers and the five bytes of an empty gRPC
+//! message go out from the request's own task, and its answer is read back
+//! there.
+//!
+//! A load generator's own cost per request is taken from the server it
+//! measures, since both share the machine. tonic's channel hands every call
+//! to a worker task through a queue, and hyper's client hands it on again to
+//! the connection's task and to a task of its own for the body: several
+//! wake-ups per request, which made poke spend four times h2load's CPU per
+//! request. Here a request is one task, and the connection's task only moves
+//! frames. tonic still reads the answer's status, so codes and messages
+//! mean what they mean everywhere else in Thespian.
+//!
+//! A connection that breaks is opened again by the next request, so a run
+//! outlives a restart of the target. Requests made while the target cannot
+//! be reached answer `UNAVAILABLE`, as gRPC clients report it, and a failed
+//! connect is not retried for [`RECONNECT_PAUSE`], so that a run at full
+//! speed against a stopped target does not turn into a storm of connects.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use http::{HeaderValue, Method, Request, Uri, header};
+use tokio::net::TcpStream;
+use tonic::{Code, Status, metadata::MetadataMap};
+
+use crate::behaviour::{MethodName, Target};
+
+/// An empty message, framed as gRPC frames every message: uncompressed, of
+/// length zero.
+const EMPTY_MESSAGE: Bytes = Bytes::from_static(&[0, 0, 0, 0, 0]);
+
+/// How long after a failed connect requests answer `UNAVAILABLE` at once,
+/// before the next attempt.
+pub(super) const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The flow-control windows poke offers, as hyper's client does by default:
+/// h2 limits how many small frames may wait unread to a share of the
+/// connection's window, and at full speed hundreds of answers of a few
+/// bytes each arrive between two turns of the requests' tasks.
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+
+/// The `user-agent` poke's requests carry, so a server's logs tell them apart.
+const USER_AGENT: &str = concat!("thespian-poke/", env!("CARGO_PKG_VERSION"));
+
+/// One HTTP/2 connection to a target, opened again when it breaks.
+#[derive(Debug)]
+pub(super) struct Connection {
+    target: Target,
+    /// The full URI of each method, in the order of [`MethodName::ALL`].
+    uris: [Uri; 3],
+    state: Mutex<State>,
+}
+
+/// Where the connection stands.
+#[derive(Debug)]
+enum State {
+    /// Open: each request clones its sender.
+    Open(Arc<SendRequest<Bytes>>),
+    /// Broken, or never opened: the next request opens it, unless the last
+    /// attempt failed before this instant.
+    Closed { retry_at: Instant },
+}
+
+/// What a request got back.
+#[derive(Debug)]
+pub(super) struct Answer {
+    /// Its gRPC status code; `OK` for a message and a status of 0.
+    pub(super) code: Code,
+    /// Its headers, with its trailers when it had any: the span counts and
+    /// trace id the server wrote.
+    pub(super) metadata: MetadataMap,
+}
+
+impl Answer {
+    /// An answer that never came from the server.
+    fn failed(code: Code) -> Answer {
+        Answer {
+            code,
+            metadata: MetadataMap::new(),
+        }
+    }
+}
+
+impl Connection {
+    /// Opens a connection to `target`, failing if it cannot be reached now:
+    /// a run that cannot start should say so rather than count errors.
+    pub(super) async fn open(target: &Target) -> Result<Connection, crate::Error> {
+        let sender = handshake(target)
+            .await
+            .map_err(|e| format!("cannot reach {target}: {e}"))?;
+        let uri = |method: MethodName| -> Result<Uri, crate::Error> {
+            Ok(format!("{}{}", target.as_str(), method.path()).parse()?)
+        };
+        Ok(Connection {
+            target: target.clone(),
+            uris: [
+                uri(MethodName::A)?,
+                uri(MethodName::B)?,
+                uri(MethodName::C)?,
+            ],
+            state: Mutex::new(State::Open(Arc::new(sender))),
+        })
+    }
+
+    /// Calls `method` with an empty message and `metadata` as its headers,
+    /// and reads the answer to its end. Never fails: what goes wrong on the
+    /// way is the code of the answer.
+    pub(super) async fn call(&self, method: MethodName, metadata: MetadataMap) -> Answer {
+        let Some((sender, current)) = self.sender().await else {
+            return Answer::failed(Code::Unavailable);
+        };
+        let mut headers = metadata.into_headers();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uris[method.index()].clone();
+        *request.headers_mut() = headers;
+        match exchange(sender, request).await {
+            Ok(answer) => answer,
+            // The target reset this one stream: the connection goes on.
+            Err(error) if error.is_reset() && !error.is_go_away() => {
+                Answer::failed(Status::from(error).code())
+            }
+            // The connection itself failed, or was closed.
+            Err(_) => {
+                self.forget(&current);
+                Answer::failed(Code::Unavailable)
+            }
+        }
+    }
+
+    /// A sender ready for one more request, and the connection it belongs
+    /// to; `None` when the target cannot be reached now.
+    async fn sender(&self) -> Option<(SendRequest<Bytes>, Arc<SendRequest<Bytes>>)> {
+        let current = match &*self.state.lock().unwrap() {
+            State::Open(sender) => Some(Arc::clone(sender)),
+            State::Closed { retry_at } if Instant::now() < *retry_at => return None,
+            State::Closed { .. } => None,
+        };
+        let current = match current {
+            Some(current) => current,
+            None => self.reopen().await?,
+        };
+        match SendRequest::clone(&current).ready().await {
+            Ok(sender) => Some((sender, current)),
+            Err(_) => {
+                self.forget(&current);
+                None
+            }
+        }
+    }
+
+    /// Opens the connection again, unless another request did so first.
+    async fn reopen(&self) -> Option<Arc<SendRequest<Bytes>>> {
+        let opened = handshake(&self.target).await;
+        let mut state = self.state.lock().unwrap();
+        match (&*state, opened) {
+            (State::Open(sender), _) => Some(Arc::clone(sender)),
+            (State::Closed { .. }, Ok(sender)) => {
+                let sender = Arc::new(sender);
+                *state = State::Open(Arc::clone(&sender));
+                Some(sender)
+            }
+            (State::Closed { .. }, Err(_)) => {
+                *state = State::Closed {
+                    retry_at: Instant::now() + RECONNECT_PAUSE,
+                };
+                None
+            }
+        }
+    }
+
+    /// Marks `broken` as closed, if it is still the connection in use, so
+    /// that the next request opens a new one.
+    fn forget(&self, broken: &Arc<SendRequest<Bytes>>) {
+        let mut state = self.state.lock().unwrap();
+        if matches!(&*state, State::Open(sender) if Arc::ptr_eq(sender, broken)) {
+            *state = State::Closed {
+                retry_at: Instant::now(),
+            };
+        }
+    }
+}
+
+/// Connects to `target` over TCP, without Nagle's delay, and starts HTTP/2
+/// on it, its frames moved by a task of its own until it closes.
+async fn handshake(target: &Target) -> Result<SendRequest<Bytes>, crate::Error> {
+    let connect = TcpStream::connect((target.host(), target.port()));
+    let stream = tokio::time::timeout(crate::client::CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| "no connection within the connect timeout")??;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .handshake(stream)
+        .await?;
+    tokio::spawn(async move {
+        // It ends when the target closes it or every sender is gone; the
+        // requests on it see why.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// Sends `request` with an empty message and reads the answer: its headers,
+/// then any message and its trailers, or a status in the headers alone.
+async fn exchange(
+    mut sender: SendRequest<Bytes>,
+    request: Request<()>,
+) -> Result<Answer, h2::Error> {
+    let (response, mut body) = sender.send_request(request, false)?;
+    body.send_data(EMPTY_MESSAGE, true)?;
+    let (parts, mut body) = response.await?.into_parts();
+    if parts.status != http::StatusCode::OK {
+        return Ok(Answer {
+            code: code_of_http_status(parts.status),
+            metadata: MetadataMap::from_headers(parts.headers),
+        });
+    }
+    let mut headers = parts.headers;
+    if let Some(status) = Status::from_header_map(&headers) {
+        // A status with no message: the headers were the trailers.
+        return Ok(Answer {
+            code: status.code(),
+            metadata: MetadataMap::from_headers(headers),
+        });
+    }
+    while let Some(data) = body.data().await {
+        let data = data?;
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    let trailers = body.trailers().await?.unwrap_or_default();
+    let code = match Status::from_header_map(&trailers) {
+        Some(status) => status.code(),
+        // The stream ended with no status: the gRPC spec calls that an
+        // internal error.
+        None => Code::Internal,
+    };
+    headers.extend(trailers);
+    Ok(Answer {
+        code,
+        metadata: MetadataMap::from_headers(headers),
+    })
+}
+
+/// The gRPC code for an HTTP status that came with no gRPC status, as the
+/// gRPC spec maps them.
+fn code_of_http_status(status: http::StatusCode) -> Code {
+    match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+    use super::*;
+    use crate::{
+        behaviour::Repertoire,
+        executor::{Executor, SpanNames},
+        server::{self, ServerOptions},
+    };
+
+    /// An unconfigured Thespian on `address`, until the sender is dropped
+    /// or fired.
+    async fn serve(address: SocketAddr) -> (oneshot::Sender<()>, JoinHandle<()>) {
+        let listener = TcpListener::bind(address).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = ServerOptions {
+            shutdown_grace: Duration::ZERO,
+            ..ServerOptions::default()
+        };
+        let served = server::run(
+            listener,
+            Repertoire::default(),
+            Executor::new(SpanNames::default()),
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        );
+        let server = tokio::spawn(async { served.await.unwrap() });
+        (stop, server)
+    }
+
+    /// A free loopback address.
+    async fn free_address() -> SocketAddr {
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_target_closed_is_opened_again_by_the_next_request() {
+        let address = free_address().await;
+        let target = Target::parse(&address.to_string()).unwrap();
+        let (stop, server) = serve(address).await;
+        let connection = Connection::open(&target).await.unwrap();
+        let first = connection.call(MethodName::A, MetadataMap::new()).await;
+        assert_eq!(first.code, Code::Ok);
+
+        stop.send(()).unwrap();
+        server.await.unwrap();
+        let while_down = connection.call(MethodName::B, MetadataMap::new()).await;
+        assert_eq!(while_down.code, Code::Unavailable);
+
+        let (_stop, _server) = serve(address).await;
+        let after = connection.call(MethodName::C, MetadataMap::new()).await;
+        assert_eq!(after.code, Code::Ok, "{after:?}");
+    }
+
+    #[tokio::test]
+    async fn a_target_that_refuses_connections_is_not_tried_again_at_once() {
+        let address = free_address().await;
+        let target = Target::parse(&address.to_string()).unwrap();
+        assert!(Connection::open(&target).await.is_err());
+        let before = Instant::now();
+        let connection = Connection {
+            target: target.clone(),
+            uris: MethodName::ALL.map(|m| format!("{target}{}", m.path()).parse().unwrap()),
+            state: Mutex::new(State::Closed { retry_at: before }),
+        };
+        let answer = connection.call(MethodName::A, MetadataMap::new()).await;
+        assert_eq!(answer.code, Code::Unavailable);
+        let State::Closed { retry_at } = *connection.state.lock().unwrap() else {
+            panic!("a refused connect left the connection open");
+        };
+        assert!(retry_at >= before + RECONNECT_PAUSE);
+    }
+
+    #[test]
+    fn an_http_status_without_a_grpc_status_has_the_code_the_spec_gives_it() {
+        let code = |status: u16| code_of_http_status(http::StatusCode::from_u16(status).unwrap());
+        assert_eq!(code(404), Code::Unimplemented);
+        assert_eq!(code(503), Code::Unavailable);
+        assert_eq!(code(401), Code::Unauthenticated);
+        assert_eq!(code(500), Code::Unknown);
+    }
+}
