@@ -9,6 +9,7 @@ use thespian::cli::Cli;
 /// pattern that contends on the system allocator's arena locks. jemalloc's
 /// per-thread caches lift a two-instance chain's throughput by about half
 /// with the same peak memory (see `scripts/bench.sh`).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -25,6 +26,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 ///   pages. It saved a little memory and lifted the chain back.
 ///
 /// The figures are `scripts/bench.sh`'s.
+#[cfg(feature = "jemalloc")]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static ALLOCATOR_SETTINGS: &[u8; 27] = b"narenas:1,dirty_decay_ms:5\0";
 
