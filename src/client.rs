@@ -49,9 +49,8 @@ pub fn endpoint(target: &Target) -> Result<Endpoint, tonic::transport::Error> {
 /// Sends `request` to `method` of the Thespian behind `client` and waits
 /// for its answer, with no deadline of its own, and returns the answer's
 /// headers (the span count and trace id among them). The one place a
-/// [`MethodName`] picks a generated client method, shared by the calls a
-/// request makes through [`Clients`] and by `thespian poke`.
-pub async fn call_method(
+/// [`MethodName`] picks a generated client method.
+async fn call_method(
     client: &mut ThespianClient<Channel>,
     method: MethodName,
     request: tonic::Request<Empty>,

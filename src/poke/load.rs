@@ -35,7 +35,7 @@ pub(super) struct Poked {
     pub(super) connections: Arc<[Connection]>,
 }
 
-/// What every request task shares.
+/// What every request shares.
 struct Shared {
     targets: Vec<Poked>,
     tally: Arc<Tally>,
@@ -134,9 +134,16 @@ async fn send(
                 continue;
             }
         }
+        // Made only when polled, so a run at full speed sets no timer.
+        let next_due = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-            () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if room => {}
+            () = next_due, if room => {}
             () = &mut deadline, if !stopped => stopped = true,
         }
     }
