@@ -142,6 +142,7 @@ impl ClientTracing {
         let layer = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("thespian.poke"))
             .with_location(false)
+            .with_tracked_inactivity(false)
             .with_threads(false)
             .with_level(false)
             .with_target(false);

@@ -86,6 +86,19 @@ async fn each_request_is_a_client_span_that_the_instance_continues() {
         assert_eq!(client.kind, SpanKind::Client);
         assert_eq!(client.name, "thespian.Thespian/B");
         assert!(client.is_root());
+        // What a gRPC client span carries, and nothing of `tracing`'s own.
+        let keys: Vec<&str> = client.attributes.0.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "rpc.grpc.status_code",
+                "rpc.method",
+                "rpc.service",
+                "rpc.system",
+                "server.address",
+                "server.port"
+            ]
+        );
         let served: Vec<&ReceivedSpan> = spans
             .in_trace(&client.trace_id)
             .into_iter()
