@@ -197,7 +197,9 @@ impl Connection {
 /// Connects to `target` over TCP, without Nagle's delay, and starts HTTP/2
 /// on it, its frames moved by a task of its own until it closes.
 async fn handshake(target: &Target) -> Result<SendRequest<Bytes>, crate::Error> {
-    let connect = TcpStream::connect((target.host(), target.port()));
+    // An IPv6 address is bracketed in a URI, and bare in a socket address.
+    let host = target.host().trim_start_matches('[').trim_end_matches(']');
+    let connect = TcpStream::connect((host, target.port()));
     let stream = tokio::time::timeout(crate::client::CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| "no connection within the connect timeout")??;
@@ -330,6 +332,21 @@ mod tests {
         let (_stop, _server) = serve(address).await;
         let after = connection.call(MethodName::C, MetadataMap::new()).await;
         assert_eq!(after.code, Code::Ok, "{after:?}");
+    }
+
+    #[tokio::test]
+    async fn a_target_named_by_its_ipv6_address_is_reached() {
+        let address = TcpListener::bind("[::1]:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (_stop, _server) = serve(address).await;
+        let target = Target::parse(&format!("http://{address}")).unwrap();
+        assert_eq!(target.host(), "[::1]");
+        let connection = Connection::open(&target).await.unwrap();
+        let answer = connection.call(MethodName::A, MetadataMap::new()).await;
+        assert_eq!(answer.code, Code::Ok);
     }
 
     #[tokio::test]
