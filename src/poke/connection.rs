@@ -94,7 +94,12 @@ impl Connection {
     pub(super) async fn open(target: &Target) -> Result<Connection, crate::Error> {
         let sender = handshake(target)
             .await
-            .map_err(|e| format!("cannot reach {target}: {e}"))?;
+            .map_err(|e| format!("cannot reach {target}: {}", crate::explain(&*e)))?;
+        Connection::new(target, State::Open(Arc::new(sender)))
+    }
+
+    /// A connection to `target` that stands as `state` says.
+    fn new(target: &Target, state: State) -> Result<Connection, crate::Error> {
         let uri = |method: MethodName| -> Result<Uri, crate::Error> {
             Ok(format!("{}{}", target.as_str(), method.path()).parse()?)
         };
@@ -105,7 +110,7 @@ impl Connection {
                 uri(MethodName::B)?,
                 uri(MethodName::C)?,
             ],
-            state: Mutex::new(State::Open(Arc::new(sender))),
+            state: Mutex::new(state),
         })
     }
 
@@ -355,11 +360,7 @@ mod tests {
         let target = Target::parse(&address.to_string()).unwrap();
         assert!(Connection::open(&target).await.is_err());
         let before = Instant::now();
-        let connection = Connection {
-            target: target.clone(),
-            uris: MethodName::ALL.map(|m| format!("{target}{}", m.path()).parse().unwrap()),
-            state: Mutex::new(State::Closed { retry_at: before }),
-        };
+        let connection = Connection::new(&target, State::Closed { retry_at: before }).unwrap();
         let answer = connection.call(MethodName::A, MetadataMap::new()).await;
         assert_eq!(answer.code, Code::Unavailable);
         let State::Closed { retry_at } = *connection.state.lock().unwrap() else {
