@@ -6,7 +6,9 @@
 //! hands down: the resource they all carry (`resource`), how spans and
 //! log records are batched (`batching`) and queued for export
 //! (`export_queue`, with `span_queue` and `log_queue` for each signal's
-//! compact form), and what each destination takes (`filter`).
+//! compact form), spans written straight into OTLP's wire format
+//! (`span_wire`) for the collector's trace service (`trace_service`), and
+//! what each destination takes (`filter`).
 //!
 //! Spans, log records and request metrics go to the OTLP endpoint, and log
 //! lines to stdout and, when `LOKI_ADDRESS` is set, to Loki; every log line
@@ -31,7 +33,9 @@ mod resource;
 mod span;
 mod span_events;
 mod span_queue;
+mod span_wire;
 mod stdout;
+mod trace_service;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{LogExporter, MetricExporter, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
     logs::SdkLoggerProvider,
@@ -22,6 +22,7 @@ use super::{
     log_queue::LogQueue,
     span_queue::SpanQueue,
     stdout,
+    trace_service::TraceService,
 };
 
 /// How long one OTLP export may wait for the collector's answer.
@@ -37,9 +38,9 @@ pub fn spans(
     let Some(endpoint) = &settings.otlp_endpoint else {
         return Ok(Tracer::new(None));
     };
-    let exporter = otlp(SpanExporter::builder().with_tonic(), endpoint)?.build()?;
+    let service = TraceService::connect(&otlp_url(endpoint)?, OTLP_TIMEOUT)?;
     let processor: Arc<dyn SpanProcessor> = Arc::new(SpanQueue::start(
-        exporter,
+        service,
         resource,
         &settings.batching,
         delivery.clone(),

@@ -4,29 +4,34 @@
 //! The SDK's batch processor holds each waiting span as a whole `SpanData`,
 //! 352 bytes before its attributes and events, most of them the same for
 //! every span (the instrumentation scope, empty links, an unset status).
-//! Here a waiting span keeps only what differs, 128 bytes, and becomes a
-//! `SpanData` again in the batch that exports it.
+//! Here a waiting span keeps only what differs, 128 bytes, and a batch is
+//! written from these straight into the bytes of an OTLP request
+//! (`span_wire`), sent by the trace service's client (`trace_service`).
 
 use std::{
     borrow::Cow,
+    future::Future,
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
+use bytes::Bytes;
 use opentelemetry::{
-    Context, InstrumentationScope, KeyValue,
-    trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
+    Context, KeyValue,
+    trace::{SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
 };
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
-    trace::{SpanData, SpanEvents, SpanExporter, SpanLinks, SpanProcessor},
+    trace::{SpanData, SpanEvents, SpanLinks, SpanProcessor},
 };
 
 use super::{
     Batching,
     delivery::{Delivery, Signal},
     export_queue::{Export, ExportQueue},
+    span_wire::Envelope,
+    trace_service::TraceService,
 };
 
 /// A span processor that queues finished spans compactly and exports them
@@ -37,23 +42,19 @@ pub struct SpanQueue {
 }
 
 impl SpanQueue {
-    /// Starts the task that exports through `exporter`, on the current
+    /// Starts the task that sends batches to `service`, on the current
     /// tokio runtime, with the batch settings `batching`, and counts what
     /// it delivers and loses in `delivery`. Every exported span carries
     /// `resource`.
-    pub fn start<E>(
-        mut exporter: E,
+    pub(super) fn start<S: SendSpans>(
+        service: S,
         resource: &Resource,
         batching: &Batching,
         delivery: Delivery,
-    ) -> SpanQueue
-    where
-        E: SpanExporter + 'static,
-    {
-        exporter.set_resource(resource);
+    ) -> SpanQueue {
         let export = Spans {
-            exporter: Arc::new(exporter),
-            scope: super::span::scope(),
+            service: Arc::new(service),
+            envelope: Envelope::new(resource, &super::span::scope()),
         };
         SpanQueue {
             queue: ExportQueue::start(
@@ -91,57 +92,68 @@ impl SpanProcessor for SpanQueue {
     fn set_resource(&mut self, _resource: &Resource) {}
 }
 
-/// How a batch of spans leaves: whole again, through the OTLP exporter.
-struct Spans<E> {
-    exporter: Arc<E>,
-    /// Every span's instrumentation scope: Thespian.
-    scope: InstrumentationScope,
+/// Where encoded batches of spans go: the collector's trace service, or a
+/// test's stand-in for it.
+pub(super) trait SendSpans: Send + Sync + 'static {
+    /// Sends `request`, an encoded `ExportTraceServiceRequest`.
+    fn send(&self, request: Bytes) -> impl Future<Output = OTelSdkResult> + Send;
 }
 
-impl<E: SpanExporter + 'static> Export for Spans<E> {
+impl SendSpans for TraceService {
+    fn send(&self, request: Bytes) -> impl Future<Output = OTelSdkResult> + Send {
+        self.export(request)
+    }
+}
+
+/// How a batch of spans leaves: written into one request, and sent.
+struct Spans<S> {
+    service: Arc<S>,
+    /// The resource and scope around every batch.
+    envelope: Envelope,
+}
+
+impl<S: SendSpans> Export for Spans<S> {
     type Item = Waiting;
 
     fn export(&self, batch: Vec<Waiting>) -> impl Future<Output = OTelSdkResult> + Send + 'static {
-        let spans: Vec<SpanData> = batch
-            .into_iter()
-            .map(|span| span.into_span_data(&self.scope))
-            .collect();
-        let exporter = Arc::clone(&self.exporter);
-        async move { exporter.export(spans).await }
+        let request = self.envelope.request(&batch);
+        drop(batch);
+        let service = Arc::clone(&self.service);
+        async move { service.send(request).await }
     }
 
     fn shutdown(&self) -> OTelSdkResult {
-        self.exporter.shutdown()
+        Ok(())
     }
 }
 
 /// A finished span as it waits for export: what differs from span to span.
-/// Everything else is the same for every span Thespian makes, and is put
-/// back when it becomes a `SpanData`.
+/// Everything else is the same for every span Thespian makes, and is
+/// written once per batch, around its spans.
 #[derive(Debug)]
-struct Waiting {
-    trace_id: TraceId,
-    span_id: SpanId,
-    parent_span_id: SpanId,
-    start: SystemTime,
-    end: SystemTime,
-    name: Cow<'static, str>,
-    attributes: Box<[KeyValue]>,
+pub(super) struct Waiting {
+    pub(super) trace_id: TraceId,
+    pub(super) span_id: SpanId,
+    pub(super) parent_span_id: SpanId,
+    pub(super) start: SystemTime,
+    pub(super) end: SystemTime,
+    pub(super) name: Cow<'static, str>,
+    pub(super) attributes: Box<[KeyValue]>,
     /// What most spans do not have: events, a status, a trace state.
-    rare: Option<Box<Rare>>,
-    flags: TraceFlags,
-    kind: SpanKind,
-    is_remote: bool,
-    parent_is_remote: bool,
+    pub(super) rare: Option<Box<Rare>>,
+    pub(super) flags: TraceFlags,
+    pub(super) kind: SpanKind,
+    pub(super) parent_is_remote: bool,
 }
 
+/// What few spans carry.
 #[derive(Debug)]
-struct Rare {
-    events: SpanEvents,
-    links: SpanLinks,
-    status: Status,
-    trace_state: TraceState,
-    dropped_attributes_count: u32,
+pub(super) struct Rare {
+    pub(super) events: SpanEvents,
+    pub(super) links: SpanLinks,
+    pub(super) status: Status,
+    pub(super) trace_state: TraceState,
+    pub(super) dropped_attributes_count: u32,
 }
 
 impl From<SpanData> for Waiting {
@@ -154,12 +166,8 @@ impl From<SpanData> for Waiting {
             && span.status == Status::Unset
             && span.dropped_attributes_count == 0
             && *context.trace_state() == TraceState::NONE;
-        let (trace_id, span_id, flags, is_remote) = (
-            context.trace_id(),
-            context.span_id(),
-            context.trace_flags(),
-            context.is_remote(),
-        );
+        let (trace_id, span_id, flags) =
+            (context.trace_id(), context.span_id(), context.trace_flags());
         let rare = (!plain).then(|| {
             Box::new(Rare {
                 trace_state: span.span_context.trace_state().clone(),
@@ -180,44 +188,7 @@ impl From<SpanData> for Waiting {
             rare,
             flags,
             kind: span.span_kind,
-            is_remote,
             parent_is_remote: span.parent_span_is_remote,
-        }
-    }
-}
-
-impl Waiting {
-    fn into_span_data(self, scope: &InstrumentationScope) -> SpanData {
-        let rare = self.rare.map_or_else(
-            || Rare {
-                events: SpanEvents::default(),
-                links: SpanLinks::default(),
-                status: Status::Unset,
-                trace_state: TraceState::NONE,
-                dropped_attributes_count: 0,
-            },
-            |rare| *rare,
-        );
-        SpanData {
-            span_context: SpanContext::new(
-                self.trace_id,
-                self.span_id,
-                self.flags,
-                self.is_remote,
-                rare.trace_state,
-            ),
-            parent_span_id: self.parent_span_id,
-            parent_span_is_remote: self.parent_is_remote,
-            span_kind: self.kind,
-            name: self.name,
-            start_time: self.start,
-            end_time: self.end,
-            attributes: self.attributes.into_vec(),
-            dropped_attributes_count: rare.dropped_attributes_count,
-            events: rare.events,
-            links: rare.links,
-            status: rare.status,
-            instrumentation_scope: scope.clone(),
         }
     }
 }
@@ -226,31 +197,51 @@ impl Waiting {
 mod tests {
     use std::{mem, num::NonZeroUsize, sync::atomic::AtomicUsize, sync::atomic::Ordering};
 
-    use opentelemetry::trace::Event;
+    use opentelemetry::{
+        Array, InstrumentationScope, StringValue, Value,
+        trace::{Event, Link, SpanContext},
+    };
+    use opentelemetry_proto::{
+        tonic::{collector::trace::v1::ExportTraceServiceRequest, trace::v1::Span as SpanMessage},
+        transform::trace::tonic::group_spans_by_resource_and_scope,
+    };
     use opentelemetry_sdk::error::OTelSdkError;
+    use prost::Message;
     use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
     use super::*;
 
-    /// An exporter that hands each batch to the test after `delay` (never,
-    /// with `None`).
+    /// A trace service that decodes each request and hands it to the test
+    /// after `delay` (never, with `None`).
     #[derive(Debug, Clone)]
     struct Collector {
         delay: Option<Duration>,
-        batches: UnboundedSender<Vec<SpanData>>,
+        requests: UnboundedSender<ExportTraceServiceRequest>,
         exported: Arc<AtomicUsize>,
     }
 
-    impl SpanExporter for Collector {
-        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    impl SendSpans for Collector {
+        async fn send(&self, request: Bytes) -> OTelSdkResult {
             match self.delay {
                 Some(delay) => tokio::time::sleep(delay).await,
                 None => std::future::pending().await,
             }
-            self.exported.fetch_add(batch.len(), Ordering::Relaxed);
-            let _ = self.batches.send(batch);
+            let request = ExportTraceServiceRequest::decode(request).expect("a request decodes");
+            self.exported
+                .fetch_add(spans_of(&request).len(), Ordering::Relaxed);
+            let _ = self.requests.send(request);
             Ok(())
         }
+    }
+
+    /// The spans a request carries, in order.
+    fn spans_of(request: &ExportTraceServiceRequest) -> Vec<&SpanMessage> {
+        request
+            .resource_spans
+            .iter()
+            .flat_map(|resource| &resource.scope_spans)
+            .flat_map(|scope| &scope.spans)
+            .collect()
     }
 
     fn batching(queue: usize, batch: usize, delay_ms: u64, exports: usize) -> Batching {
@@ -287,37 +278,51 @@ mod tests {
         }
     }
 
+    fn resource() -> Resource {
+        Resource::builder_empty()
+            .with_service_name("checkout")
+            .with_attribute(KeyValue::new("deployment.environment.name", "test"))
+            .build()
+    }
+
     /// A queue exporting to a collector that takes `delay` per batch.
     fn queue(
         settings: &Batching,
         delay: Option<Duration>,
     ) -> (
         SpanQueue,
-        tokio::sync::mpsc::UnboundedReceiver<Vec<SpanData>>,
+        tokio::sync::mpsc::UnboundedReceiver<ExportTraceServiceRequest>,
         Arc<AtomicUsize>,
         Delivery,
     ) {
-        let (batches, received) = unbounded_channel();
+        queue_of(&resource(), settings, delay)
+    }
+
+    /// A queue of spans from `resource`, as [`queue`].
+    fn queue_of(
+        resource: &Resource,
+        settings: &Batching,
+        delay: Option<Duration>,
+    ) -> (
+        SpanQueue,
+        tokio::sync::mpsc::UnboundedReceiver<ExportTraceServiceRequest>,
+        Arc<AtomicUsize>,
+        Delivery,
+    ) {
+        let (requests, received) = unbounded_channel();
         let exported = Arc::new(AtomicUsize::new(0));
         let delivery = Delivery::default();
         let collector = Collector {
             delay,
-            batches,
+            requests,
             exported: exported.clone(),
         };
-        let queue = SpanQueue::start(
-            collector,
-            &Resource::builder_empty().build(),
-            settings,
-            delivery.clone(),
-        );
+        let queue = SpanQueue::start(collector, resource, settings, delivery.clone());
         (queue, received, exported, delivery)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_waiting_span_is_exported_whole() {
-        let (queue, mut received, _, _) =
-            queue(&batching(16, 16, 3_600_000, 1), Some(Duration::ZERO));
+    /// A span with something of everything a span can carry.
+    fn rich() -> SpanData {
         let mut rich = span(7);
         rich.span_context = SpanContext::new(
             TraceId::from(9_u128),
@@ -329,24 +334,106 @@ mod tests {
         rich.parent_span_id = SpanId::from(3_u64);
         rich.parent_span_is_remote = true;
         rich.span_kind = SpanKind::Client;
+        rich.name = "load cart".into();
+        rich.start_time = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_764_000_000_123_456_789);
+        rich.end_time = rich.start_time + Duration::from_millis(250);
+        rich.attributes = vec![
+            KeyValue::new("text", "héllo"),
+            KeyValue::new("empty", ""),
+            KeyValue::new("zero", 0_i64),
+            KeyValue::new("negative", -42_i64),
+            KeyValue::new("ratio", 0.25),
+            KeyValue::new("flag", false),
+            KeyValue::new("ints", Value::Array(Array::I64(vec![1, -2, 0]))),
+            KeyValue::new("floats", Value::Array(Array::F64(vec![0.5, 0.0]))),
+            KeyValue::new("bools", Value::Array(Array::Bool(vec![true, false]))),
+            KeyValue::new(
+                "texts",
+                Value::Array(Array::String(vec![
+                    StringValue::from("a"),
+                    StringValue::from(""),
+                ])),
+            ),
+            KeyValue::new("long", "x".repeat(300)),
+        ];
+        rich.events.events.push(Event::new(
+            "said",
+            rich.start_time,
+            vec![KeyValue::new("level", "INFO"), KeyValue::new("n", 1_i64)],
+            1,
+        ));
         rich.events
             .events
-            .push(Event::new("said", SystemTime::UNIX_EPOCH, vec![], 0));
+            .push(Event::new("quiet", SystemTime::UNIX_EPOCH, vec![], 0));
         rich.events.dropped_count = 2;
+        rich.links.links.push(Link::new(
+            SpanContext::new(
+                TraceId::from(5_u128),
+                SpanId::from(6_u64),
+                TraceFlags::default(),
+                true,
+                TraceState::NONE,
+            ),
+            vec![KeyValue::new("why", "batch")],
+            3,
+        ));
+        rich.links.dropped_count = 4;
         rich.status = Status::error("boom");
         rich.dropped_attributes_count = 1;
-        let plain = span(8);
-        queue.on_end(rich.clone());
-        queue.on_end(plain.clone());
+        rich
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_carries_what_the_sdks_own_conversion_would() {
+        // One resource for both: the order of its attributes is its own.
+        let resource = resource();
+        let (queue, mut received, _, _) = queue_of(
+            &resource,
+            &batching(16, 16, 3_600_000, 1),
+            Some(Duration::ZERO),
+        );
+        let mut ok = span(8);
+        ok.status = Status::Ok;
+        ok.span_kind = SpanKind::Consumer;
+        let spans = [rich(), span(1), ok];
+        for span in spans.clone() {
+            queue.on_end(span);
+        }
         let queue = Arc::new(queue);
         let flushing = Arc::clone(&queue);
         tokio::task::spawn_blocking(move || flushing.force_flush())
             .await
             .unwrap()
             .unwrap();
-        // The flush returns once the export is done: the batch is there.
-        let batch = received.try_recv().expect("the flush exported the batch");
-        assert_eq!(batch, [rich, plain]);
+        // The flush returns once the export is done: the request is there.
+        let request = received.try_recv().expect("the flush exported the batch");
+        let expected = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(spans.to_vec(), &(&resource).into()),
+        };
+        assert_eq!(request, expected);
+    }
+
+    #[test]
+    fn a_scope_with_a_schema_and_attributes_is_carried_whole() {
+        let scope = InstrumentationScope::builder("thespian")
+            .with_version("1.2.3")
+            .with_schema_url("https://opentelemetry.io/schemas/1.36.0")
+            .with_attributes([KeyValue::new("scope.kind", "test")])
+            .build();
+        let mut one = span(2);
+        one.instrumentation_scope = scope.clone();
+        let resource = Resource::builder_empty()
+            .with_schema_url(
+                [KeyValue::new("service.name", "s")],
+                "https://example.com/1",
+            )
+            .build();
+        let request = Envelope::new(&resource, &scope).request(&[Waiting::from(one.clone())]);
+        let request = ExportTraceServiceRequest::decode(request).unwrap();
+        let expected = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(vec![one], &(&resource).into()),
+        };
+        assert_eq!(request, expected);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,12 +444,15 @@ mod tests {
         for n in 0..6 {
             queue.on_end(span(n));
         }
-        let batch = tokio::time::timeout(Duration::from_secs(30), received.recv())
+        let request = tokio::time::timeout(Duration::from_secs(30), received.recv())
             .await
             .expect("a full batch is exported at once")
             .unwrap();
-        let ends: Vec<_> = batch.iter().map(|span| span.end_time).collect();
-        let first: Vec<_> = (0..4).map(|n| span(n).end_time).collect();
+        let ends: Vec<_> = spans_of(&request)
+            .iter()
+            .map(|span| span.end_time_unix_nano)
+            .collect();
+        let first: Vec<_> = (0..4).map(|n| n * 1_000_000).collect();
         assert_eq!(ends, first, "the oldest spans leave first, in order");
         assert!(received.try_recv().is_err(), "the other two wait");
     }
