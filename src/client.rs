@@ -1,14 +1,16 @@
-//! Outbound calls to other Thespians over one long-lived channel per target.
+//! Outbound calls to other Thespians over one long-lived HTTP/2 connection
+//! per target.
 //!
-//! Channels are made on first use and kept: tonic multiplexes every call to
-//! a target over the same HTTP/2 connection and reconnects on its own when
-//! the target comes back, so no call ever pays for a handshake. Every call
+//! Connections are made on first use and kept: every call to a target is
+//! multiplexed over the same connection, which the next call opens again
+//! after it breaks, so no call but the first pays for a handshake
+//! (`connection` has how, and why not through tonic's channel). Every call
 //! has a deadline, so a target that accepts calls and never answers cannot
 //! pile up the requests waiting on it.
 //!
 //! A script can name a new target on every request, so the cache is
-//! bounded: past [`MAX_CHANNELS`] targets, the longest-kept channel is
-//! closed to make room, and a later call to its target connects again.
+//! bounded: past [`MAX_CONNECTIONS`] targets, the longest-kept connection
+//! is let go to make room, and a later call to its target connects again.
 
 use std::{
     sync::{Arc, RwLock},
@@ -16,12 +18,15 @@ use std::{
 };
 
 use indexmap::IndexMap;
-
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    Code,
+    metadata::{MetadataMap, MetadataValue},
+    transport::Endpoint,
+};
 
 use crate::{
     behaviour::{MethodName, Target},
-    proto::{Empty, thespian_client::ThespianClient},
+    connection::Connection,
     span_count::SpanCount,
 };
 
@@ -32,55 +37,49 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a call waits for its answer when `CALL_TIMEOUT_MS` is not set.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How many targets may have a channel at once: far more than any
+/// How many targets may have a connection at once: far more than any
 /// ecosystem has services, few enough that a script inventing a target per
 /// request cannot grow memory and connections without bound.
-pub const MAX_CHANNELS: usize = 1_024;
+pub const MAX_CONNECTIONS: usize = 1_024;
 
-/// How every outbound connection to `target` is made: without Nagle's
-/// delay, and giving up on a target that does not accept within
-/// `CONNECT_TIMEOUT`.
+/// The `user-agent` of an instance's calls, so a target's logs tell
+/// Thespian's calls from other clients'.
+const USER_AGENT: &str = concat!("thespian/", env!("CARGO_PKG_VERSION"));
+
+/// How a one-off connection to `target` is made, for a health probe:
+/// without Nagle's delay, and giving up on a target that does not accept
+/// within `CONNECT_TIMEOUT`.
 pub fn endpoint(target: &Target) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(target.as_str().to_owned())?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true))
 }
 
-/// Sends `request` to `method` of the Thespian behind `client` and waits
-/// for its answer, with no deadline of its own, and returns the answer's
-/// headers (the span count and trace id among them). The one place a
-/// [`MethodName`] picks a generated client method.
-async fn call_method(
-    client: &mut ThespianClient<Channel>,
-    method: MethodName,
-    request: tonic::Request<Empty>,
-) -> Result<tonic::metadata::MetadataMap, tonic::Status> {
-    let answer = match method {
-        MethodName::A => client.a(request).await?,
-        MethodName::B => client.b(request).await?,
-        MethodName::C => client.c(request).await?,
-    };
-    Ok(answer.into_parts().0)
+/// `timeout` as a `grpc-timeout` header value: the most precise unit whose
+/// count fits the eight digits the gRPC spec allows.
+fn grpc_timeout(timeout: Duration) -> MetadataValue<tonic::metadata::Ascii> {
+    const MAX: u128 = 99_999_999;
+    let value = [
+        (timeout.as_nanos(), 'n'),
+        (timeout.as_micros(), 'u'),
+        (timeout.as_millis(), 'm'),
+        (u128::from(timeout.as_secs()), 'S'),
+        (u128::from(timeout.as_secs() / 60), 'M'),
+    ]
+    .into_iter()
+    .find(|(count, _)| *count <= MAX)
+    .map_or_else(
+        || format!("{}H", (timeout.as_secs() / 3600).min(MAX as u64)),
+        |(count, unit)| format!("{count}{unit}"),
+    );
+    MetadataValue::try_from(value).expect("digits and a unit are ASCII")
 }
 
-/// Whether `status` is tonic's own report of a `grpc-timeout` that ran out
-/// on the calling side: `CANCELLED`, caused by [`tonic::TimeoutExpired`].
-fn timed_out(status: &tonic::Status) -> bool {
-    let mut cause = std::error::Error::source(status);
-    while let Some(error) = cause {
-        if error.is::<tonic::TimeoutExpired>() {
-            return true;
-        }
-        cause = error.source();
-    }
-    false
-}
-
-/// The channel cache. Cheap to clone; clones share the cache.
+/// The connection cache. Cheap to clone; clones share the cache.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    /// One lazily connected channel per target.
-    channels: Arc<RwLock<Channels>>,
+    /// One lazily opened connection per target.
+    connections: Arc<RwLock<Connections>>,
     /// How long a call may wait for its answer.
     timeout: Duration,
 }
@@ -91,40 +90,41 @@ impl Default for Clients {
     }
 }
 
-/// The channels, in the order they were made, oldest first.
+/// The connections, in the order they were made, oldest first.
 #[derive(Debug)]
-struct Channels {
-    /// The channel to each target; the first is the next to close.
-    by_target: IndexMap<Target, Channel>,
-    /// How many channels may be kept.
+struct Connections {
+    /// The connection to each target; the first is the next to let go.
+    by_target: IndexMap<Target, Arc<Connection>>,
+    /// How many connections may be kept.
     limit: usize,
 }
 
-impl Channels {
-    /// Keeps `channel` for `target`, closing the oldest channel if the
-    /// cache is full. Calls in flight on a closed channel finish on it.
-    fn insert(&mut self, target: Target, channel: Channel) {
+impl Connections {
+    /// Keeps `connection` for `target`, letting the oldest go if the cache
+    /// is full. Calls in flight on a connection let go finish on it, and
+    /// it closes after them.
+    fn insert(&mut self, target: Target, connection: Arc<Connection>) {
         if self.by_target.len() >= self.limit {
             self.by_target.shift_remove_index(0);
         }
-        self.by_target.insert(target, channel);
+        self.by_target.insert(target, connection);
     }
 }
 
 impl Clients {
     /// A cache whose calls give up after `timeout`.
     pub fn new(timeout: Duration) -> Clients {
-        Clients::with_limit(timeout, MAX_CHANNELS)
+        Clients::with_limit(timeout, MAX_CONNECTIONS)
     }
 
-    /// A cache that keeps at most `limit` channels (at least one).
+    /// A cache that keeps at most `limit` connections (at least one).
     fn with_limit(timeout: Duration, limit: usize) -> Clients {
-        let channels = Channels {
+        let connections = Connections {
             by_target: IndexMap::new(),
             limit: limit.max(1),
         };
         Clients {
-            channels: Arc::new(RwLock::new(channels)),
+            connections: Arc::new(RwLock::new(connections)),
             timeout,
         }
     }
@@ -143,54 +143,49 @@ impl Clients {
         &self,
         target: &Target,
         method: MethodName,
-        metadata: tonic::metadata::MetadataMap,
+        mut metadata: MetadataMap,
         timeout: Duration,
     ) -> Result<(), tonic::Status> {
-        let mut client = ThespianClient::new(self.channel(target)?);
-        let mut request = tonic::Request::from_parts(metadata, Default::default(), Empty {});
-        request.set_timeout(timeout);
-        let no_answer = || {
-            tonic::Status::deadline_exceeded(format!("no answer within {} ms", timeout.as_millis()))
-        };
+        let connection = self.connection(target)?;
+        metadata.insert("grpc-timeout", grpc_timeout(timeout));
         let spans = SpanCount::current();
-        // tonic's channel enforces the header too, and may give up first;
-        // either way the call had no answer in time.
-        let answered =
-            match tokio::time::timeout(timeout, call_method(&mut client, method, request)).await {
-                Err(_) => return Err(no_answer()),
-                Ok(Err(status)) if timed_out(&status) => return Err(no_answer()),
-                Ok(answered) => answered,
-            };
+        let Ok(answer) = tokio::time::timeout(timeout, connection.call(method, metadata)).await
+        else {
+            return Err(tonic::Status::deadline_exceeded(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            )));
+        };
         // What the target's answer says it made counts towards this request.
         if let Some(spans) = spans {
-            match &answered {
-                Ok(headers) => spans.add_answer(headers),
-                Err(status) => spans.add_answer(status.metadata()),
-            }
+            spans.add_answer(&answer.metadata);
         }
-        answered.map(drop)
+        match answer.code() {
+            Code::Ok => Ok(()),
+            _ => Err(answer.status),
+        }
     }
 
-    /// The channel to `target`, made on first use.
-    fn channel(&self, target: &Target) -> Result<Channel, tonic::Status> {
-        if let Some(channel) = self.read().by_target.get(target) {
-            return Ok(channel.clone());
+    /// The connection to `target`, made on first use.
+    fn connection(&self, target: &Target) -> Result<Arc<Connection>, tonic::Status> {
+        if let Some(connection) = self.read().by_target.get(target) {
+            return Ok(Arc::clone(connection));
         }
-        let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(channel) = channels.by_target.get(target) {
-            return Ok(channel.clone());
+        let mut connections = self.connections.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(connection) = connections.by_target.get(target) {
+            return Ok(Arc::clone(connection));
         }
-        let channel = endpoint(target)
-            .map_err(|e| tonic::Status::invalid_argument(format!("bad target {target}: {e}")))?
-            .connect_lazy();
-        channels.insert(target.clone(), channel.clone());
-        Ok(channel)
+        let connection = Connection::lazy(target, USER_AGENT)
+            .map(Arc::new)
+            .map_err(|e| tonic::Status::invalid_argument(format!("bad target {target}: {e}")))?;
+        connections.insert(target.clone(), Arc::clone(&connection));
+        Ok(connection)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Channels> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Connections> {
         // A poisoned lock only means another request panicked mid-insert;
         // the map itself is still whole.
-        self.channels.read().unwrap_or_else(|e| e.into_inner())
+        self.connections.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -199,18 +194,29 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_cache_keeps_the_newest_channels_up_to_its_limit() {
+    async fn the_cache_keeps_the_newest_connections_up_to_its_limit() {
         let clients = Clients::with_limit(DEFAULT_CALL_TIMEOUT, 3);
         let targets: Vec<Target> = (1..=5)
             .map(|port| Target::parse(&format!("127.0.0.1:{port}")).unwrap())
             .collect();
         for target in &targets {
-            clients.channel(target).unwrap();
+            clients.connection(target).unwrap();
         }
-        // Asking again for a kept target makes no new channel.
-        clients.channel(&targets[4]).unwrap();
-        let channels = clients.read();
-        let kept: Vec<&Target> = channels.by_target.keys().collect();
+        // Asking again for a kept target makes no new connection.
+        let again = clients.connection(&targets[4]).unwrap();
+        let connections = clients.read();
+        assert!(Arc::ptr_eq(&again, &connections.by_target[&targets[4]]));
+        let kept: Vec<&Target> = connections.by_target.keys().collect();
         assert_eq!(kept, targets[2..].iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_timeout_travels_in_the_most_precise_unit_that_fits_eight_digits() {
+        let header = |timeout: Duration| grpc_timeout(timeout).to_str().unwrap().to_owned();
+        assert_eq!(header(Duration::from_millis(30)), "30000000n");
+        assert_eq!(header(Duration::from_millis(250)), "250000u");
+        assert_eq!(header(Duration::from_secs(30)), "30000000u");
+        assert_eq!(header(Duration::from_secs(1_000)), "1000000m");
+        assert_eq!(header(Duration::from_secs(200_000)), "200000S");
     }
 }

@@ -25,7 +25,9 @@
 //!   that has one.
 //! - [`incident`]: which scenarios are active, started and stopped by
 //!   their schedules or the control API.
-//! - [`client`]: outbound calls, one cached channel per target.
+//! - [`client`]: outbound calls, one cached connection per target.
+//! - [`connection`]: an HTTP/2 connection to another Thespian, written to
+//!   from each request's own task; `client` and `poke` share it.
 //! - [`propagation`]: trace context and baggage in gRPC metadata, in the
 //!   formats `OTEL_PROPAGATORS` names.
 //! - [`relay`]: what a request passes on to its calls: the hop count that
@@ -53,6 +55,7 @@ pub mod behaviour;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod connection;
 pub mod control;
 pub mod deadline;
 pub mod ecosystem;

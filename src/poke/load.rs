@@ -13,7 +13,6 @@ use tonic::{Code, metadata::MetadataMap};
 
 use super::{
     args::{Limit, PokeArgs},
-    connection::{Answer, Connection},
     progress::Progress,
     report::Summary,
     schedule::Schedule,
@@ -22,7 +21,11 @@ use super::{
     trace::ClientTracing,
     verify::Verifier,
 };
-use crate::{behaviour::Target, span_count::BySpans};
+use crate::{
+    behaviour::Target,
+    connection::{Answer, Connection},
+    span_count::BySpans,
+};
 
 /// One target of the run, connected.
 #[derive(Debug, Clone)]
@@ -170,12 +173,12 @@ async fn request(index: usize, n: u64, shared: &Shared) {
     let answer = tokio::time::timeout(shared.timeout, answer).await;
     let elapsed = started.elapsed();
     let (code, reported) = match answer {
-        Ok(Answer { code, metadata }) => {
+        Ok(Answer { status, metadata }) => {
             let reported = shared
                 .verifier
                 .as_ref()
                 .and_then(|_| BySpans::read(&metadata));
-            (code, reported)
+            (status.code(), reported)
         }
         Err(_) => (Code::DeadlineExceeded, None),
     };

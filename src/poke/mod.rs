@@ -23,7 +23,6 @@
 //! - `report`: the summary at the end.
 
 mod args;
-mod connection;
 mod load;
 mod progress;
 mod report;
@@ -45,8 +44,11 @@ pub use self::{
     trace::{SamplerName, TraceArgs, TraceExport},
     verify::{Backend, BackendKind, VerifyArgs, VerifyReport},
 };
-use self::{connection::Connection, load::Poked, trace::ClientTracing, verify::Verifier};
-use crate::behaviour::Target;
+use self::{load::Poked, trace::ClientTracing, verify::Verifier};
+use crate::{behaviour::Target, connection::Connection};
+
+/// The `user-agent` poke's requests carry, so a server's logs tell them apart.
+const USER_AGENT: &str = concat!("thespian-poke/", env!("CARGO_PKG_VERSION"));
 
 /// Pokes the targets of `args` until the limit is reached or `interrupt`
 /// completes, with its spans going where `export` says, then prints the
@@ -101,7 +103,8 @@ async fn connect_all(args: &PokeArgs) -> Result<Vec<Poked>, crate::Error> {
         let connections = match targets.iter().find(|t| t.target == target) {
             Some(same) => same.connections.clone(),
             None => {
-                let connections = (0..args.connections()).map(|_| Connection::open(&target));
+                let connections =
+                    (0..args.connections()).map(|_| Connection::open(&target, USER_AGENT));
                 futures::future::try_join_all(connections).await?.into()
             }
         };

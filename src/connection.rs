@@ -1,22 +1,27 @@
-//! Poke's HTTP/2 connections. Each request is written straight onto a
-//! shared connection: its headers and the five bytes of an empty gRPC
-//! message go out from the request's own task, and its answer is read back
-//! there.
+//! HTTP/2 connections to other Thespians, shared by an instance's calls to
+//! its downstreams (`client`) and by `thespian poke`. Each request is
+//! written straight onto a shared connection: its headers and the five
+//! bytes of an empty gRPC message go out from the request's own task, and
+//! its answer is read back there.
 //!
-//! A load generator's own cost per request is taken from the server it
-//! measures, since both share the machine. tonic's channel hands every call
-//! to a worker task through a queue, and hyper's client hands it on again to
-//! the connection's task and to a task of its own for the body: several
-//! wake-ups per request, which made poke spend four times h2load's CPU per
-//! request. Here a request is one task, and the connection's task only moves
-//! frames. tonic still reads the answer's status, so codes and messages
-//! mean what they mean everywhere else in Thespian.
+//! tonic's channel hands every call to a worker task through a queue, and
+//! hyper's client hands it on again to the connection's task and to a task
+//! of its own for the body: several wake-ups per request. That made poke
+//! spend four times h2load's CPU per request, and was about a quarter of a
+//! calling instance's CPU. Here a request is one task, and the
+//! connection's task only moves frames. tonic still reads the answer's
+//! status, so codes and messages mean what they mean everywhere else in
+//! Thespian.
 //!
-//! A connection that breaks is opened again by the next request, so a run
-//! outlives a restart of the target. Requests made while the target cannot
-//! be reached answer `UNAVAILABLE`, as gRPC clients report it, and a failed
-//! connect is not retried for [`RECONNECT_PAUSE`], so that a run at full
-//! speed against a stopped target does not turn into a storm of connects.
+//! A connection is opened by its first request, and opened again by the
+//! next one after it breaks, so callers outlive a restart of their target.
+//! Requests made while the target cannot be reached answer `UNAVAILABLE`,
+//! as gRPC clients report it, saying why, and a failed connect is not
+//! retried for [`RECONNECT_PAUSE`], so that requests at full speed to a
+//! stopped target do not turn into a storm of connects. One connect is
+//! made at a time; the requests that arrive meanwhile wait for it.
+//! Dropping a request's future resets its stream, so a target stops acting
+//! for a caller that has gone.
 
 use std::{
     sync::{Arc, Mutex},
@@ -37,25 +42,28 @@ const EMPTY_MESSAGE: Bytes = Bytes::from_static(&[0, 0, 0, 0, 0]);
 
 /// How long after a failed connect requests answer `UNAVAILABLE` at once,
 /// before the next attempt.
-pub(super) const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+pub(crate) const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
-/// The flow-control windows poke offers, as hyper's client does by default:
+/// The flow-control windows offered, as hyper's client does by default:
 /// h2 limits how many small frames may wait unread to a share of the
 /// connection's window, and at full speed hundreds of answers of a few
 /// bytes each arrive between two turns of the requests' tasks.
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 
-/// The `user-agent` poke's requests carry, so a server's logs tell them apart.
-const USER_AGENT: &str = concat!("thespian-poke/", env!("CARGO_PKG_VERSION"));
-
 /// One HTTP/2 connection to a target, opened again when it breaks.
 #[derive(Debug)]
-pub(super) struct Connection {
+pub(crate) struct Connection {
     target: Target,
     /// The full URI of each method, in the order of [`MethodName::ALL`].
     uris: [Uri; 3],
+    /// The `user-agent` every request carries, so a server's logs tell
+    /// callers apart.
+    user_agent: HeaderValue,
     state: Mutex<State>,
+    /// Held while a request connects, so that one connect is made at a
+    /// time and the requests that come meanwhile wait for it.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 /// Where the connection stands.
@@ -64,42 +72,72 @@ enum State {
     /// Open: each request clones its sender.
     Open(Arc<SendRequest<Bytes>>),
     /// Broken, or never opened: the next request opens it, unless the last
-    /// attempt failed before this instant.
-    Closed { retry_at: Instant },
+    /// attempt failed before `retry_at`, for the reason `why`.
+    Closed { retry_at: Instant, why: Arc<str> },
 }
 
-/// What a request got back.
-#[derive(Debug)]
-pub(super) struct Answer {
-    /// Its gRPC status code; `OK` for a message and a status of 0.
-    pub(super) code: Code,
-    /// Its headers, with its trailers when it had any: the span counts and
-    /// trace id the server wrote.
-    pub(super) metadata: MetadataMap,
-}
-
-impl Answer {
-    /// An answer that never came from the server.
-    fn failed(code: Code) -> Answer {
-        Answer {
-            code,
-            metadata: MetadataMap::new(),
+impl State {
+    /// Not yet opened: the first request opens it.
+    fn unopened() -> State {
+        State::Closed {
+            retry_at: Instant::now(),
+            why: Arc::from("not connected yet"),
         }
     }
 }
 
+/// What a request got back.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// Its gRPC status: `OK` for a message and a status of 0.
+    pub(crate) status: Status,
+    /// Its headers, with its trailers when it had any: the span counts and
+    /// trace id the server wrote.
+    pub(crate) metadata: MetadataMap,
+}
+
+impl Answer {
+    /// An answer that never came from the server.
+    fn failed(status: Status) -> Answer {
+        Answer {
+            status,
+            metadata: MetadataMap::new(),
+        }
+    }
+
+    /// Its gRPC status code.
+    pub(crate) fn code(&self) -> Code {
+        self.status.code()
+    }
+}
+
 impl Connection {
-    /// Opens a connection to `target`, failing if it cannot be reached now:
+    /// Opens a connection to `target` now, failing if it cannot be reached:
     /// a run that cannot start should say so rather than count errors.
-    pub(super) async fn open(target: &Target) -> Result<Connection, crate::Error> {
+    pub(crate) async fn open(
+        target: &Target,
+        user_agent: &'static str,
+    ) -> Result<Connection, crate::Error> {
         let sender = handshake(target)
             .await
             .map_err(|e| format!("cannot reach {target}: {}", crate::explain(&*e)))?;
-        Connection::new(target, State::Open(Arc::new(sender)))
+        Connection::new(target, user_agent, State::Open(Arc::new(sender)))
+    }
+
+    /// A connection to `target` that its first request opens.
+    pub(crate) fn lazy(
+        target: &Target,
+        user_agent: &'static str,
+    ) -> Result<Connection, crate::Error> {
+        Connection::new(target, user_agent, State::unopened())
     }
 
     /// A connection to `target` that stands as `state` says.
-    fn new(target: &Target, state: State) -> Result<Connection, crate::Error> {
+    fn new(
+        target: &Target,
+        user_agent: &'static str,
+        state: State,
+    ) -> Result<Connection, crate::Error> {
         let uri = |method: MethodName| -> Result<Uri, crate::Error> {
             Ok(format!("{}{}", target.as_str(), method.path()).parse()?)
         };
@@ -110,16 +148,19 @@ impl Connection {
                 uri(MethodName::B)?,
                 uri(MethodName::C)?,
             ],
+            user_agent: HeaderValue::from_static(user_agent),
             state: Mutex::new(state),
+            connecting: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Calls `method` with an empty message and `metadata` as its headers,
     /// and reads the answer to its end. Never fails: what goes wrong on the
-    /// way is the code of the answer.
-    pub(super) async fn call(&self, method: MethodName, metadata: MetadataMap) -> Answer {
-        let Some((sender, current)) = self.sender().await else {
-            return Answer::failed(Code::Unavailable);
+    /// way is the status of the answer.
+    pub(crate) async fn call(&self, method: MethodName, metadata: MetadataMap) -> Answer {
+        let (sender, current) = match self.sender().await {
+            Ok(ready) => ready,
+            Err(unreachable) => return Answer::failed(unreachable),
         };
         let mut headers = metadata.into_headers();
         headers.insert(
@@ -127,7 +168,7 @@ impl Connection {
             HeaderValue::from_static("application/grpc"),
         );
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        headers.insert(header::USER_AGENT, self.user_agent.clone());
         let mut request = Request::new(());
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uris[method.index()].clone();
@@ -136,53 +177,76 @@ impl Connection {
             Ok(answer) => answer,
             // The target reset this one stream: the connection goes on.
             Err(error) if error.is_reset() && !error.is_go_away() => {
-                Answer::failed(Status::from(error).code())
+                Answer::failed(Status::from(error))
             }
             // The connection itself failed, or was closed.
-            Err(_) => {
+            Err(error) => {
                 self.forget(&current);
-                Answer::failed(Code::Unavailable)
+                Answer::failed(Status::unavailable(format!(
+                    "the connection to {} broke: {error}",
+                    self.target
+                )))
             }
         }
     }
 
     /// A sender ready for one more request, and the connection it belongs
-    /// to; `None` when the target cannot be reached now.
-    async fn sender(&self) -> Option<(SendRequest<Bytes>, Arc<SendRequest<Bytes>>)> {
-        let current = match &*self.state.lock().unwrap() {
-            State::Open(sender) => Some(Arc::clone(sender)),
-            State::Closed { retry_at } if Instant::now() < *retry_at => return None,
-            State::Closed { .. } => None,
-        };
-        let current = match current {
-            Some(current) => current,
-            None => self.reopen().await?,
+    /// to, or why the target cannot be reached now.
+    async fn sender(&self) -> Result<(SendRequest<Bytes>, Arc<SendRequest<Bytes>>), Status> {
+        let current = match self.current() {
+            Ok(Some(current)) => current,
+            Ok(None) => self.reopen().await?,
+            Err(paused) => return Err(paused),
         };
         match SendRequest::clone(&current).ready().await {
-            Ok(sender) => Some((sender, current)),
-            Err(_) => {
+            Ok(sender) => Ok((sender, current)),
+            Err(error) => {
                 self.forget(&current);
-                None
+                Err(Status::unavailable(format!(
+                    "the connection to {} broke: {error}",
+                    self.target
+                )))
             }
         }
     }
 
-    /// Opens the connection again, unless another request did so first.
-    async fn reopen(&self) -> Option<Arc<SendRequest<Bytes>>> {
+    /// The open connection, `None` if it is time to open one, or why not.
+    fn current(&self) -> Result<Option<Arc<SendRequest<Bytes>>>, Status> {
+        match &*self.state.lock().unwrap() {
+            State::Open(sender) => Ok(Some(Arc::clone(sender))),
+            State::Closed { retry_at, why } if Instant::now() < *retry_at => {
+                Err(Status::unavailable(why.to_string()))
+            }
+            State::Closed { .. } => Ok(None),
+        }
+    }
+
+    /// Opens the connection again, unless another request did so first or
+    /// failed to a moment ago.
+    async fn reopen(&self) -> Result<Arc<SendRequest<Bytes>>, Status> {
+        let _connecting = self.connecting.lock().await;
+        if let Some(current) = self.current()? {
+            return Ok(current);
+        }
         let opened = handshake(&self.target).await;
         let mut state = self.state.lock().unwrap();
-        match (&*state, opened) {
-            (State::Open(sender), _) => Some(Arc::clone(sender)),
-            (State::Closed { .. }, Ok(sender)) => {
+        match opened {
+            Ok(sender) => {
                 let sender = Arc::new(sender);
                 *state = State::Open(Arc::clone(&sender));
-                Some(sender)
+                Ok(sender)
             }
-            (State::Closed { .. }, Err(_)) => {
+            Err(error) => {
+                let why: Arc<str> = Arc::from(format!(
+                    "cannot reach {}: {}",
+                    self.target,
+                    crate::explain(&*error)
+                ));
                 *state = State::Closed {
                     retry_at: Instant::now() + RECONNECT_PAUSE,
+                    why: Arc::clone(&why),
                 };
-                None
+                Err(Status::unavailable(why.to_string()))
             }
         }
     }
@@ -194,6 +258,7 @@ impl Connection {
         if matches!(&*state, State::Open(sender) if Arc::ptr_eq(sender, broken)) {
             *state = State::Closed {
                 retry_at: Instant::now(),
+                why: Arc::from("the connection broke"),
             };
         }
     }
@@ -233,7 +298,10 @@ async fn exchange(
     let (parts, mut body) = response.await?.into_parts();
     if parts.status != http::StatusCode::OK {
         return Ok(Answer {
-            code: code_of_http_status(parts.status),
+            status: Status::new(
+                code_of_http_status(parts.status),
+                format!("the target answered HTTP {}", parts.status),
+            ),
             metadata: MetadataMap::from_headers(parts.headers),
         });
     }
@@ -241,7 +309,7 @@ async fn exchange(
     if let Some(status) = Status::from_header_map(&headers) {
         // A status with no message: the headers were the trailers.
         return Ok(Answer {
-            code: status.code(),
+            status,
             metadata: MetadataMap::from_headers(headers),
         });
     }
@@ -250,15 +318,14 @@ async fn exchange(
         let _ = body.flow_control().release_capacity(data.len());
     }
     let trailers = body.trailers().await?.unwrap_or_default();
-    let code = match Status::from_header_map(&trailers) {
-        Some(status) => status.code(),
+    let status = Status::from_header_map(&trailers).unwrap_or_else(|| {
         // The stream ended with no status: the gRPC spec calls that an
         // internal error.
-        None => Code::Internal,
-    };
+        Status::internal("the answer ended without a gRPC status")
+    });
     headers.extend(trailers);
     Ok(Answer {
-        code,
+        status,
         metadata: MetadataMap::from_headers(headers),
     })
 }
@@ -325,18 +392,18 @@ mod tests {
         let address = free_address().await;
         let target = Target::parse(&address.to_string()).unwrap();
         let (stop, server) = serve(address).await;
-        let connection = Connection::open(&target).await.unwrap();
+        let connection = Connection::open(&target, "test").await.unwrap();
         let first = connection.call(MethodName::A, MetadataMap::new()).await;
-        assert_eq!(first.code, Code::Ok);
+        assert_eq!(first.code(), Code::Ok);
 
         stop.send(()).unwrap();
         server.await.unwrap();
         let while_down = connection.call(MethodName::B, MetadataMap::new()).await;
-        assert_eq!(while_down.code, Code::Unavailable);
+        assert_eq!(while_down.code(), Code::Unavailable);
 
         let (_stop, _server) = serve(address).await;
         let after = connection.call(MethodName::C, MetadataMap::new()).await;
-        assert_eq!(after.code, Code::Ok, "{after:?}");
+        assert_eq!(after.code(), Code::Ok, "{after:?}");
     }
 
     #[tokio::test]
@@ -349,24 +416,34 @@ mod tests {
         let (_stop, _server) = serve(address).await;
         let target = Target::parse(&format!("http://{address}")).unwrap();
         assert_eq!(target.host(), "[::1]");
-        let connection = Connection::open(&target).await.unwrap();
+        let connection = Connection::open(&target, "test").await.unwrap();
         let answer = connection.call(MethodName::A, MetadataMap::new()).await;
-        assert_eq!(answer.code, Code::Ok);
+        assert_eq!(answer.code(), Code::Ok);
     }
 
     #[tokio::test]
     async fn a_target_that_refuses_connections_is_not_tried_again_at_once() {
         let address = free_address().await;
         let target = Target::parse(&address.to_string()).unwrap();
-        assert!(Connection::open(&target).await.is_err());
+        assert!(Connection::open(&target, "test").await.is_err());
         let before = Instant::now();
-        let connection = Connection::new(&target, State::Closed { retry_at: before }).unwrap();
+        let connection = Connection::lazy(&target, "test").unwrap();
         let answer = connection.call(MethodName::A, MetadataMap::new()).await;
-        assert_eq!(answer.code, Code::Unavailable);
-        let State::Closed { retry_at } = *connection.state.lock().unwrap() else {
+        assert_eq!(answer.code(), Code::Unavailable);
+        assert!(
+            answer.status.message().contains(&target.to_string()),
+            "the answer says which target could not be reached: {answer:?}"
+        );
+        let State::Closed { retry_at, .. } = *connection.state.lock().unwrap() else {
             panic!("a refused connect left the connection open");
         };
         assert!(retry_at >= before + RECONNECT_PAUSE);
+        let again = connection.call(MethodName::A, MetadataMap::new()).await;
+        assert_eq!(
+            again.status.message(),
+            answer.status.message(),
+            "within the pause, requests are told why at once"
+        );
     }
 
     #[test]
