@@ -8,8 +8,9 @@
 //! of every idle instance at the default 16,384. Here a waiting record
 //! keeps what it was told, its attributes in a list of their own length
 //! and its scope only when it is not the usual one, and an idle queue holds
-//! nothing. Records become `SdkLogRecord`s again in the batch that exports
-//! them.
+//! nothing. A batch of records is written from these straight into the
+//! bytes of an OTLP request (`log_wire`), sent to the collector's logs
+//! service (`collector`).
 
 use std::{
     borrow::Cow,
@@ -19,18 +20,20 @@ use std::{
 
 use opentelemetry::{
     InstrumentationScope, Key,
-    logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity},
+    logs::{AnyValue, Severity},
 };
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
-    logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord, SdkLoggerProvider, TraceContext},
+    logs::{LogProcessor, SdkLogRecord, TraceContext},
 };
 
 use super::{
     Batching,
+    collector::Destination,
     delivery::{Delivery, Signal},
     export_queue::{Export, ExportQueue},
+    log_wire::Envelope,
 };
 
 /// A log processor that queues records compactly and exports them in
@@ -44,25 +47,21 @@ pub struct LogQueue {
 }
 
 impl LogQueue {
-    /// Starts the task that exports through `exporter`, on the current
-    /// tokio runtime, with the batch settings `batching`, and counts what
-    /// it delivers and loses in `delivery`. Every exported record carries
-    /// `resource`.
-    pub fn start<E>(
-        mut exporter: E,
+    /// Starts the task that sends batches to `destination`, on the
+    /// current tokio runtime, with the batch settings `batching`, and counts
+    /// what it delivers and loses in `delivery`. Every exported record
+    /// carries `resource`.
+    pub(super) fn start<D: Destination>(
+        destination: D,
         resource: &Resource,
         batching: &Batching,
         delivery: Delivery,
-    ) -> LogQueue
-    where
-        E: LogExporter + 'static,
-    {
-        exporter.set_resource(resource);
+    ) -> LogQueue {
         let usual = Arc::new(OnceLock::new());
         let export = Records {
-            exporter: Arc::new(exporter),
+            destination: Arc::new(destination),
             usual: Arc::clone(&usual),
-            blank: blank_record(),
+            envelope: Envelope::new(resource),
         };
         LogQueue {
             queue: ExportQueue::start(
@@ -75,15 +74,6 @@ impl LogQueue {
             usual,
         }
     }
-}
-
-/// A record with nothing set, to build exported records on: the SDK makes
-/// records only through a logger.
-fn blank_record() -> SdkLogRecord {
-    SdkLoggerProvider::builder()
-        .build()
-        .logger("thespian")
-        .create_log_record()
 }
 
 impl LogProcessor for LogQueue {
@@ -108,54 +98,46 @@ impl LogProcessor for LogQueue {
     fn set_resource(&mut self, _resource: &Resource) {}
 }
 
-/// How a batch of records leaves: whole again, through the OTLP exporter.
-struct Records<E> {
-    exporter: Arc<E>,
+/// How a batch of records leaves: written into one request, and sent.
+struct Records<D> {
+    destination: Arc<D>,
     /// The scope most records share.
     usual: Arc<OnceLock<InstrumentationScope>>,
-    /// What every exported record starts from.
-    blank: SdkLogRecord,
+    /// The resource around every batch.
+    envelope: Envelope,
 }
 
-impl<E: LogExporter + 'static> Export for Records<E> {
+impl<D: Destination> Export for Records<D> {
     type Item = Waiting;
 
     fn export(&self, batch: Vec<Waiting>) -> impl Future<Output = OTelSdkResult> + Send + 'static {
-        let records: Vec<(SdkLogRecord, Option<Box<InstrumentationScope>>)> = batch
-            .into_iter()
-            .map(|record| record.into_record(self.blank.clone()))
-            .collect();
         // Set by the first record queued, so by the time any is exported.
         let usual = self.usual.get().cloned().unwrap_or_default();
-        let exporter = Arc::clone(&self.exporter);
-        async move {
-            let batch: Vec<(&SdkLogRecord, &InstrumentationScope)> = records
-                .iter()
-                .map(|(record, scope)| (record, scope.as_deref().unwrap_or(&usual)))
-                .collect();
-            exporter.export(LogBatch::new(&batch)).await
-        }
+        let request = self.envelope.request(&batch, &usual);
+        drop(batch);
+        let destination = Arc::clone(&self.destination);
+        async move { destination.send(request).await }
     }
 
     fn shutdown(&self) -> OTelSdkResult {
-        self.exporter.shutdown()
+        Ok(())
     }
 }
 
 /// A log record as it waits for export: what it was told.
 #[derive(Debug)]
-struct Waiting {
-    timestamp: Option<SystemTime>,
-    observed: Option<SystemTime>,
-    trace: Option<TraceContext>,
-    body: Option<AnyValue>,
-    target: Option<Cow<'static, str>>,
-    attributes: Box<[(Key, AnyValue)]>,
+pub(super) struct Waiting {
+    pub(super) timestamp: Option<SystemTime>,
+    pub(super) observed: Option<SystemTime>,
+    pub(super) trace: Option<TraceContext>,
+    pub(super) body: Option<AnyValue>,
+    pub(super) target: Option<Cow<'static, str>>,
+    pub(super) attributes: Box<[(Key, AnyValue)]>,
     /// Its scope, when it is not the usual one.
-    scope: Option<Box<InstrumentationScope>>,
-    event_name: Option<&'static str>,
-    severity_text: Option<&'static str>,
-    severity: Option<Severity>,
+    pub(super) scope: Option<Box<InstrumentationScope>>,
+    pub(super) event_name: Option<&'static str>,
+    pub(super) severity_text: Option<&'static str>,
+    pub(super) severity: Option<Severity>,
 }
 
 impl Waiting {
@@ -174,64 +156,37 @@ impl Waiting {
             severity: record.severity_number(),
         }
     }
-
-    /// The record again, built on `record`, which has nothing set, and its
-    /// scope when it is not the usual one.
-    fn into_record(
-        self,
-        mut record: SdkLogRecord,
-    ) -> (SdkLogRecord, Option<Box<InstrumentationScope>>) {
-        if let Some(name) = self.event_name {
-            record.set_event_name(name);
-        }
-        if let Some(target) = self.target {
-            record.set_target(target);
-        }
-        if let Some(timestamp) = self.timestamp {
-            record.set_timestamp(timestamp);
-        }
-        if let Some(observed) = self.observed {
-            record.set_observed_timestamp(observed);
-        }
-        if let Some(trace) = self.trace {
-            record.set_trace_context(trace.trace_id, trace.span_id, trace.trace_flags);
-        }
-        if let Some(text) = self.severity_text {
-            record.set_severity_text(text);
-        }
-        if let Some(severity) = self.severity {
-            record.set_severity_number(severity);
-        }
-        if let Some(body) = self.body {
-            record.set_body(body);
-        }
-        record.add_attributes(self.attributes.into_vec());
-        (record, self.scope)
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::{mem, sync::Mutex};
+    use std::{collections::HashMap, mem, sync::Mutex};
 
-    use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+    use bytes::Bytes;
+    use opentelemetry::{
+        KeyValue,
+        logs::{LogRecord as _, Logger as _, LoggerProvider as _},
+        trace::{SpanId, TraceFlags, TraceId},
+    };
+    use opentelemetry_proto::{
+        tonic::collector::logs::v1::ExportLogsServiceRequest,
+        transform::logs::tonic::group_logs_by_resource_and_scope,
+    };
+    use opentelemetry_sdk::logs::{LogBatch, SdkLoggerProvider};
+    use prost::Message;
 
     use super::*;
 
-    /// An exporter that keeps every record it is given, with its scope.
+    /// A logs service that keeps every request it is sent, decoded.
     #[derive(Debug, Clone, Default)]
     struct Collector {
-        records: Arc<Mutex<Vec<(SdkLogRecord, InstrumentationScope)>>>,
+        requests: Arc<Mutex<Vec<ExportLogsServiceRequest>>>,
     }
 
-    impl LogExporter for Collector {
-        async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
-            let mut records = self.records.lock().unwrap();
-            records.extend(
-                batch
-                    .iter()
-                    .map(|(record, scope)| (record.clone(), scope.clone())),
-            );
+    impl Destination for Collector {
+        async fn send(&self, request: Bytes) -> OTelSdkResult {
+            let request = ExportLogsServiceRequest::decode(request).expect("a request decodes");
+            self.requests.lock().unwrap().push(request);
             Ok(())
         }
     }
@@ -246,10 +201,19 @@ mod tests {
         }
     }
 
+    /// A record with nothing set: the SDK makes records only through a
+    /// logger.
+    fn blank() -> SdkLogRecord {
+        SdkLoggerProvider::builder()
+            .build()
+            .logger("thespian")
+            .create_log_record()
+    }
+
     /// A record with every field set, and more attributes than the SDK
-    /// keeps inline.
+    /// keeps inline, of every kind of value.
     fn told(n: i64) -> SdkLogRecord {
-        let mut record = blank_record();
+        let mut record = blank();
         record.set_event_name("checked");
         record.set_target("thespian::executor");
         record.set_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(n as u64));
@@ -263,40 +227,80 @@ mod tests {
         record.set_severity_number(Severity::Info);
         record.set_body(AnyValue::from(format!("record {n}")));
         record.add_attributes((0..7).map(|i| (format!("key{i}"), n * 10 + i)));
+        record.add_attribute("ratio", 0.5);
+        record.add_attribute("empty", "");
+        record.add_attribute("no", false);
+        record.add_attribute("bytes", AnyValue::Bytes(Box::new(vec![0, 1, 255])));
+        record.add_attribute(
+            "list",
+            AnyValue::ListAny(Box::new(vec![AnyValue::Int(-1), AnyValue::from("two")])),
+        );
+        record.add_attribute(
+            "map",
+            AnyValue::Map(Box::new(HashMap::from([(
+                Key::from("inner"),
+                AnyValue::Double(1.5),
+            )]))),
+        );
         record
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_waiting_record_is_exported_whole_with_its_scope() {
+    async fn a_request_carries_what_the_sdks_own_conversion_would() {
         let collector = Collector::default();
         let delivery = Delivery::default();
-        let queue = LogQueue::start(
-            collector.clone(),
-            &Resource::builder_empty().build(),
-            &batching(),
-            delivery.clone(),
-        );
-        let usual = InstrumentationScope::builder("bridge").build();
+        let resource = Resource::builder_empty()
+            .with_service_name("checkout")
+            .with_attribute(KeyValue::new("deployment.environment.name", "test"))
+            .build();
+        let queue = LogQueue::start(collector.clone(), &resource, &batching(), delivery.clone());
+        let usual = InstrumentationScope::builder("bridge")
+            .with_version("0.33")
+            .build();
         let other = InstrumentationScope::builder("other")
             .with_version("2")
+            .with_schema_url("https://example.com/schema")
+            .with_attributes([KeyValue::new("a", 1)])
             .build();
-        let (mut first, mut second, mut third) = (told(1), told(2), blank_record());
+        let (mut first, mut second, mut third) = (told(1), told(2), blank());
+        third.set_observed_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(8));
+        let mut fourth = told(4);
+        fourth.set_target("thespian::telemetry");
         queue.emit(&mut first, &usual);
         queue.emit(&mut second, &other);
         queue.emit(&mut third, &usual);
+        queue.emit(&mut fourth, &usual);
         let queue = Arc::new(queue);
         let flushing = Arc::clone(&queue);
         tokio::task::spawn_blocking(move || flushing.force_flush())
             .await
             .unwrap()
             .unwrap();
-        // The flush returns once the export is done: the records are there.
-        let records = collector.records.lock().unwrap().clone();
-        assert_eq!(
-            records,
-            [(first, usual.clone()), (second, other), (third, usual)]
-        );
-        assert_eq!(delivery.exported(Signal::Logs), 3);
+        // The flush returns once the export is done: the request is there.
+        let mut sent = collector.requests.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1, "one batch, one request");
+        let records = [
+            (&first, &usual),
+            (&second, &other),
+            (&third, &usual),
+            (&fourth, &usual),
+        ];
+        let mut expected = ExportLogsServiceRequest {
+            resource_logs: group_logs_by_resource_and_scope(
+                &LogBatch::new(&records),
+                &(&resource).into(),
+            ),
+        };
+        // The SDK groups scopes in a map, in no order of its own.
+        for request in [&mut sent[0], &mut expected] {
+            for resource in &mut request.resource_logs {
+                resource
+                    .scope_logs
+                    .sort_by_key(|scope| format!("{:?}", scope.scope));
+            }
+        }
+        assert_eq!(sent[0], expected);
+        assert_eq!(delivery.exported(Signal::Logs), 4);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! log records are batched (`batching`) and queued for export
 //! (`export_queue`, with `span_queue` and `log_queue` for each signal's
 //! compact form), spans written straight into OTLP's wire format
-//! (`span_wire`) for the collector's trace service (`trace_service`), and
+//! (`span_wire`, `log_wire`) for the collector's services (`collector`), and
 //! what each destination takes (`filter`).
 //!
 //! Spans, log records and request metrics go to the OTLP endpoint, and log
@@ -20,11 +20,13 @@
 //! everything that is exported, so telemetry never feeds on itself.
 
 mod batching;
+mod collector;
 mod delivery;
 mod export_queue;
 mod filter;
 mod log_line;
 mod log_queue;
+mod log_wire;
 mod loki;
 mod metrics;
 mod overflow;
@@ -35,7 +37,7 @@ mod span_events;
 mod span_queue;
 mod span_wire;
 mod stdout;
-mod trace_service;
+mod wire;
 
 use std::time::Duration;
 

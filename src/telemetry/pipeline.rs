@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_otlp::{LogExporter, MetricExporter, WithExportConfig};
+use opentelemetry_otlp::{MetricExporter, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
     logs::SdkLoggerProvider,
@@ -17,12 +17,12 @@ use tracing_subscriber::{EnvFilter, Layer, filter::FilterExt, registry::LookupSp
 
 use super::{
     BoxedLayer, Delivery, LogFormat, Loki, TelemetrySettings, Tracer,
+    collector::{Collector, Logs, Traces},
     filter::{events, plumbing, thespian_spans},
     log_line,
     log_queue::LogQueue,
     span_queue::SpanQueue,
     stdout,
-    trace_service::TraceService,
 };
 
 /// How long one OTLP export may wait for the collector's answer.
@@ -38,9 +38,9 @@ pub fn spans(
     let Some(endpoint) = &settings.otlp_endpoint else {
         return Ok(Tracer::new(None));
     };
-    let service = TraceService::connect(&otlp_url(endpoint)?, OTLP_TIMEOUT)?;
+    let collector = Collector::<Traces>::connect(&otlp_url(endpoint)?, OTLP_TIMEOUT)?;
     let processor: Arc<dyn SpanProcessor> = Arc::new(SpanQueue::start(
-        service,
+        collector,
         resource,
         &settings.batching,
         delivery.clone(),
@@ -90,8 +90,8 @@ where
     let Some(endpoint) = &settings.otlp_logs_endpoint else {
         return Ok(None);
     };
-    let exporter = otlp(LogExporter::builder().with_tonic(), endpoint)?.build()?;
-    let processor = LogQueue::start(exporter, resource, &settings.batching, delivery.clone());
+    let collector = Collector::<Logs>::connect(&otlp_url(endpoint)?, OTLP_TIMEOUT)?;
+    let processor = LogQueue::start(collector, resource, &settings.batching, delivery.clone());
     let provider = SdkLoggerProvider::builder()
         .with_resource(resource.clone())
         .with_log_processor(processor)

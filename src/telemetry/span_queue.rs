@@ -6,7 +6,7 @@
 //! every span (the instrumentation scope, empty links, an unset status).
 //! Here a waiting span keeps only what differs, 128 bytes, and a batch is
 //! written from these straight into the bytes of an OTLP request
-//! (`span_wire`), sent by the trace service's client (`trace_service`).
+//! (`span_wire`), sent to the collector's trace service (`collector`).
 
 use std::{
     borrow::Cow,
@@ -15,7 +15,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use bytes::Bytes;
 use opentelemetry::{
     Context, KeyValue,
     trace::{SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
@@ -28,10 +27,10 @@ use opentelemetry_sdk::{
 
 use super::{
     Batching,
+    collector::Destination,
     delivery::{Delivery, Signal},
     export_queue::{Export, ExportQueue},
     span_wire::Envelope,
-    trace_service::TraceService,
 };
 
 /// A span processor that queues finished spans compactly and exports them
@@ -42,18 +41,18 @@ pub struct SpanQueue {
 }
 
 impl SpanQueue {
-    /// Starts the task that sends batches to `service`, on the current
+    /// Starts the task that sends batches to `destination`, on the current
     /// tokio runtime, with the batch settings `batching`, and counts what
     /// it delivers and loses in `delivery`. Every exported span carries
     /// `resource`.
-    pub(super) fn start<S: SendSpans>(
-        service: S,
+    pub(super) fn start<D: Destination>(
+        destination: D,
         resource: &Resource,
         batching: &Batching,
         delivery: Delivery,
     ) -> SpanQueue {
         let export = Spans {
-            service: Arc::new(service),
+            destination: Arc::new(destination),
             envelope: Envelope::new(resource, &super::span::scope()),
         };
         SpanQueue {
@@ -92,34 +91,21 @@ impl SpanProcessor for SpanQueue {
     fn set_resource(&mut self, _resource: &Resource) {}
 }
 
-/// Where encoded batches of spans go: the collector's trace service, or a
-/// test's stand-in for it.
-pub(super) trait SendSpans: Send + Sync + 'static {
-    /// Sends `request`, an encoded `ExportTraceServiceRequest`.
-    fn send(&self, request: Bytes) -> impl Future<Output = OTelSdkResult> + Send;
-}
-
-impl SendSpans for TraceService {
-    fn send(&self, request: Bytes) -> impl Future<Output = OTelSdkResult> + Send {
-        self.export(request)
-    }
-}
-
 /// How a batch of spans leaves: written into one request, and sent.
-struct Spans<S> {
-    service: Arc<S>,
+struct Spans<D> {
+    destination: Arc<D>,
     /// The resource and scope around every batch.
     envelope: Envelope,
 }
 
-impl<S: SendSpans> Export for Spans<S> {
+impl<D: Destination> Export for Spans<D> {
     type Item = Waiting;
 
     fn export(&self, batch: Vec<Waiting>) -> impl Future<Output = OTelSdkResult> + Send + 'static {
         let request = self.envelope.request(&batch);
         drop(batch);
-        let service = Arc::clone(&self.service);
-        async move { service.send(request).await }
+        let destination = Arc::clone(&self.destination);
+        async move { destination.send(request).await }
     }
 
     fn shutdown(&self) -> OTelSdkResult {
@@ -197,6 +183,7 @@ impl From<SpanData> for Waiting {
 mod tests {
     use std::{mem, num::NonZeroUsize, sync::atomic::AtomicUsize, sync::atomic::Ordering};
 
+    use bytes::Bytes;
     use opentelemetry::{
         Array, InstrumentationScope, StringValue, Value,
         trace::{Event, Link, SpanContext},
@@ -220,7 +207,7 @@ mod tests {
         exported: Arc<AtomicUsize>,
     }
 
-    impl SendSpans for Collector {
+    impl Destination for Collector {
         async fn send(&self, request: Bytes) -> OTelSdkResult {
             match self.delay {
                 Some(delay) => tokio::time::sleep(delay).await,

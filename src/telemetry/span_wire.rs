@@ -14,139 +14,59 @@
 //! What is written here decodes to exactly the message the SDK's own
 //! conversion makes of the same spans, which the tests check.
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use opentelemetry::{
     InstrumentationScope, KeyValue, Value,
     trace::{Event, Link, SpanKind, Status},
 };
-use opentelemetry_proto::{
-    tonic::{
-        common::v1::InstrumentationScope as ScopeMessage, resource::v1::Resource as ResourceMessage,
-    },
-    transform::common::tonic::ResourceAttributesWithSchema,
-};
 use opentelemetry_sdk::Resource;
-use prost::{
-    Message,
-    encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len},
-};
+use prost::encoding::key_len;
 
-use super::span_queue::Waiting;
+use super::{
+    span_queue::Waiting,
+    wire::{
+        ResourceHead, ScopeHead, delimited_len, delimiter, fixed32_len, fixed64_len, nanos,
+        oneof_varint_len, str_len, varint_len, write_bytes, write_fixed32, write_fixed64,
+        write_oneof_bytes, write_oneof_double, write_oneof_varint, write_str, write_varint,
+    },
+};
 
 /// What every request of one instance carries around its spans: the
-/// resource, the instrumentation scope, and their schema URLs, encoded.
+/// resource and the instrumentation scope, encoded.
 #[derive(Debug, Clone)]
 pub(super) struct Envelope {
-    /// `ResourceSpans.resource`, with its key.
-    resource: Vec<u8>,
-    /// `ResourceSpans.schema_url`, with its key, if there is one.
-    resource_schema: Vec<u8>,
-    /// `ScopeSpans.scope`, with its key.
-    scope: Vec<u8>,
-    /// `ScopeSpans.schema_url`, with its key, if there is one.
-    scope_schema: Vec<u8>,
+    resource: ResourceHead,
+    scope: ScopeHead,
 }
 
 impl Envelope {
     /// The envelope of spans from `scope`, made where `resource` says.
     pub(super) fn new(resource: &Resource, scope: &InstrumentationScope) -> Envelope {
-        let resource = ResourceAttributesWithSchema::from(resource);
-        let message = ResourceMessage {
-            attributes: resource.attributes.0,
-            dropped_attributes_count: 0,
-            entity_refs: Vec::new(),
-        };
-        let scope_message: ScopeMessage = (scope, None).into();
         Envelope {
-            resource: message_field(1, &message),
-            resource_schema: string_field(3, resource.schema_url.as_deref().unwrap_or_default()),
-            scope: message_field(1, &scope_message),
-            scope_schema: string_field(3, scope.schema_url().unwrap_or_default()),
+            resource: ResourceHead::new(resource),
+            scope: ScopeHead::new(scope),
         }
     }
 
     /// An `ExportTraceServiceRequest` carrying `spans`.
     pub(super) fn request(&self, spans: &[Waiting]) -> Bytes {
         let lens: Vec<usize> = spans.iter().map(span_len).collect();
-        let spans_len: usize = lens.iter().map(|&len| delimited_len(2, len)).sum();
-        let scope_spans_len = self.scope.len() + spans_len + self.scope_schema.len();
-        let resource_spans_len =
-            self.resource.len() + delimited_len(2, scope_spans_len) + self.resource_schema.len();
-        let total = delimited_len(1, resource_spans_len);
-        let mut out = Vec::with_capacity(total);
-        delimiter(1, resource_spans_len, &mut out);
-        out.put_slice(&self.resource);
-        delimiter(2, scope_spans_len, &mut out);
-        out.put_slice(&self.scope);
+        let mut items = Vec::with_capacity(lens.iter().map(|&len| delimited_len(2, len)).sum());
         for (span, len) in spans.iter().zip(lens) {
-            delimiter(2, len, &mut out);
-            write_span(span, &mut out);
+            delimiter(2, len, &mut items);
+            write_span(span, &mut items);
         }
-        out.put_slice(&self.scope_schema);
-        out.put_slice(&self.resource_schema);
-        debug_assert_eq!(
-            out.len(),
-            total,
-            "the lengths worked out are the lengths written"
-        );
-        out.into()
+        super::wire::request(&self.resource, &[(&self.scope, &items)])
     }
-}
-
-/// A message field, key and all, encoded by its generated type.
-fn message_field(tag: u32, message: &impl Message) -> Vec<u8> {
-    let mut out = Vec::new();
-    delimiter(tag, message.encoded_len(), &mut out);
-    message.encode_raw(&mut out);
-    out
-}
-
-/// A string field, key and all, or nothing for an empty string, as proto3
-/// leaves defaults out.
-fn string_field(tag: u32, value: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    if !value.is_empty() {
-        write_str(tag, value, &mut out);
-    }
-    out
 }
 
 // --- Lengths -----------------------------------------------------------------
-
-/// The bytes of a length-delimited field whose content is `len` bytes.
-fn delimited_len(tag: u32, len: usize) -> usize {
-    key_len(tag) + encoded_len_varint(len as u64) + len
-}
-
-/// The bytes of a string or bytes field, left out when empty.
-fn str_len(tag: u32, value: &[u8]) -> usize {
-    if value.is_empty() {
-        0
-    } else {
-        delimited_len(tag, value.len())
-    }
-}
-
-/// The bytes of a varint field, left out when zero.
-fn varint_len(tag: u32, value: u64) -> usize {
-    if value == 0 {
-        0
-    } else {
-        key_len(tag) + encoded_len_varint(value)
-    }
-}
-
-/// The bytes of a fixed64 field, left out when zero.
-fn fixed64_len(tag: u32, value: u64) -> usize {
-    if value == 0 { 0 } else { key_len(tag) + 8 }
-}
 
 fn span_len(span: &Waiting) -> usize {
     let rare = span.rare.as_deref();
     let mut len = delimited_len(1, 16)
         + delimited_len(2, 8)
-        + key_len(16)
-        + 4
+        + fixed32_len(16, flags(span.flags.to_u8(), span.parent_is_remote))
         + str_len(5, span.name.as_bytes())
         + varint_len(6, kind(&span.kind))
         + fixed64_len(7, nanos(span.start))
@@ -193,8 +113,8 @@ fn key_value_len(attribute: &KeyValue) -> usize {
 
 fn any_value_len(value: &Value) -> usize {
     match value {
-        Value::Bool(_) => key_len(2) + 1,
-        Value::I64(value) => key_len(3) + encoded_len_varint(*value as u64),
+        Value::Bool(value) => oneof_varint_len(2, u64::from(*value)),
+        Value::I64(value) => oneof_varint_len(3, *value as u64),
         Value::F64(_) => key_len(4) + 8,
         Value::String(value) => delimited_len(1, value.as_str().len()),
         Value::Array(array) => delimited_len(5, array_len(array)),
@@ -232,8 +152,7 @@ fn link_len(link: &Link) -> usize {
         + str_len(3, context.trace_state().header().as_bytes())
         + attributes_len(4, &link.attributes)
         + varint_len(5, link.dropped_attributes_count.into())
-        + key_len(6)
-        + 4
+        + fixed32_len(6, flags(context.trace_flags().to_u8(), context.is_remote()))
 }
 
 fn status_len(status: &Status) -> usize {
@@ -245,42 +164,6 @@ fn status_len(status: &Status) -> usize {
 }
 
 // --- Writing -----------------------------------------------------------------
-
-/// The key and length of a length-delimited field.
-fn delimiter(tag: u32, len: usize, out: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(len as u64, out);
-}
-
-fn write_bytes(tag: u32, value: &[u8], out: &mut Vec<u8>) {
-    if !value.is_empty() {
-        delimiter(tag, value.len(), out);
-        out.put_slice(value);
-    }
-}
-
-fn write_str(tag: u32, value: &str, out: &mut Vec<u8>) {
-    write_bytes(tag, value.as_bytes(), out);
-}
-
-fn write_varint(tag: u32, value: u64, out: &mut Vec<u8>) {
-    if value != 0 {
-        encode_key(tag, WireType::Varint, out);
-        encode_varint(value, out);
-    }
-}
-
-fn write_fixed64(tag: u32, value: u64, out: &mut Vec<u8>) {
-    if value != 0 {
-        encode_key(tag, WireType::SixtyFourBit, out);
-        out.put_u64_le(value);
-    }
-}
-
-fn write_fixed32(tag: u32, value: u32, out: &mut Vec<u8>) {
-    encode_key(tag, WireType::ThirtyTwoBit, out);
-    out.put_u32_le(value);
-}
 
 /// Writes a `Span` message's fields, in the order the generated type
 /// writes them.
@@ -352,31 +235,15 @@ fn write_attributes(tag: u32, attributes: &[KeyValue], out: &mut Vec<u8>) {
 /// when it holds its type's default, so the value's type is never lost.
 fn write_any_value(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Bool(value) => {
-            encode_key(2, WireType::Varint, out);
-            encode_varint(u64::from(*value), out);
-        }
-        Value::I64(value) => {
-            encode_key(3, WireType::Varint, out);
-            encode_varint(*value as u64, out);
-        }
-        Value::F64(value) => {
-            encode_key(4, WireType::SixtyFourBit, out);
-            out.put_f64_le(*value);
-        }
-        Value::String(value) => {
-            delimiter(1, value.as_str().len(), out);
-            out.put_slice(value.as_str().as_bytes());
-        }
+        Value::Bool(value) => write_oneof_varint(2, u64::from(*value), out),
+        Value::I64(value) => write_oneof_varint(3, *value as u64, out),
+        Value::F64(value) => write_oneof_double(4, *value, out),
+        Value::String(value) => write_oneof_bytes(1, value.as_str().as_bytes(), out),
         Value::Array(array) => {
             delimiter(5, array_len(array), out);
             write_array(array, out);
         }
-        other => {
-            let text = other.to_string();
-            delimiter(1, text.len(), out);
-            out.put_slice(text.as_bytes());
-        }
+        other => write_oneof_bytes(1, other.to_string().as_bytes(), out),
     }
 }
 
@@ -392,8 +259,7 @@ fn write_array(array: &opentelemetry::Array, out: &mut Vec<u8>) {
         Array::F64(values) => values.iter().for_each(|v| each(Value::F64(*v), out)),
         Array::String(values) => values.iter().for_each(|v| {
             delimiter(1, delimited_len(1, v.as_str().len()), out);
-            delimiter(1, v.as_str().len(), out);
-            out.put_slice(v.as_str().as_bytes());
+            write_oneof_bytes(1, v.as_str().as_bytes(), out);
         }),
         other => each(Value::from(other.to_string()), out),
     }
@@ -422,11 +288,4 @@ fn kind(kind: &SpanKind) -> u64 {
         SpanKind::Producer => 4,
         SpanKind::Consumer => 5,
     }
-}
-
-/// Nanoseconds since the Unix epoch, or 0 for a time before it, as the
-/// SDK's conversion has it.
-fn nanos(time: std::time::SystemTime) -> u64 {
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos() as u64)
 }
