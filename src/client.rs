@@ -42,10 +42,6 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// request cannot grow memory and connections without bound.
 pub const MAX_CONNECTIONS: usize = 1_024;
 
-/// The `user-agent` of an instance's calls, so a target's logs tell
-/// Thespian's calls from other clients'.
-const USER_AGENT: &str = concat!("thespian/", env!("CARGO_PKG_VERSION"));
-
 /// How a one-off connection to `target` is made, for a health probe:
 /// without Nagle's delay, and giving up on a target that does not accept
 /// within `CONNECT_TIMEOUT`.
@@ -175,7 +171,7 @@ impl Clients {
         if let Some(connection) = connections.by_target.get(target) {
             return Ok(Arc::clone(connection));
         }
-        let connection = Connection::lazy(target, USER_AGENT)
+        let connection = Connection::lazy(target, crate::USER_AGENT)
             .map(Arc::new)
             .map_err(|e| tonic::Status::invalid_argument(format!("bad target {target}: {e}")))?;
         connections.insert(target.clone(), Arc::clone(&connection));

@@ -45,7 +45,7 @@ use crate::{
     telemetry::{Metrics, Tracer},
 };
 
-/// Acts out step trees. Cheap to clone; clones share the channel cache.
+/// Acts out step trees. Cheap to clone; clones share the connection cache.
 #[derive(Debug, Clone, Default)]
 pub struct Executor {
     /// Channels to the Thespians this one calls.

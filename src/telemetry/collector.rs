@@ -36,8 +36,6 @@ const RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_millis(1_600);
 const JITTER: Duration = Duration::from_millis(100);
-/// The `user-agent` of every export, so a collector's logs name Thespian.
-const USER_AGENT: &str = concat!("thespian/", env!("CARGO_PKG_VERSION"));
 
 /// Where encoded export requests go: a collector's service, or a test's
 /// stand-in for it.
@@ -122,7 +120,7 @@ impl<S: Service> Collector<S> {
     pub(super) fn connect(endpoint: &str, timeout: Duration) -> Result<Collector<S>, crate::Error> {
         let channel = Endpoint::from_shared(endpoint.to_owned())
             .map_err(|e| format!("the OTLP endpoint `{endpoint}` is not a URL: {e}"))?
-            .user_agent(USER_AGENT)?
+            .user_agent(crate::USER_AGENT)?
             .tcp_nodelay(true)
             .connect_lazy();
         let headers = std::env::var(S::HEADERS)

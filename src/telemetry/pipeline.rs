@@ -77,7 +77,7 @@ where
 }
 
 /// Log records over OTLP, when they are on: events become records through
-/// the tracing bridge, queued and batched like spans.
+/// the tracing bridge, queued, batched and sent like spans.
 pub fn otlp_logs<S>(
     settings: &TelemetrySettings,
     resource: &Resource,
@@ -149,8 +149,8 @@ where
     Ok(Some(loki))
 }
 
-/// Points an OTLP exporter builder, whichever signal it is for (poke's
-/// client spans too), at `endpoint`, with the timeout every export has. Only this much is
+/// Points an SDK OTLP exporter builder (metrics', and poke's client
+/// spans') at `endpoint`, with the timeout every export has. Only this much is
 /// shared: each signal's builder is a type of its own, and `with_tonic`
 /// and `build` are methods of each type rather than of a trait, so each
 /// pipeline calls those itself.
