@@ -74,12 +74,12 @@ pub mod server;
 pub mod span_count;
 pub mod telemetry;
 
-/// The error type at the edges of the crate, where the only thing left to do
-/// with an error is to show it.
 /// The `user-agent` of Thespian's own calls and exports, so a target's or
 /// a collector's logs name Thespian and its version.
 pub(crate) const USER_AGENT: &str = concat!("thespian/", env!("CARGO_PKG_VERSION"));
 
+/// The error type at the edges of the crate, where the only thing left to do
+/// with an error is to show it.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// `address` with `http://` in front when it names no scheme: every

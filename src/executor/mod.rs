@@ -48,7 +48,7 @@ use crate::{
 /// Acts out step trees. Cheap to clone; clones share the connection cache.
 #[derive(Debug, Clone, Default)]
 pub struct Executor {
-    /// Channels to the Thespians this one calls.
+    /// Connections to the Thespians this one calls.
     clients: Clients,
     /// Whether spans take the user's names.
     names: SpanNames,
