@@ -71,19 +71,11 @@ pub(crate) struct Connection {
 enum State {
     /// Open: each request clones its sender.
     Open(Arc<SendRequest<Bytes>>),
-    /// Broken, or never opened: the next request opens it, unless the last
-    /// attempt failed before `retry_at`, for the reason `why`.
-    Closed { retry_at: Instant, why: Arc<str> },
-}
-
-impl State {
-    /// Not yet opened: the first request opens it.
-    fn unopened() -> State {
-        State::Closed {
-            retry_at: Instant::now(),
-            why: Arc::from("not connected yet"),
-        }
-    }
+    /// Broken, or never opened: the next request opens it.
+    Closed,
+    /// The last connect failed, for the reason `why`: requests answer so
+    /// at once until `until`, when the next one connects again.
+    Paused { until: Instant, why: Arc<str> },
 }
 
 /// What a request got back.
@@ -120,7 +112,7 @@ impl Connection {
     ) -> Result<Connection, crate::Error> {
         let sender = handshake(target)
             .await
-            .map_err(|e| format!("cannot reach {target}: {}", crate::explain(&*e)))?;
+            .map_err(|e| cannot_reach(target, &*e))?;
         Connection::new(target, user_agent, State::Open(Arc::new(sender)))
     }
 
@@ -129,7 +121,7 @@ impl Connection {
         target: &Target,
         user_agent: &'static str,
     ) -> Result<Connection, crate::Error> {
-        Connection::new(target, user_agent, State::unopened())
+        Connection::new(target, user_agent, State::Closed)
     }
 
     /// A connection to `target` that stands as `state` says.
@@ -180,13 +172,7 @@ impl Connection {
                 Answer::failed(Status::from(error))
             }
             // The connection itself failed, or was closed.
-            Err(error) => {
-                self.forget(&current);
-                Answer::failed(Status::unavailable(format!(
-                    "the connection to {} broke: {error}",
-                    self.target
-                )))
-            }
+            Err(error) => Answer::failed(self.forget(&current, &error)),
         }
     }
 
@@ -200,13 +186,7 @@ impl Connection {
         };
         match SendRequest::clone(&current).ready().await {
             Ok(sender) => Ok((sender, current)),
-            Err(error) => {
-                self.forget(&current);
-                Err(Status::unavailable(format!(
-                    "the connection to {} broke: {error}",
-                    self.target
-                )))
-            }
+            Err(error) => Err(self.forget(&current, &error)),
         }
     }
 
@@ -214,10 +194,10 @@ impl Connection {
     fn current(&self) -> Result<Option<Arc<SendRequest<Bytes>>>, Status> {
         match &*self.state.lock().unwrap() {
             State::Open(sender) => Ok(Some(Arc::clone(sender))),
-            State::Closed { retry_at, why } if Instant::now() < *retry_at => {
+            State::Paused { until, why } if Instant::now() < *until => {
                 Err(Status::unavailable(why.to_string()))
             }
-            State::Closed { .. } => Ok(None),
+            State::Closed | State::Paused { .. } => Ok(None),
         }
     }
 
@@ -237,31 +217,31 @@ impl Connection {
                 Ok(sender)
             }
             Err(error) => {
-                let why: Arc<str> = Arc::from(format!(
-                    "cannot reach {}: {}",
-                    self.target,
-                    crate::explain(&*error)
-                ));
-                *state = State::Closed {
-                    retry_at: Instant::now() + RECONNECT_PAUSE,
-                    why: Arc::clone(&why),
+                let why = cannot_reach(&self.target, &*error);
+                *state = State::Paused {
+                    until: Instant::now() + RECONNECT_PAUSE,
+                    why: Arc::from(why.as_str()),
                 };
-                Err(Status::unavailable(why.to_string()))
+                Err(Status::unavailable(why))
             }
         }
     }
 
-    /// Marks `broken` as closed, if it is still the connection in use, so
-    /// that the next request opens a new one.
-    fn forget(&self, broken: &Arc<SendRequest<Bytes>>) {
+    /// Marks `broken`, which failed with `error`, as closed, if it is still
+    /// the connection in use, so that the next request opens a new one; and
+    /// says so, for the request that found it broken.
+    fn forget(&self, broken: &Arc<SendRequest<Bytes>>, error: &h2::Error) -> Status {
         let mut state = self.state.lock().unwrap();
         if matches!(&*state, State::Open(sender) if Arc::ptr_eq(sender, broken)) {
-            *state = State::Closed {
-                retry_at: Instant::now(),
-                why: Arc::from("the connection broke"),
-            };
+            *state = State::Closed;
         }
+        Status::unavailable(format!("the connection to {} broke: {error}", self.target))
     }
+}
+
+/// Why `target` could not be reached, `error` and its causes.
+fn cannot_reach(target: &Target, error: &(dyn std::error::Error + 'static)) -> String {
+    format!("cannot reach {target}: {}", crate::explain(error))
 }
 
 /// Connects to `target` over TCP, without Nagle's delay, and starts HTTP/2
@@ -434,10 +414,10 @@ mod tests {
             answer.status.message().contains(&target.to_string()),
             "the answer says which target could not be reached: {answer:?}"
         );
-        let State::Closed { retry_at, .. } = *connection.state.lock().unwrap() else {
-            panic!("a refused connect left the connection open");
+        let State::Paused { until, .. } = *connection.state.lock().unwrap() else {
+            panic!("a refused connect did not pause the connection");
         };
-        assert!(retry_at >= before + RECONNECT_PAUSE);
+        assert!(until >= before + RECONNECT_PAUSE);
         let again = connection.call(MethodName::A, MetadataMap::new()).await;
         assert_eq!(
             again.status.message(),
