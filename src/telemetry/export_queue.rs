@@ -48,9 +48,6 @@ pub(super) trait Export: Send + Sync + 'static {
         &self,
         batch: Vec<Self::Item>,
     ) -> impl Future<Output = OTelSdkResult> + Send + 'static;
-
-    /// Shuts the exporter down, once the last batch has left.
-    fn shutdown(&self) -> OTelSdkResult;
 }
 
 /// How a queue batches: one signal's standard settings.
@@ -325,13 +322,8 @@ async fn run<X: Export>(shared: Arc<Shared<X::Item>>, exports: Exports<X>, delay
             (started, flushes, close)
         };
         if closing {
-            let outcome = exports.export.shutdown();
             for flush in flushes {
-                let copy = match &outcome {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(OTelSdkError::InternalFailure(e.to_string())),
-                };
-                let _ = flush.reply.send(copy);
+                let _ = flush.reply.send(Ok(()));
             }
             return;
         }

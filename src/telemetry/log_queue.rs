@@ -87,14 +87,14 @@ impl LogProcessor for LogQueue {
         self.queue.flush()
     }
 
-    /// Exports what is queued, shuts the exporter down, then reports the
-    /// records that never reached the collector.
+    /// Exports what is queued, then reports the records that never reached
+    /// the collector.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.queue.shutdown(timeout)
     }
 
-    /// The resource is given to [`LogQueue::start`], before the exporter
-    /// is shared with the task.
+    /// The resource is given to [`LogQueue::start`], before the queue's
+    /// task starts.
     fn set_resource(&mut self, _resource: &Resource) {}
 }
 
@@ -117,10 +117,6 @@ impl<D: Destination> Export for Records<D> {
         drop(batch);
         let destination = Arc::clone(&self.destination);
         async move { destination.send(request).await }
-    }
-
-    fn shutdown(&self) -> OTelSdkResult {
-        Ok(())
     }
 }
 

@@ -6,9 +6,10 @@
 //! hands down: the resource they all carry (`resource`), how spans and
 //! log records are batched (`batching`) and queued for export
 //! (`export_queue`, with `span_queue` and `log_queue` for each signal's
-//! compact form), spans written straight into OTLP's wire format
-//! (`span_wire`, `log_wire`) for the collector's services (`collector`), and
-//! what each destination takes (`filter`).
+//! compact form), spans and log records written straight into OTLP's wire
+//! format (`span_wire`, `log_wire`, with the pieces both need in `wire`)
+//! for the collector's services (`collector`), and what each destination
+//! takes (`filter`).
 //!
 //! Spans, log records and request metrics go to the OTLP endpoint, and log
 //! lines to stdout and, when `LOKI_ADDRESS` is set, to Loki; every log line

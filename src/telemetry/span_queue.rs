@@ -80,14 +80,14 @@ impl SpanProcessor for SpanQueue {
         self.queue.flush()
     }
 
-    /// Exports what is queued, shuts the exporter down, then reports the
-    /// spans that never reached the collector.
+    /// Exports what is queued, then reports the spans that never reached
+    /// the collector.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.queue.shutdown(timeout)
     }
 
-    /// The resource is given to [`SpanQueue::start`], before the exporter
-    /// is shared with the task.
+    /// The resource is given to [`SpanQueue::start`], before the queue's
+    /// task starts.
     fn set_resource(&mut self, _resource: &Resource) {}
 }
 
@@ -106,10 +106,6 @@ impl<D: Destination> Export for Spans<D> {
         drop(batch);
         let destination = Arc::clone(&self.destination);
         async move { destination.send(request).await }
-    }
-
-    fn shutdown(&self) -> OTelSdkResult {
-        Ok(())
     }
 }
 
