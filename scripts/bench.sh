@@ -406,19 +406,14 @@ bench_bare() {
     stop "$pid"
 
     # A fresh process, so its peak memory is the sleepers' alone.
-    port=$(free_port)
-    start bare-sleepers "$port" "$RESULTS/bare-sleepers.log" "$RELEASE/examples/bare_server" "$port"
-    pid=$LAST_PID
-    load bare-sleepers.warmup "$port" A -n 1000 "${THROUGHPUT_SHAPE[@]}"
-    load bare-sleepers "$port" B -n "$SLEEPER_REQUESTS" "${SLEEP_SHAPE[@]}" --log-file="$RESULTS/bare-sleepers.times"
-    BARE_SLEEP_RSS=$(peak_rss_mb "$pid")
-    BARE_SLEEP_P99=$(p99_s "$RESULTS/bare-sleepers.times")
+    bare_sleepers bare-sleepers
+    BARE_SLEEP_RSS=$PAIR_RSS
+    BARE_SLEEP_P99=$PAIR_P99
     row "bare: $SLEEPER_REQUESTS 1 s sleeps, $SLEEPERS at once, peak RSS" "$BARE_SLEEP_RSS MB" "baseline" "-"
     row "bare: $SLEEPER_REQUESTS 1 s sleeps, $SLEEPERS at once, p99" "$BARE_SLEEP_P99 s (all in ${ELAPSED_S} s)" "baseline" "-"
     # Two waves of 1 s sleeps take 2 s; had fewer been in flight at once,
     # they would take 3 s or more.
     row "h2load kept $SLEEPERS in flight at once" "all done in ${ELAPSED_S} s" "< 3 s" "$(verdict "$ELAPSED_S" "<=" 2.99)"
-    stop "$pid"
 }
 
 # 2. Thespian's no-op A with every span exported to the live sink.
@@ -597,7 +592,8 @@ thespian_chain() {
 }
 
 # bare_sleepers NAME: a fresh bare server's peak RSS and p99 over the two
-# waves of sleepers, in PAIR_RSS and PAIR_P99.
+# waves of sleepers, in PAIR_RSS and PAIR_P99 (and h2load's time in
+# ELAPSED_S): the baseline's, and each sleeper pair's.
 bare_sleepers() {
     local name=$1 port pid
     port=$(free_port)
