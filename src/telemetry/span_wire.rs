@@ -6,29 +6,27 @@
 //! types, a dozen small allocations per span, and encodes those, working
 //! out the length of each nested message once per level it is nested in.
 //! At 3 spans a request that was a fifth of an instance's CPU under load
-//! (`docs/performance.md`). Here a batch goes from the queue's compact
-//! spans to bytes in one pass, with each span's length worked out once.
+//! (`docs/performance.md`). Here each span is written into its bytes as it
+//! ends, its length worked out once, and those bytes are what wait in the
+//! queue: a batch is then a request once its spans are put side by side.
 //!
 //! The resource and the instrumentation scope are the same in every batch:
 //! they are encoded once, by the generated types, when the queue starts.
 //! What is written here decodes to exactly the message the SDK's own
 //! conversion makes of the same spans, which the tests check.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use opentelemetry::{
     InstrumentationScope, KeyValue, Value,
-    trace::{Event, Link, SpanKind, Status},
+    trace::{Event, Link, SpanId, SpanKind, Status},
 };
-use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::{Resource, trace::SpanData};
 use prost::encoding::key_len;
 
-use super::{
-    span_queue::Waiting,
-    wire::{
-        ResourceHead, ScopeHead, delimited_len, delimiter, fixed32_len, fixed64_len, nanos,
-        oneof_varint_len, str_len, varint_len, write_bytes, write_fixed32, write_fixed64,
-        write_oneof_bytes, write_oneof_double, write_oneof_varint, write_str, write_varint,
-    },
+use super::wire::{
+    ResourceHead, ScopeHead, delimited_len, delimiter, fixed32_len, fixed64_len, nanos,
+    oneof_varint_len, str_len, varint_len, write_bytes, write_fixed32, write_fixed64,
+    write_oneof_bytes, write_oneof_double, write_oneof_varint, write_str, write_varint,
 };
 
 /// What every request of one instance carries around its spans: the
@@ -48,55 +46,70 @@ impl Envelope {
         }
     }
 
-    /// An `ExportTraceServiceRequest` carrying `spans`.
-    pub(super) fn request(&self, spans: &[Waiting]) -> Bytes {
-        let lens: Vec<usize> = spans.iter().map(span_len).collect();
-        let mut items = Vec::with_capacity(lens.iter().map(|&len| delimited_len(2, len)).sum());
-        for (span, len) in spans.iter().zip(lens) {
-            delimiter(2, len, &mut items);
-            write_span(span, &mut items);
+    /// An `ExportTraceServiceRequest` carrying `spans`, each written by
+    /// [`encode`].
+    pub(super) fn request(&self, spans: &[Box<[u8]>]) -> Bytes {
+        let mut items =
+            Vec::with_capacity(spans.iter().map(|span| delimited_len(2, span.len())).sum());
+        for span in spans {
+            delimiter(2, span.len(), &mut items);
+            items.put_slice(span);
         }
         super::wire::request(&self.resource, &[(&self.scope, &items)])
     }
 }
 
+/// `span` as the bytes of a `Span` message, made to their exact length: a
+/// span waits for export in this form, a third of the room its `SpanData`
+/// takes, and a batch of them is a request once they are put side by side.
+pub(super) fn encode(span: &SpanData) -> Box<[u8]> {
+    let len = span_len(span);
+    let mut out = Vec::with_capacity(len);
+    write_span(span, &mut out);
+    debug_assert_eq!(
+        out.len(),
+        len,
+        "the length worked out is the length written"
+    );
+    out.into_boxed_slice()
+}
+
 // --- Lengths -----------------------------------------------------------------
 
-fn span_len(span: &Waiting) -> usize {
-    let rare = span.rare.as_deref();
+fn span_len(span: &SpanData) -> usize {
+    let context = &span.span_context;
     let mut len = delimited_len(1, 16)
         + delimited_len(2, 8)
-        + fixed32_len(16, flags(span.flags.to_u8(), span.parent_is_remote))
+        + str_len(3, context.trace_state().header().as_bytes())
+        + fixed32_len(
+            16,
+            flags(context.trace_flags().to_u8(), span.parent_span_is_remote),
+        )
         + str_len(5, span.name.as_bytes())
-        + varint_len(6, kind(&span.kind))
-        + fixed64_len(7, nanos(span.start))
-        + fixed64_len(8, nanos(span.end))
-        + attributes_len(9, &span.attributes);
-    if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
+        + varint_len(6, kind(&span.span_kind))
+        + fixed64_len(7, nanos(span.start_time))
+        + fixed64_len(8, nanos(span.end_time))
+        + attributes_len(9, &span.attributes)
+        + varint_len(10, span.dropped_attributes_count.into())
+        + span
+            .events
+            .events
+            .iter()
+            .map(|event| delimited_len(11, event_len(event)))
+            .sum::<usize>()
+        + varint_len(12, span.events.dropped_count.into())
+        + span
+            .links
+            .links
+            .iter()
+            .map(|link| delimited_len(13, link_len(link)))
+            .sum::<usize>()
+        + varint_len(14, span.links.dropped_count.into())
+        + delimited_len(15, status_len(&span.status));
+    if span.parent_span_id != SpanId::INVALID {
         len += delimited_len(4, 8);
     }
-    match rare {
-        None => len + delimited_len(15, 0),
-        Some(rare) => {
-            len += str_len(3, rare.trace_state.header().as_bytes())
-                + varint_len(10, rare.dropped_attributes_count.into())
-                + rare
-                    .events
-                    .events
-                    .iter()
-                    .map(|event| delimited_len(11, event_len(event)))
-                    .sum::<usize>()
-                + varint_len(12, rare.events.dropped_count.into())
-                + rare
-                    .links
-                    .links
-                    .iter()
-                    .map(|link| delimited_len(13, link_len(link)))
-                    .sum::<usize>()
-                + varint_len(14, rare.links.dropped_count.into());
-            len + delimited_len(15, status_len(&rare.status))
-        }
-    }
+    len
 }
 
 fn attributes_len(tag: u32, attributes: &[KeyValue]) -> usize {
@@ -167,36 +180,34 @@ fn status_len(status: &Status) -> usize {
 
 /// Writes a `Span` message's fields, in the order the generated type
 /// writes them.
-fn write_span(span: &Waiting, out: &mut Vec<u8>) {
-    let rare = span.rare.as_deref();
-    write_bytes(1, &span.trace_id.to_bytes(), out);
-    write_bytes(2, &span.span_id.to_bytes(), out);
-    if let Some(rare) = rare {
-        write_str(3, &rare.trace_state.header(), out);
-    }
-    if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
+fn write_span(span: &SpanData, out: &mut Vec<u8>) {
+    let context = &span.span_context;
+    write_bytes(1, &context.trace_id().to_bytes(), out);
+    write_bytes(2, &context.span_id().to_bytes(), out);
+    write_str(3, &context.trace_state().header(), out);
+    if span.parent_span_id != SpanId::INVALID {
         write_bytes(4, &span.parent_span_id.to_bytes(), out);
     }
-    write_fixed32(16, flags(span.flags.to_u8(), span.parent_is_remote), out);
+    write_fixed32(
+        16,
+        flags(context.trace_flags().to_u8(), span.parent_span_is_remote),
+        out,
+    );
     write_str(5, &span.name, out);
-    write_varint(6, kind(&span.kind), out);
-    write_fixed64(7, nanos(span.start), out);
-    write_fixed64(8, nanos(span.end), out);
+    write_varint(6, kind(&span.span_kind), out);
+    write_fixed64(7, nanos(span.start_time), out);
+    write_fixed64(8, nanos(span.end_time), out);
     write_attributes(9, &span.attributes, out);
-    let Some(rare) = rare else {
-        delimiter(15, 0, out);
-        return;
-    };
-    write_varint(10, rare.dropped_attributes_count.into(), out);
-    for event in &rare.events.events {
+    write_varint(10, span.dropped_attributes_count.into(), out);
+    for event in &span.events.events {
         delimiter(11, event_len(event), out);
         write_fixed64(1, nanos(event.timestamp), out);
         write_str(2, &event.name, out);
         write_attributes(3, &event.attributes, out);
         write_varint(4, event.dropped_attributes_count.into(), out);
     }
-    write_varint(12, rare.events.dropped_count.into(), out);
-    for link in &rare.links.links {
+    write_varint(12, span.events.dropped_count.into(), out);
+    for link in &span.links.links {
         let context = &link.span_context;
         delimiter(13, link_len(link), out);
         write_bytes(1, &context.trace_id().to_bytes(), out);
@@ -210,9 +221,9 @@ fn write_span(span: &Waiting, out: &mut Vec<u8>) {
             out,
         );
     }
-    write_varint(14, rare.links.dropped_count.into(), out);
-    delimiter(15, status_len(&rare.status), out);
-    match &rare.status {
+    write_varint(14, span.links.dropped_count.into(), out);
+    delimiter(15, status_len(&span.status), out);
+    match &span.status {
         Status::Unset => {}
         Status::Ok => write_varint(3, 1, out),
         Status::Error { description } => {
