@@ -3,17 +3,18 @@
 //!
 //! The SDK's OTLP exporter took each batch of records whole, grouped them
 //! by scope in a map of scopes built afresh for every record, converted
-//! each into the generated message types and encoded those. Here a batch
-//! goes from the queue's compact records to bytes in one pass.
+//! each into the generated message types and encoded those. Here each
+//! record is written into its bytes as it is emitted, and those bytes are
+//! what wait in the queue, with the target and scope it is grouped by.
 //!
 //! Records are grouped by scope as the SDK groups them: the scope's name is
 //! the record's target, as `tracing` gave it, when it has one. What is
 //! written decodes to exactly the message the SDK's own conversion makes
 //! of the same records, which the tests check.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use opentelemetry::{InstrumentationScope, Key, logs::AnyValue};
-use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::{Resource, logs::SdkLogRecord};
 
 use super::{
     log_queue::Waiting,
@@ -59,8 +60,8 @@ impl Envelope {
                 }
             };
             let items = &mut groups[index].1;
-            delimiter(2, record_len(record), items);
-            write_record(record, items);
+            delimiter(2, record.bytes.len(), items);
+            items.put_slice(&record.bytes);
         }
         let heads: Vec<ScopeHead> = groups.iter().map(|(key, _)| ScopeHead::new(key)).collect();
         let groups: Vec<(&ScopeHead, &[u8])> = heads
@@ -89,28 +90,39 @@ fn same_but_name(key: &InstrumentationScope, scope: &InstrumentationScope) -> bo
         && key.attributes().eq(scope.attributes())
 }
 
+/// `record` as the bytes of a `LogRecord` message, made to their exact
+/// length: the form in which a record waits for export.
+pub(super) fn encode(record: &SdkLogRecord) -> Box<[u8]> {
+    let len = record_len(record);
+    let mut out = Vec::with_capacity(len);
+    write_record(record, &mut out);
+    debug_assert_eq!(
+        out.len(),
+        len,
+        "the length worked out is the length written"
+    );
+    out.into_boxed_slice()
+}
+
 // --- Lengths -----------------------------------------------------------------
 
-fn record_len(record: &Waiting) -> usize {
-    fixed64_len(1, record.timestamp.map_or(0, nanos))
-        + fixed64_len(11, record.observed.map_or(0, nanos))
+fn record_len(record: &SdkLogRecord) -> usize {
+    fixed64_len(1, record.timestamp().map_or(0, nanos))
+        + fixed64_len(11, record.observed_timestamp().map_or(0, nanos))
         + varint_len(2, severity(record))
-        + str_len(3, record.severity_text.unwrap_or_default().as_bytes())
+        + str_len(3, record.severity_text().unwrap_or_default().as_bytes())
         + record
-            .body
-            .as_ref()
+            .body()
             .map_or(0, |body| delimited_len(5, any_len(body)))
         + record
-            .attributes
-            .iter()
+            .attributes_iter()
             .map(|(key, value)| delimited_len(6, key_value_len(key, value)))
             .sum::<usize>()
         + fixed32_len(8, flags(record))
         + record
-            .trace
-            .as_ref()
+            .trace_context()
             .map_or(0, |_| delimited_len(9, 16) + delimited_len(10, 8))
-        + str_len(12, record.event_name.unwrap_or_default().as_bytes())
+        + str_len(12, record.event_name().unwrap_or_default().as_bytes())
 }
 
 fn key_value_len(key: &Key, value: &AnyValue) -> usize {
@@ -147,25 +159,25 @@ fn map_len(map: &std::collections::HashMap<Key, AnyValue>) -> usize {
 // --- Writing -----------------------------------------------------------------
 
 /// Writes a `LogRecord` message's fields.
-fn write_record(record: &Waiting, out: &mut Vec<u8>) {
-    write_fixed64(1, record.timestamp.map_or(0, nanos), out);
-    write_fixed64(11, record.observed.map_or(0, nanos), out);
+fn write_record(record: &SdkLogRecord, out: &mut Vec<u8>) {
+    write_fixed64(1, record.timestamp().map_or(0, nanos), out);
+    write_fixed64(11, record.observed_timestamp().map_or(0, nanos), out);
     write_varint(2, severity(record), out);
-    write_str(3, record.severity_text.unwrap_or_default(), out);
-    if let Some(body) = &record.body {
+    write_str(3, record.severity_text().unwrap_or_default(), out);
+    if let Some(body) = record.body() {
         delimiter(5, any_len(body), out);
         write_any(body, out);
     }
-    for (key, value) in record.attributes.iter() {
+    for (key, value) in record.attributes_iter() {
         delimiter(6, key_value_len(key, value), out);
         write_key_value(key, value, out);
     }
     write_fixed32(8, flags(record), out);
-    if let Some(trace) = &record.trace {
+    if let Some(trace) = record.trace_context() {
         write_bytes(9, &trace.trace_id.to_bytes(), out);
         write_bytes(10, &trace.span_id.to_bytes(), out);
     }
-    write_str(12, record.event_name.unwrap_or_default(), out);
+    write_str(12, record.event_name().unwrap_or_default(), out);
 }
 
 fn write_key_value(key: &Key, value: &AnyValue, out: &mut Vec<u8>) {
@@ -204,15 +216,16 @@ fn write_any(value: &AnyValue, out: &mut Vec<u8>) {
 
 /// `SeverityNumber`'s number for the record's severity: the SDK's
 /// severities are numbered as OTLP numbers them.
-fn severity(record: &Waiting) -> u64 {
-    record.severity.map_or(0, |severity| severity as u64)
+fn severity(record: &SdkLogRecord) -> u64 {
+    record
+        .severity_number()
+        .map_or(0, |severity| severity as u64)
 }
 
 /// The W3C trace flags of the span the record was logged in.
-fn flags(record: &Waiting) -> u32 {
+fn flags(record: &SdkLogRecord) -> u32 {
     record
-        .trace
-        .as_ref()
+        .trace_context()
         .and_then(|trace| trace.trace_flags)
         .map_or(0, |flags| u32::from(flags.to_u8()))
 }
