@@ -3,9 +3,9 @@
 //!
 //! When a burst of requests ends, tens of thousands of spans and log records
 //! are made at once, and they wait while the next burst's requests take the
-//! CPU. What waits is each signal's own compact form of an item
-//! ([`Export::Item`]), which becomes the SDK's type again only in the batch
-//! that exports it. The behaviour is that of the SDK's batch processors,
+//! CPU. What waits is each signal's own form of an item ([`Export::Item`]):
+//! its OTLP bytes, already written, so a batch is a request once its items
+//! are put side by side. The behaviour is that of the SDK's batch processors,
 //! with their standard settings (`OTEL_BSP_*`, `OTEL_BLRP_*`): a batch
 //! leaves when it is full or when the schedule delay has passed, a few at a
 //! time, each within the export timeout, and an item that finds the queue

@@ -5,9 +5,9 @@
 //! (`pipeline`) from the plain [`TelemetrySettings`] the command line
 //! hands down: the resource they all carry (`resource`), how spans and
 //! log records are batched (`batching`) and queued for export
-//! (`export_queue`, with `span_queue` and `log_queue` for each signal's
-//! compact form), spans and log records written straight into OTLP's wire
-//! format (`span_wire`, `log_wire`, with the pieces both need in `wire`)
+//! (`export_queue`, with `span_queue` and `log_queue` for each signal),
+//! spans and log records written straight into OTLP's wire format as they
+//! end (`span_wire`, `log_wire`, with the pieces both need in `wire`)
 //! for the collector's services (`collector`), and what each destination
 //! takes (`filter`).
 //!
