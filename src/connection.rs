@@ -17,7 +17,7 @@
 //! next one after it breaks, so callers outlive a restart of their target.
 //! Requests made while the target cannot be reached answer `UNAVAILABLE`,
 //! as gRPC clients report it, saying why, and a failed connect is not
-//! retried for [`RECONNECT_PAUSE`], so that requests at full speed to a
+//! retried for `RECONNECT_PAUSE`, so that requests at full speed to a
 //! stopped target do not turn into a storm of connects. One connect is
 //! made at a time; the requests that arrive meanwhile wait for it.
 //! Dropping a request's future resets its stream, so a target stops acting

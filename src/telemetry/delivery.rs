@@ -88,7 +88,7 @@ struct Counts {
 impl Delivery {
     /// Wraps a metric exporter so that its outcomes are counted here. Spans
     /// and log records are counted by Thespian's own export queues, which
-    /// call [`Delivery::settle`].
+    /// call `Delivery::settle`.
     pub fn metrics<E: PushMetricExporter>(&self, exporter: E) -> Counting<E> {
         Counting {
             inner: exporter,
