@@ -12,7 +12,7 @@
 //! written decodes to exactly the message the SDK's own conversion makes
 //! of the same records, which the tests check.
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use opentelemetry::{InstrumentationScope, Key, logs::AnyValue};
 use opentelemetry_sdk::{Resource, logs::SdkLogRecord};
 
@@ -45,7 +45,7 @@ impl Envelope {
     pub(super) fn request(&self, records: &[Waiting], usual: &InstrumentationScope) -> Bytes {
         // A batch holds records of a few targets at most: a list searched
         // in turn beats a map.
-        let mut groups: Vec<(InstrumentationScope, Vec<u8>)> = Vec::new();
+        let mut groups: Vec<(InstrumentationScope, Vec<&[u8]>)> = Vec::new();
         for record in records {
             let scope = record.scope.as_deref().unwrap_or(usual);
             let name = record.target.as_deref().unwrap_or(scope.name());
@@ -59,12 +59,10 @@ impl Envelope {
                     groups.len() - 1
                 }
             };
-            let items = &mut groups[index].1;
-            delimiter(2, record.bytes.len(), items);
-            items.put_slice(&record.bytes);
+            groups[index].1.push(&record.bytes);
         }
         let heads: Vec<ScopeHead> = groups.iter().map(|(key, _)| ScopeHead::new(key)).collect();
-        let groups: Vec<(&ScopeHead, &[u8])> = heads
+        let groups: Vec<(&ScopeHead, &[&[u8]])> = heads
             .iter()
             .zip(&groups)
             .map(|(head, (_, items))| (head, items.as_slice()))

@@ -15,7 +15,7 @@
 //! What is written here decodes to exactly the message the SDK's own
 //! conversion makes of the same spans, which the tests check.
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use opentelemetry::{
     InstrumentationScope, KeyValue, Value,
     trace::{Event, Link, SpanId, SpanKind, Status},
@@ -49,13 +49,8 @@ impl Envelope {
     /// An `ExportTraceServiceRequest` carrying `spans`, each written by
     /// [`encode`].
     pub(super) fn request(&self, spans: &[Box<[u8]>]) -> Bytes {
-        let mut items =
-            Vec::with_capacity(spans.iter().map(|span| delimited_len(2, span.len())).sum());
-        for span in spans {
-            delimiter(2, span.len(), &mut items);
-            items.put_slice(span);
-        }
-        super::wire::request(&self.resource, &[(&self.scope, &items)])
+        let spans: Vec<&[u8]> = spans.iter().map(|span| &span[..]).collect();
+        super::wire::request(&self.resource, &[(&self.scope, &spans)])
     }
 }
 

@@ -66,12 +66,20 @@ impl ScopeHead {
     }
 }
 
-/// An export request carrying, from `resource`, each scope's `items`: the
-/// items already written as repeated fields 2 of their scope's message.
-pub(super) fn request(resource: &ResourceHead, groups: &[(&ScopeHead, &[u8])]) -> Bytes {
+/// An export request carrying, from `resource`, each scope's `items`: each
+/// item the bytes of one message of its scope's repeated field 2, a span or
+/// a log record, as `span_wire` and `log_wire` write them.
+pub(super) fn request(resource: &ResourceHead, groups: &[(&ScopeHead, &[&[u8]])]) -> Bytes {
     let group_lens: Vec<usize> = groups
         .iter()
-        .map(|(scope, items)| scope.scope.len() + items.len() + scope.schema.len())
+        .map(|(scope, items)| {
+            scope.scope.len()
+                + items
+                    .iter()
+                    .map(|item| delimited_len(2, item.len()))
+                    .sum::<usize>()
+                + scope.schema.len()
+        })
         .collect();
     let resource_len = resource.resource.len()
         + group_lens
@@ -86,7 +94,10 @@ pub(super) fn request(resource: &ResourceHead, groups: &[(&ScopeHead, &[u8])]) -
     for ((scope, items), len) in groups.iter().zip(group_lens) {
         delimiter(2, len, &mut out);
         out.put_slice(&scope.scope);
-        out.put_slice(items);
+        for item in items.iter() {
+            delimiter(2, item.len(), &mut out);
+            out.put_slice(item);
+        }
         out.put_slice(&scope.schema);
     }
     out.put_slice(&resource.schema);
