@@ -191,13 +191,12 @@ mod tests {
             .create_log_record()
     }
 
-    /// A record with every field set, and more attributes than the SDK
-    /// keeps inline, of every kind of value.
-    fn told(n: i64) -> SdkLogRecord {
+    /// A line as Thespian logs one at `at`, saying `body`: a target, its
+    /// span, a severity.
+    fn logged(body: String, at: SystemTime) -> SdkLogRecord {
         let mut record = blank();
-        record.set_event_name("checked");
         record.set_target("thespian::executor");
-        record.set_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(n as u64));
+        record.set_timestamp(at);
         record.set_observed_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(7));
         record.set_trace_context(
             TraceId::from(9_u128),
@@ -206,7 +205,16 @@ mod tests {
         );
         record.set_severity_text("INFO");
         record.set_severity_number(Severity::Info);
-        record.set_body(AnyValue::from(format!("record {n}")));
+        record.set_body(AnyValue::from(body));
+        record
+    }
+
+    /// A record with every field set, and more attributes than the SDK
+    /// keeps inline, of every kind of value.
+    fn told(n: i64) -> SdkLogRecord {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(n as u64);
+        let mut record = logged(format!("record {n}"), at);
+        record.set_event_name("checked");
         record.add_attributes((0..7).map(|i| (format!("key{i}"), n * 10 + i)));
         record.add_attribute("ratio", 0.5);
         record.add_attribute("empty", "");
@@ -287,18 +295,7 @@ mod tests {
     #[test]
     fn a_waiting_record_takes_well_under_half_the_room_of_the_sdks() {
         // A line as a step logs it: a message, a few fields, its span.
-        let mut record = blank();
-        record.set_target("thespian::executor");
-        record.set_timestamp(SystemTime::now());
-        record.set_observed_timestamp(SystemTime::now());
-        record.set_trace_context(
-            TraceId::from(9_u128),
-            SpanId::from(3_u64),
-            Some(TraceFlags::SAMPLED),
-        );
-        record.set_severity_text("INFO");
-        record.set_severity_number(Severity::Info);
-        record.set_body(AnyValue::from("call answered".to_owned()));
+        let mut record = logged("call answered".to_owned(), SystemTime::now());
         record.add_attribute("service", "checkout");
         record.add_attribute("method", "A");
         record.add_attribute("elapsed_ms", 12.5);

@@ -91,15 +91,7 @@ fn same_but_name(key: &InstrumentationScope, scope: &InstrumentationScope) -> bo
 /// `record` as the bytes of a `LogRecord` message, made to their exact
 /// length: the form in which a record waits for export.
 pub(super) fn encode(record: &SdkLogRecord) -> Box<[u8]> {
-    let len = record_len(record);
-    let mut out = Vec::with_capacity(len);
-    write_record(record, &mut out);
-    debug_assert_eq!(
-        out.len(),
-        len,
-        "the length worked out is the length written"
-    );
-    out.into_boxed_slice()
+    super::wire::written(record_len(record), |out| write_record(record, out))
 }
 
 // --- Lengths -----------------------------------------------------------------

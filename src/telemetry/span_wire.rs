@@ -58,15 +58,7 @@ impl Envelope {
 /// span waits for export in this form, a third of the room its `SpanData`
 /// takes, and a batch of them is a request once they are put side by side.
 pub(super) fn encode(span: &SpanData) -> Box<[u8]> {
-    let len = span_len(span);
-    let mut out = Vec::with_capacity(len);
-    write_span(span, &mut out);
-    debug_assert_eq!(
-        out.len(),
-        len,
-        "the length worked out is the length written"
-    );
-    out.into_boxed_slice()
+    super::wire::written(span_len(span), |out| write_span(span, out))
 }
 
 // --- Lengths -----------------------------------------------------------------

@@ -109,6 +109,20 @@ pub(super) fn request(resource: &ResourceHead, groups: &[(&ScopeHead, &[&[u8]])]
     out.into()
 }
 
+/// A message of `len` bytes, written by `write`, in an allocation of
+/// exactly that size: the form in which a span or a log record waits for
+/// export.
+pub(super) fn written(len: usize, write: impl FnOnce(&mut Vec<u8>)) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(len);
+    write(&mut out);
+    debug_assert_eq!(
+        out.len(),
+        len,
+        "the length worked out is the length written"
+    );
+    out.into_boxed_slice()
+}
+
 /// A message field, key and all, encoded by its generated type.
 fn message_field(tag: u32, message: &impl Message) -> Vec<u8> {
     let mut out = Vec::new();
