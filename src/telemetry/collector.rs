@@ -91,7 +91,7 @@ impl Service for Logs {
     }
 }
 
-/// A client of one service of a collector. Cheap to clone.
+/// A client of one service of a collector.
 #[derive(Debug)]
 pub(super) struct Collector<S> {
     grpc: Grpc<Channel>,
@@ -100,17 +100,6 @@ pub(super) struct Collector<S> {
     /// How long one export may take, retries and all.
     timeout: Duration,
     service: PhantomData<fn() -> S>,
-}
-
-impl<S> Clone for Collector<S> {
-    fn clone(&self) -> Self {
-        Collector {
-            grpc: self.grpc.clone(),
-            metadata: self.metadata.clone(),
-            timeout: self.timeout,
-            service: PhantomData,
-        }
-    }
 }
 
 impl<S: Service> Collector<S> {
@@ -214,17 +203,12 @@ fn retryable(code: Code) -> bool {
     )
 }
 
-/// The headers of an `OTEL_EXPORTER_OTLP_HEADERS` value: comma-separated
-/// `key=value` pairs, each value percent-decoded. A pair that is not a
-/// valid header is left out, as the SDK's exporters leave it out.
+/// The headers of an `OTEL_EXPORTER_OTLP_HEADERS` value, read as every
+/// OpenTelemetry list variable is read (`resource::entries`). A pair that
+/// is not a valid header is left out, as the SDK's exporters leave it out.
 fn metadata(headers: &str) -> MetadataMap {
     let mut metadata = MetadataMap::new();
-    for pair in headers.split(',') {
-        let Some((key, value)) = pair.split_once('=') else {
-            continue;
-        };
-        let (key, value) = (key.trim(), value.trim());
-        let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+    for (key, value) in super::resource::entries(headers) {
         if let (Ok(key), Ok(value)) = (
             MetadataKey::from_str(&key.to_ascii_lowercase()),
             MetadataValue::from_str(&value),

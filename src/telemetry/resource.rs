@@ -22,14 +22,25 @@ impl FromStr for ResourceAttributes {
     /// Rust SDK has always skipped it, rather than failing the instance.
     fn from_str(list: &str) -> Result<ResourceAttributes, Infallible> {
         Ok(ResourceAttributes(
-            list.split_terminator(',')
-                .filter_map(|entry| {
-                    let (key, value) = entry.split_once('=')?;
-                    Some((key.trim().to_owned(), percent_decode(value.trim())))
-                })
+            entries(list)
+                .map(|(key, value)| (key.to_owned(), value))
                 .collect(),
         ))
     }
+}
+
+/// The entries of a `key=value,key=value` list, as the OpenTelemetry
+/// specification writes its list variables (`OTEL_RESOURCE_ATTRIBUTES`,
+/// `OTEL_EXPORTER_OTLP_HEADERS`): a W3C Baggage list without properties.
+/// Keys and values are trimmed, and values percent-decoded; bytes that do
+/// not make UTF-8 become U+FFFD, as Baggage requires, and a `%` not followed
+/// by two hex digits is kept as it is. An entry without `=` is skipped.
+pub(super) fn entries(list: &str) -> impl Iterator<Item = (&str, String)> {
+    list.split_terminator(',').filter_map(|entry| {
+        let (key, value) = entry.split_once('=')?;
+        let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
+        Some((key.trim(), value.into_owned()))
+    })
 }
 
 impl std::fmt::Display for ResourceAttributes {
@@ -69,29 +80,6 @@ pub fn resource(service_name: &str, attributes: &ResourceAttributes) -> Resource
         )
         .with_service_name(service_name.to_owned())
         .build()
-}
-
-/// `value` with each `%XX` replaced by the byte it stands for. Bytes that
-/// do not make UTF-8 become U+FFFD, as W3C Baggage requires; a `%` not
-/// followed by two hex digits is kept as it is.
-fn percent_decode(value: &str) -> String {
-    let hex = |digit: Option<&u8>| digit.and_then(|d| char::from(*d).to_digit(16));
-    let bytes = value.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        match (bytes[at], hex(bytes.get(at + 1)), hex(bytes.get(at + 2))) {
-            (b'%', Some(high), Some(low)) => {
-                decoded.push((high * 16 + low) as u8);
-                at += 3;
-            }
-            (byte, _, _) => {
-                decoded.push(byte);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 #[cfg(test)]
