@@ -18,15 +18,12 @@ use std::{
 };
 
 use indexmap::IndexMap;
-use tonic::{
-    Code,
-    metadata::{MetadataMap, MetadataValue},
-    transport::Endpoint,
-};
+use tonic::{Code, metadata::MetadataMap, transport::Endpoint};
 
 use crate::{
     behaviour::{MethodName, Target},
     connection::Connection,
+    deadline,
     span_count::SpanCount,
 };
 
@@ -49,26 +46,6 @@ pub fn endpoint(target: &Target) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(target.as_str().to_owned())?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true))
-}
-
-/// `timeout` as a `grpc-timeout` header value: the most precise unit whose
-/// count fits the eight digits the gRPC spec allows.
-fn grpc_timeout(timeout: Duration) -> MetadataValue<tonic::metadata::Ascii> {
-    const MAX: u128 = 99_999_999;
-    let value = [
-        (timeout.as_nanos(), 'n'),
-        (timeout.as_micros(), 'u'),
-        (timeout.as_millis(), 'm'),
-        (u128::from(timeout.as_secs()), 'S'),
-        (u128::from(timeout.as_secs() / 60), 'M'),
-    ]
-    .into_iter()
-    .find(|(count, _)| *count <= MAX)
-    .map_or_else(
-        || format!("{}H", (timeout.as_secs() / 3600).min(MAX as u64)),
-        |(count, unit)| format!("{count}{unit}"),
-    );
-    MetadataValue::try_from(value).expect("digits and a unit are ASCII")
 }
 
 /// The connection cache. Cheap to clone; clones share the cache.
@@ -143,7 +120,7 @@ impl Clients {
         timeout: Duration,
     ) -> Result<(), tonic::Status> {
         let connection = self.connection(target)?;
-        metadata.insert("grpc-timeout", grpc_timeout(timeout));
+        deadline::write(&mut metadata, timeout);
         let spans = SpanCount::current();
         let Ok(answer) = tokio::time::timeout(timeout, connection.call(method, metadata)).await
         else {
@@ -204,15 +181,5 @@ mod tests {
         assert!(Arc::ptr_eq(&again, &connections.by_target[&targets[4]]));
         let kept: Vec<&Target> = connections.by_target.keys().collect();
         assert_eq!(kept, targets[2..].iter().collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn a_timeout_travels_in_the_most_precise_unit_that_fits_eight_digits() {
-        let header = |timeout: Duration| grpc_timeout(timeout).to_str().unwrap().to_owned();
-        assert_eq!(header(Duration::from_millis(30)), "30000000n");
-        assert_eq!(header(Duration::from_millis(250)), "250000u");
-        assert_eq!(header(Duration::from_secs(30)), "30000000u");
-        assert_eq!(header(Duration::from_secs(1_000)), "1000000m");
-        assert_eq!(header(Duration::from_secs(200_000)), "200000S");
     }
 }

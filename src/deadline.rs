@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use opentelemetry::Context;
 use tokio::time::Instant;
-use tonic::metadata::MetadataMap;
+use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 
 /// The header a gRPC client's deadline travels in.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
@@ -23,6 +23,32 @@ pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 /// header that is not a valid timeout is ignored, as tonic ignores it.
 pub fn budget(metadata: &MetadataMap) -> Option<Duration> {
     parse(metadata.get(GRPC_TIMEOUT)?.to_str().ok()?)
+}
+
+/// Writes `timeout` into `metadata` as a gRPC client sends its deadline,
+/// so the callee can bound its work by it as this instance bounds its own.
+pub fn write(metadata: &mut MetadataMap, timeout: Duration) {
+    metadata.insert(GRPC_TIMEOUT, value(timeout));
+}
+
+/// `timeout` as a `grpc-timeout` value: the most precise unit whose count
+/// fits the eight digits the protocol allows.
+fn value(timeout: Duration) -> MetadataValue<Ascii> {
+    const MAX: u128 = 99_999_999;
+    let value = [
+        (timeout.as_nanos(), 'n'),
+        (timeout.as_micros(), 'u'),
+        (timeout.as_millis(), 'm'),
+        (u128::from(timeout.as_secs()), 'S'),
+        (u128::from(timeout.as_secs() / 60), 'M'),
+    ]
+    .into_iter()
+    .find(|(count, _)| *count <= MAX)
+    .map_or_else(
+        || format!("{}H", (timeout.as_secs() / 3600).min(MAX as u64)),
+        |(count, unit)| format!("{count}{unit}"),
+    );
+    MetadataValue::try_from(value).expect("digits and a unit are ASCII")
 }
 
 /// How long before its caller's deadline a request answers when it runs
@@ -125,6 +151,16 @@ mod tests {
         ] {
             assert_eq!(parse(value), Some(expected), "{value}");
         }
+    }
+
+    #[test]
+    fn a_timeout_travels_in_the_most_precise_unit_that_fits_eight_digits() {
+        let header = |timeout: Duration| value(timeout).to_str().unwrap().to_owned();
+        assert_eq!(header(Duration::from_millis(30)), "30000000n");
+        assert_eq!(header(Duration::from_millis(250)), "250000u");
+        assert_eq!(header(Duration::from_secs(30)), "30000000u");
+        assert_eq!(header(Duration::from_secs(1_000)), "1000000m");
+        assert_eq!(header(Duration::from_secs(200_000)), "200000S");
     }
 
     #[tokio::test(start_paused = true)]
