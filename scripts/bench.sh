@@ -271,11 +271,13 @@ warm_up() {
     WARMED=$DONE
 }
 
-# The 99th percentile of h2load's per-request times in a --log-file, in s.
-p99_s() {
-    awk '{ print $3 }' "$1" | sort -n | awk '{ v[NR] = $1 } END {
-        i = int(NR * 0.99); if (i < NR * 0.99) i++; if (i < 1) i = 1
-        printf "%.3f", v[i] / 1000000 }'
+# percentile FILE PCT PER: the PCT-th percentile of h2load's per-request
+# times in a --log-file (microseconds), divided by PER: 1000 for ms,
+# 1000000 for s.
+percentile() {
+    awk '{ print $3 }' "$1" | sort -n | awk -v p="$2" -v per="$3" '{ v[NR] = $1 } END {
+        i = int(NR * p / 100); if (i < NR * p / 100) i++; if (i < 1) i = 1
+        printf "%.3f", v[i] / per }'
 }
 
 # --- The OTLP sink ---------------------------------------------------------------
@@ -602,7 +604,7 @@ bare_sleepers() {
     load "$name.warmup" "$port" A -n 1000 "${THROUGHPUT_SHAPE[@]}"
     load "$name" "$port" B -n "$SLEEPER_REQUESTS" "${SLEEP_SHAPE[@]}" --log-file="$RESULTS/$name.times"
     PAIR_RSS=$(peak_rss_mb "$pid")
-    PAIR_P99=$(p99_s "$RESULTS/$name.times")
+    PAIR_P99=$(percentile "$RESULTS/$name.times" 99 1000000)
     stop "$pid"
 }
 
@@ -638,7 +640,7 @@ sleepers() {
         local rss p99
         all_ok=$((all_ok + GRPC_OK)) all_failed=$((all_failed + FAILED)) all_done=$((all_done + DONE))
         rss=$(peak_rss_mb "$pid")
-        p99=$(p99_s "$RESULTS/$name-$pair.times")
+        p99=$(percentile "$RESULTS/$name-$pair.times" 99 1000000)
         stop "$pid"
         wait_for_quiet_sink
         error_spans=$((error_spans + $(sink_count "$SINK_COUNTS" error_spans) - errors_before))
@@ -925,13 +927,6 @@ QUEUE_SLOTS=10
 QUEUE_HOLD_S=30
 SHED_REQUESTS=2000
 
-# The PCT-th percentile of h2load's per-request times in a --log-file, in ms.
-percentile_ms() {
-    awk '{ print $3 }' "$1" | sort -n | awk -v p="$2" '{ v[NR] = $1 } END {
-        i = int(NR * p / 100); if (i < NR * p / 100) i++; if (i < 1) i = 1
-        printf "%.3f", v[i] / 1000 }'
-}
-
 # 9. The queue: QUEUE_SLOTS slots busy and SLEEPERS requests waiting for them,
 # with every signal exported as by default, against the bare server holding
 # as many; then requests past the full queue, one at a time, each shed.
@@ -985,7 +980,7 @@ bench_queue() {
     rss=$(rss_mb "$pid")
     load thespian-queue.shed "$port" A -n "$SHED_REQUESTS" -c 1 -m 1 --log-file="$RESULTS/thespian-queue.shed.times"
     local shed_ok=$GRPC_OK shed_done=$DONE shed_failed=$FAILED p99 mean
-    p99=$(percentile_ms "$RESULTS/thespian-queue.shed.times" 99)
+    p99=$(percentile "$RESULTS/thespian-queue.shed.times" 99 1000)
     mean=$(awk '{ t += $3 } END { printf "%.3f", (NR > 0) ? t / NR / 1000 : 0 }' "$RESULTS/thespian-queue.shed.times")
     # Before the hold ends: the peak of the requests held, not of their ending.
     local peak
