@@ -553,6 +553,26 @@ bare_chain() {
     stop "$back_pid"
 }
 
+# start_chain NAME KEYS LOGS: a back Thespian and a front whose A calls the
+# back's A, KEYS added to the call's config, spans exported. Each one's
+# stdout goes to LOGS-back.log and LOGS-front.log, or nowhere when LOGS is
+# empty. Sets CHAIN_BACK and CHAIN_FRONT (their pids) and CHAIN_PORT (the
+# front's port).
+start_chain() {
+    local name=$1 keys=$2 logs=$3 back_port config back_log=/dev/null front_log=/dev/null
+    if [[ -n $logs ]]; then
+        back_log=$logs-back.log front_log=$logs-front.log
+    fi
+    back_port=$(free_port)
+    CHAIN_PORT=$(free_port)
+    start_thespian "$name-back" "$back_port" "$back_log" OTEL_BACKEND_ADDRESS="$OTLP" "${TRACES_ONLY[@]}"
+    CHAIN_BACK=$LAST_PID
+    config=$(printf '{"grpc_method_a": {"tracing_name": "front", "operations": [{"Action": {"CallService": {"tracing_name": "call back", "service_address": "http://127.0.0.1", "service_port": "%s", "grpc_method": "A"%s}}}]}}' \
+        "$back_port" "${keys:+, $keys}")
+    start_thespian "$name-front" "$CHAIN_PORT" "$front_log" OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
+    CHAIN_FRONT=$LAST_PID
+}
+
 # thespian_chain NAME: two Thespians, spans exported, the front's A calling
 # the back's; the rate in RATE, the CPU per request in CPU_TOTAL and
 # CPU_PARTS, and what reached the sink in CHAIN_SPANS of CHAIN_SENT
@@ -560,17 +580,11 @@ bare_chain() {
 thespian_chain() {
     local name=$1
     wait_for_quiet_sink
-    local back_port front_port back front before cpu_before
-    back_port=$(free_port)
-    front_port=$(free_port)
+    local front_port back front before cpu_before
     before=$(sink_count "$SINK_COUNTS" spans)
     # Their stdout is kept only for the warnings: what each said it lost.
-    start_thespian "$name-back" "$back_port" "$RESULTS/$name-back.log" OTEL_BACKEND_ADDRESS="$OTLP" "${TRACES_ONLY[@]}"
-    back=$LAST_PID
-    local config
-    config=$(printf '{"grpc_method_a": {"tracing_name": "front", "operations": [{"Action": {"CallService": {"tracing_name": "call back", "service_address": "http://127.0.0.1", "service_port": "%s", "grpc_method": "A"}}}]}}' "$back_port")
-    start_thespian "$name-front" "$front_port" "$RESULTS/$name-front.log" OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
-    front=$LAST_PID
+    start_chain "$name" "" "$RESULTS/$name"
+    back=$CHAIN_BACK front=$CHAIN_FRONT front_port=$CHAIN_PORT
     warm_up "$name" "$front_port" A
     # The warm-up's spans are exported before the CPU count starts, and the
     # load's after it ends are counted.
@@ -1069,15 +1083,9 @@ bench_cycle() {
 chain_rate() {
     local name=$1 keys=$2
     wait_for_quiet_sink
-    local back_port front_port back front config
-    back_port=$(free_port)
-    front_port=$(free_port)
-    start_thespian "$name-back" "$back_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" "${TRACES_ONLY[@]}"
-    back=$LAST_PID
-    config=$(printf '{"grpc_method_a": {"tracing_name": "front", "operations": [{"Action": {"CallService": {"tracing_name": "call back", "service_address": "http://127.0.0.1", "service_port": "%s", "grpc_method": "A"%s}}}]}}' \
-        "$back_port" "${keys:+, $keys}")
-    start_thespian "$name-front" "$front_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" CONFIG_JSON="$config" "${TRACES_ONLY[@]}"
-    front=$LAST_PID
+    local front_port back front
+    start_chain "$name" "$keys" ""
+    back=$CHAIN_BACK front=$CHAIN_FRONT front_port=$CHAIN_PORT
     warm_up "$name" "$front_port" A
     wait_for_quiet_sink
     load "$name" "$front_port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
