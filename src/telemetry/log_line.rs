@@ -1,141 +1,151 @@
 //! One JSON object per log line, carrying the trace and span ids of the
 //! span the event happened in, so a log line leads straight to its trace.
 //!
-//! A line is written as it is read off the event, straight into one buffer:
-//! every request logs, so building a JSON tree first would cost each request
-//! a few dozen small allocations for nothing.
+//! A line is written as it is read off the event, straight into the buffer
+//! that goes to the stdout thread. Every request logs, so a JSON tree, or
+//! the timestamp, message and ids each held as a string first, would cost
+//! every request allocations and copies for nothing.
 
 use std::fmt;
 
-use serde::ser::{SerializeMap, Serializer as _};
+use serde::{Serialize, Serializer, ser::SerializeMap};
 use tracing::{Event, Subscriber, field::Field};
-use tracing_subscriber::{
-    fmt::{
-        FmtContext, FormatEvent, FormatFields,
-        format::Writer,
-        time::{FormatTime, SystemTime},
-    },
-    registry::LookupSpan,
-};
+use tracing_subscriber::{Layer, layer};
 
-/// The JSON line format: `timestamp`, `level`, `message`, `service`,
-/// `trace_id`, `span_id`, `target`, then the event's own fields.
-#[derive(Debug, Clone)]
+use super::stdout::Lines;
+
+/// The bytes a line's buffer starts with: enough for a step's line, ids
+/// included, so most lines are written without growing it.
+const LINE_BYTES: usize = 256;
+
+/// The line's own keys, in the order they are written; an event field
+/// named like one is written as `field.<name>`.
+const LINE_KEYS: [&str; 7] = [
+    "timestamp",
+    "level",
+    "message",
+    "service",
+    "trace_id",
+    "span_id",
+    "target",
+];
+
+/// Writes each event as a JSON line to stdout's writer thread: `timestamp`,
+/// `level`, `message`, `service`, `trace_id`, `span_id`, `target`, then the
+/// event's own fields. The ids and the message are left out when there are
+/// none.
+#[derive(Debug)]
 pub struct JsonLines {
     /// Written on every line, so lines from many instances can be mixed.
     service: String,
+    /// Where the lines go.
+    lines: Lines,
 }
 
 impl JsonLines {
-    /// A format that stamps every line with `service`.
-    pub fn new(service: &str) -> JsonLines {
+    /// Lines stamped with `service`, handed to `lines`.
+    pub fn new(service: &str, lines: Lines) -> JsonLines {
         JsonLines {
             service: service.to_owned(),
+            lines,
         }
     }
 }
 
-impl<S, N> FormatEvent<S, N> for JsonLines
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let mut timestamp = String::with_capacity(32);
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-        let mut message = Message(None);
-        event.record(&mut message);
-        let ids = super::current_ids();
-
-        let level = event.metadata().level().as_str();
-        let head = [
-            ("timestamp", Some(timestamp.as_str())),
-            ("level", Some(level)),
-            ("message", message.0.as_deref()),
-            ("service", Some(self.service.as_str())),
-            (
-                "trace_id",
-                ids.as_ref().map(|(trace_id, _)| trace_id.as_str()),
-            ),
-            ("span_id", ids.as_ref().map(|(_, span_id)| span_id.as_str())),
-            ("target", Some(event.metadata().target())),
-        ];
-        let mut line = Vec::with_capacity(256);
-        write_line(&mut line, &head, event).map_err(|_| fmt::Error)?;
-        // serde_json writes only UTF-8.
-        writer.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)?;
-        writer.write_char('\n')
+impl<S: Subscriber> Layer<S> for JsonLines {
+    fn on_event(&self, event: &Event<'_>, _: layer::Context<'_, S>) {
+        let mut line = Vec::with_capacity(LINE_BYTES);
+        match write_line(&mut line, &self.service, event) {
+            Ok(()) => {
+                line.push(b'\n');
+                self.lines.send(line);
+            }
+            // Only a field whose `Debug` fails gets here: the line is
+            // counted as dropped rather than written half.
+            Err(_) => self.lines.count_dropped(),
+        }
     }
 }
 
-/// Writes `head`, less its missing values, then the event's own fields,
-/// as one JSON object.
-fn write_line(
-    out: &mut Vec<u8>,
-    head: &[(&'static str, Option<&str>)],
-    event: &Event<'_>,
-) -> serde_json::Result<()> {
+/// Writes `event` as one JSON object: the line's own keys first, then the
+/// event's fields.
+fn write_line(out: &mut Vec<u8>, service: &str, event: &Event<'_>) -> serde_json::Result<()> {
+    let metadata = event.metadata();
     let mut serializer = serde_json::Serializer::new(out);
     let mut map = serializer.serialize_map(None)?;
-    for (key, value) in head {
-        if let Some(value) = value {
-            map.serialize_entry(key, value)?;
-        }
+    map.serialize_entry("timestamp", &Timestamp)?;
+    map.serialize_entry("level", metadata.level().as_str())?;
+    Entries::write(&mut map, Pass::Message, event)?;
+    map.serialize_entry("service", service)?;
+    if let Some(ids) = super::current_ids() {
+        map.serialize_entry("trace_id", ids.trace_id())?;
+        map.serialize_entry("span_id", ids.span_id())?;
     }
-    let mut fields = Fields {
-        map,
-        head,
-        failed: None,
-    };
-    event.record(&mut fields);
-    match fields.failed {
-        Some(error) => Err(error),
-        None => fields.map.end(),
+    map.serialize_entry("target", metadata.target())?;
+    Entries::write(&mut map, Pass::Fields, event)?;
+    map.end()
+}
+
+/// The time now, as RFC 3339 in UTC to the microsecond, written straight
+/// into the line in one piece.
+struct Timestamp;
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_rfc3339_micros(
+            std::time::SystemTime::now(),
+        ))
     }
 }
 
-/// Picks out an event's `message`.
-struct Message(Option<String>);
+/// A field's `Debug` form, written straight into the line as a string.
+struct Debugged<'a>(&'a dyn fmt::Debug);
 
-impl tracing::field::Visit for Message {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.0 = Some(value.to_owned());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = Some(format!("{value:?}"));
-        }
+impl Serialize for Debugged<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:?}", self.0))
     }
 }
 
-/// Writes an event's fields, all but `message`, into the line, keeping the
-/// first error: a visitor cannot return one. A field named like one of the
-/// line's own keys is written as `field.<name>`, so it neither repeats a
-/// key nor hides the line's own value.
-struct Fields<'a, M> {
+/// Which of an event's fields a pass over them writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Only `message`, which comes among the line's own keys.
+    Message,
+    /// All but `message`, after the line's own keys.
+    Fields,
+}
+
+/// Writes an event's fields into the line, keeping the first error: a
+/// visitor cannot return one. A field named like one of the line's own keys
+/// is written as `field.<name>`, so it neither repeats a key nor hides the
+/// line's own value.
+struct Entries<'a, M> {
     /// The line being written.
-    map: M,
-    /// The line's own keys.
-    head: &'a [(&'static str, Option<&'a str>)],
+    map: &'a mut M,
+    pass: Pass,
     /// Why a field could not be written, if one could not.
     failed: Option<serde_json::Error>,
 }
 
-impl<M: SerializeMap<Error = serde_json::Error>> Fields<'_, M> {
-    fn write(&mut self, field: &Field, value: impl serde::Serialize) {
+impl<'a, M: SerializeMap<Error = serde_json::Error>> Entries<'a, M> {
+    /// Writes the fields of `event` that `pass` takes.
+    fn write(map: &'a mut M, pass: Pass, event: &Event<'_>) -> serde_json::Result<()> {
+        let mut entries = Entries {
+            map,
+            pass,
+            failed: None,
+        };
+        event.record(&mut entries);
+        entries.failed.map_or(Ok(()), Err)
+    }
+
+    fn entry(&mut self, field: &Field, value: impl Serialize) {
         let name = field.name();
-        if name == "message" || self.failed.is_some() {
+        if (name == "message") != (self.pass == Pass::Message) || self.failed.is_some() {
             return;
         }
-        let written = if self.head.iter().any(|(key, _)| *key == name) {
+        let written = if self.pass == Pass::Fields && LINE_KEYS.contains(&name) {
             self.map.serialize_entry(&format!("field.{name}"), &value)
         } else {
             self.map.serialize_entry(name, &value)
@@ -146,29 +156,29 @@ impl<M: SerializeMap<Error = serde_json::Error>> Fields<'_, M> {
     }
 }
 
-impl<M: SerializeMap<Error = serde_json::Error>> tracing::field::Visit for Fields<'_, M> {
+impl<M: SerializeMap<Error = serde_json::Error>> tracing::field::Visit for Entries<'_, M> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.write(field, value);
+        self.entry(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.write(field, value);
+        self.entry(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.write(field, value);
+        self.entry(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.write(field, value);
+        self.entry(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.write(field, value);
+        self.entry(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.write(field, format!("{value:?}"));
+        self.entry(field, Debugged(value));
     }
 }
 
@@ -179,16 +189,17 @@ mod tests {
     use serde_json::Value;
     use tracing_subscriber::layer::SubscriberExt;
 
-    use super::JsonLines;
+    use super::{super::stdout, JsonLines};
 
-    /// Log lines written by `JsonLines` while `log` runs, one per event.
+    /// Log lines written by `JsonLines` while `log` runs, one per event,
+    /// through the stdout thread.
     fn lines_of(log: impl FnOnce()) -> Vec<Value> {
         let written = Arc::new(Mutex::new(Vec::new()));
-        let sink = written.clone();
-        let layer = tracing_subscriber::fmt::layer()
-            .event_format(JsonLines::new("checkout"))
-            .with_writer(move || Writer(sink.clone()));
+        let (lines, thread, _) = stdout::start(Writer(written.clone()), 1 << 20).unwrap();
+        let layer = JsonLines::new("checkout", lines);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), log);
+        // The thread writes everything queued before it stops.
+        drop(thread);
         let written = written.lock().unwrap();
         std::str::from_utf8(&written)
             .unwrap()

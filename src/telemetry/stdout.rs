@@ -31,8 +31,8 @@ pub const BACKLOG_BYTES: usize = 4 << 20;
 /// at most this much later for it.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Hands log lines to the writer thread: what the stdout layer writes
-/// through. Cheap to clone.
+/// Hands log lines to the writer thread: the JSON layer sends each line it
+/// writes, and the human-readable layer writes through it. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Lines {
     shared: Arc<Shared>,
@@ -45,7 +45,8 @@ struct Shared {
     waiting: AtomicUsize,
     /// The most bytes that may wait.
     limit: usize,
-    /// Lines dropped, because too much waited or stdout refused them.
+    /// Lines dropped, because too much waited, stdout refused them or a
+    /// field could not be written.
     dropped: AtomicU64,
 }
 
@@ -125,7 +126,7 @@ fn write_all(lines: mpsc::Receiver<Vec<u8>>, mut out: impl Write, shared: &Share
 impl Lines {
     /// Queues `line`, or drops and counts it when it would take the bytes
     /// waiting past the limit, or once the thread has stopped.
-    fn send(&self, line: &[u8]) {
+    pub fn send(&self, line: Vec<u8>) {
         let len = line.len();
         if len == 0 {
             return;
@@ -137,19 +138,24 @@ impl Lines {
                 (waiting + len <= self.shared.limit).then_some(waiting + len)
             })
             .is_ok();
-        if !admitted || self.queue.send(line.to_vec()).is_err() {
+        if !admitted || self.queue.send(line).is_err() {
             if admitted {
                 self.shared.waiting.fetch_sub(len, Ordering::Relaxed);
             }
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            self.count_dropped();
         }
+    }
+
+    /// Counts a line that never reached the queue.
+    pub fn count_dropped(&self) {
+        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 impl Write for Lines {
-    /// The stdout layer writes each formatted line in one call.
+    /// The human-readable layer writes each formatted line in one call.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send(buf);
+        self.send(buf.to_vec());
         Ok(buf.len())
     }
 

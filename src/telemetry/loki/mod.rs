@@ -234,9 +234,10 @@ fn record_ids<S>(loki: &tracing_loki::Layer, id: &Id, ctx: Context<'_, S>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let Some((trace_id, span_id)) = super::current_ids() else {
+    let Some(ids) = super::current_ids() else {
         return;
     };
+    let (trace_id, span_id) = (ids.trace_id(), ids.span_id());
     let fields = IDS.fields();
     let (Some(trace_field), Some(span_field)) = (fields.field("trace_id"), fields.field("span_id"))
     else {

@@ -114,6 +114,16 @@ impl Instance {
             })
     }
 
+    /// The first output line that satisfies `predicate` within `timeout`,
+    /// if one does.
+    pub async fn line_within(
+        &self,
+        mut predicate: impl FnMut(&str) -> bool,
+        timeout: Duration,
+    ) -> Option<String> {
+        wait_for_line(&self.output, &mut predicate, timeout).await
+    }
+
     /// Stops reading the process's output, as a stalled log shipper
     /// would: once the pipe is full, every write to it would block.
     pub fn pause_output(&self) {
