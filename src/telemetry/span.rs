@@ -34,6 +34,10 @@ use opentelemetry_sdk::{
 /// grow a span without bound.
 const MAX_EVENTS: usize = 128;
 
+/// Room for the attributes a span is told as it ends: a step's name, kind
+/// and settings, or a request's RPC attributes and status.
+const ENDING_ATTRIBUTES: usize = 8;
+
 /// Opens the spans of requests and steps, and hands each to the span
 /// pipeline when it ends. Cheap to clone.
 #[derive(Clone)]
@@ -229,10 +233,13 @@ impl Span for OpenSpan {
         // A step's span is told an attribute or two while it runs (the
         // duration it drew, the outcome it rolled) and holds them for as
         // long as the step waits: room for exactly those, rather than the
-        // four a first push makes room for.
-        let attributes = &mut self.told().attributes;
-        attributes.reserve_exact(1);
-        attributes.push(attribute);
+        // four a first push makes room for. Once it is named it is ending,
+        // and the list grows as lists do (see `update_name`).
+        let told = self.told();
+        if told.name.is_empty() {
+            told.attributes.reserve_exact(1);
+        }
+        told.attributes.push(attribute);
     }
 
     fn set_attributes(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
@@ -261,7 +268,13 @@ impl Span for OpenSpan {
     where
         T: Into<Cow<'static, str>>,
     {
-        self.told().name = new_name.into();
+        // A span is named as it ends, just before it is told the
+        // attributes that describe it. They come one at a time, whatever
+        // list they are set as (`SpanRef` passes each on alone), so room
+        // is made for them at once rather than one by one.
+        let told = self.told();
+        told.name = new_name.into();
+        told.attributes.reserve(ENDING_ATTRIBUTES);
     }
 
     fn add_link(&mut self, _span_context: SpanContext, _attributes: Vec<KeyValue>) {}
