@@ -17,7 +17,11 @@ use opentelemetry::{
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status, metadata::MetadataValue, transport::Server};
+use tonic::{
+    Request, Response, Status,
+    metadata::{Ascii, MetadataValue},
+    transport::Server,
+};
 use tracing::Instrument;
 
 use crate::{
@@ -40,6 +44,17 @@ use crate::{
 /// The response header that names the request's trace, so `grpcurl -v`
 /// shows which trace to open.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
+
+/// `trace_id` as the value of [`TRACE_ID_HEADER`], marked never to be
+/// indexed by HTTP/2's header compression: each answer's is new, so an
+/// indexed one only crowds the connection's table, and every later answer
+/// then compared its own against each one there.
+fn trace_id_value(trace_id: TraceId) -> Option<MetadataValue<Ascii>> {
+    let hex = const_hex::Buffer::<16>::new().const_format(&trace_id.to_bytes());
+    let mut value = MetadataValue::try_from(hex.as_str()).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
 
 /// The services reflection lists when the control API is off.
 const ADVERTISED_WITHOUT_CONTROL: [&str; 4] = [
@@ -376,7 +391,7 @@ impl Ending {
         let spans = SpanCount::current();
         self.answer(code, outcome.as_ref().err().map(Failure::cause));
         let trace_id = (trace_id != TraceId::INVALID)
-            .then(|| MetadataValue::try_from(trace_id.to_string()).ok())
+            .then(|| trace_id_value(trace_id))
             .flatten();
         match outcome {
             Ok(()) => {
