@@ -103,9 +103,7 @@ impl SpanCount {
         let mut all = BySpans::default();
         all.add(me, self.0.own.load(Ordering::Relaxed));
         all.merge(&self.downstream());
-        if let Ok(total) = MetadataValue::try_from(all.total().to_string()) {
-            answer.insert(SPANS_HEADER, total);
-        }
+        answer.insert(SPANS_HEADER, MetadataValue::from(all.total()));
         if all.total() > 0
             && let Ok(by_service) = MetadataValue::try_from(all.to_string())
         {
