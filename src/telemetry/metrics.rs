@@ -369,4 +369,40 @@ mod tests {
             Duration::from_millis(3),
         );
     }
+
+    /// Keeps what an observable instrument is told: each value and the
+    /// `rpc.method` it was told with.
+    #[derive(Default)]
+    struct Observed(std::sync::Mutex<Vec<(i64, String)>>);
+
+    impl AsyncInstrument<i64> for Observed {
+        fn observe(&self, measurement: i64, attributes: &[KeyValue]) {
+            let method = attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == "rpc.method")
+                .map(|kv| kv.value.to_string())
+                .unwrap_or_default();
+            self.0.lock().unwrap().push((measurement, method));
+        }
+    }
+
+    #[test]
+    fn active_requests_are_read_by_method_from_each_methods_first_request() {
+        let active = ActiveRequests::default();
+        let observed = Observed::default();
+        active.observe(&observed);
+        assert!(observed.0.lock().unwrap().is_empty(), "no request yet");
+
+        active.change(MethodName::A, 1);
+        active.change(MethodName::A, 1);
+        active.change(MethodName::C, 1);
+        active.change(MethodName::A, -1);
+        active.change(MethodName::C, -1);
+        active.observe(&observed);
+        assert_eq!(
+            *observed.0.lock().unwrap(),
+            [(1, "A".to_owned()), (0, "C".to_owned())],
+            "B was never requested"
+        );
+    }
 }
