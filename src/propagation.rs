@@ -76,14 +76,26 @@ fn format_of(format: Propagator) -> Box<dyn TextMapPropagator + Send + Sync> {
     }
 }
 
+/// The headers whose values callers set and repeat from request to
+/// request; every other propagated header names this request's own span.
+const REPEATED: [&str; 2] = ["baggage", "tracestate"];
+
 struct MetadataInjector<'a>(&'a mut MetadataMap);
 
 impl Injector for MetadataInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(key), Ok(value)) = (
+        if let (Ok(key), Ok(mut value)) = (
             MetadataKey::from_bytes(key.as_bytes()),
             MetadataValue::try_from(value),
         ) {
+            // A span's ids are new on every call, so HTTP/2's header
+            // compression is told never to index them: indexed, they only
+            // crowded the connection's table, and every later call then
+            // compared its own against each one there (a fifth of a chain
+            // front's instructions under callgrind).
+            if !REPEATED.contains(&key.as_str()) {
+                value.set_sensitive(true);
+            }
             self.0.insert(key, value);
         }
     }
@@ -214,5 +226,17 @@ mod tests {
         );
         let cx = propagation("none").extract(&metadata);
         assert!(!cx.span().span_context().is_valid());
+    }
+
+    #[test]
+    fn a_spans_ids_are_never_indexed_and_baggage_and_trace_state_may_be() {
+        let cx = sampled().with_baggage([KeyValue::new("tenant", "acme")]);
+        let mut metadata = MetadataMap::new();
+        propagation("tracecontext,baggage,b3,b3multi").inject(&cx, &mut metadata);
+        for key in ["traceparent", "b3", "x-b3-traceid", "x-b3-spanid"] {
+            let value = metadata.get(key).unwrap_or_else(|| panic!("{key} written"));
+            assert!(value.is_sensitive(), "{key} is never indexed");
+        }
+        assert!(!metadata.get("baggage").unwrap().is_sensitive());
     }
 }
