@@ -41,7 +41,7 @@ pub struct Lines {
 
 #[derive(Debug)]
 struct Shared {
-    /// Bytes handed to the thread and not yet written.
+    /// Room held by the lines handed to the thread and not yet written.
     waiting: AtomicUsize,
     /// The most bytes that may wait.
     limit: usize,
@@ -115,7 +115,7 @@ fn write_all(lines: mpsc::Receiver<Vec<u8>>, mut out: impl Write, shared: &Share
             if out.write_all(&line).is_err() {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            shared.waiting.fetch_sub(line.len(), Ordering::Relaxed);
+            shared.waiting.fetch_sub(line.capacity(), Ordering::Relaxed);
             next = lines.try_recv().ok();
         }
         let _ = out.flush();
@@ -125,12 +125,14 @@ fn write_all(lines: mpsc::Receiver<Vec<u8>>, mut out: impl Write, shared: &Share
 
 impl Lines {
     /// Queues `line`, or drops and counts it when it would take the bytes
-    /// waiting past the limit, or once the thread has stopped.
+    /// waiting past the limit, or once the thread has stopped. A line
+    /// counts the room its buffer holds, which may be more than its text,
+    /// so the limit bounds the memory that waits.
     pub fn send(&self, line: Vec<u8>) {
-        let len = line.len();
-        if len == 0 {
+        if line.is_empty() {
             return;
         }
+        let len = line.capacity();
         let admitted = self
             .shared
             .waiting
@@ -269,5 +271,21 @@ mod tests {
         drop(writer);
         assert_eq!(gate.text().lines().count() as u64, kept);
         assert_eq!(gate.text().lines().next(), Some("line 0000"));
+    }
+
+    #[test]
+    fn a_line_counts_the_room_its_buffer_holds() {
+        let gate = Gate::default();
+        let (lines, writer, dropped) = start(gate.clone(), 40).unwrap();
+        for n in 0..3 {
+            let mut line = Vec::with_capacity(20);
+            line.extend_from_slice(format!("line {n:04}\n").as_bytes());
+            lines.send(line);
+        }
+        // Ten bytes of text each, twenty of room: two fit in forty.
+        assert_eq!(dropped.dropped_lines(), 1);
+        gate.open();
+        drop(writer);
+        assert_eq!(gate.text(), "line 0000\nline 0001\n");
     }
 }
