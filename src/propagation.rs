@@ -91,8 +91,7 @@ impl Injector for MetadataInjector<'_> {
             // A span's ids are new on every call, so HTTP/2's header
             // compression is told never to index them: indexed, they only
             // crowded the connection's table, and every later call then
-            // compared its own against each one there (a fifth of a chain
-            // front's instructions under callgrind).
+            // compared its own against each one there.
             if !REPEATED.contains(&key.as_str()) {
                 value.set_sensitive(true);
             }
