@@ -5,11 +5,20 @@
 //! are made at once, and they wait while the next burst's requests take the
 //! CPU. What waits is each signal's own form of an item ([`Export::Item`]):
 //! its OTLP bytes, already written, so a batch is a request once its items
-//! are put side by side. The behaviour is that of the SDK's batch processors,
-//! with their standard settings (`OTEL_BSP_*`, `OTEL_BLRP_*`): a batch
-//! leaves when it is full or when the schedule delay has passed, a few at a
-//! time, each within the export timeout, and an item that finds the queue
-//! full is dropped and counted.
+//! are put side by side. The settings are the SDK's batch processors'
+//! standard ones (`OTEL_BSP_*`, `OTEL_BLRP_*`): batches of a size, a few on
+//! their way at a time, each within the export timeout, and an item that
+//! finds the queue full is dropped and counted.
+//!
+//! When a batch leaves is Thespian's own. Exporting costs CPU, here and in a
+//! collector that often shares the machine, and spent while a burst of
+//! requests is ending it is taken from the requests still ending: it set
+//! their tail latency. So the task looks at the queue every [`LOOK`], and
+//! full batches leave once items come in slower than a batch a second (the
+//! burst is over), when the oldest has waited the schedule delay (the
+//! instance stays busy), or when the queue is three quarters full (room
+//! runs short). The batch still filling leaves when items stop coming for
+//! a look, or on the schedule. A flush or shutdown takes everything.
 //!
 //! Items wait in batches: each is a vector made to the batch size, so
 //! taking one for export moves it whole, once a burst has been exported its
@@ -26,6 +35,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::time::Instant;
+
 use futures::{StreamExt, stream::FuturesUnordered};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use tokio::sync::Notify;
@@ -34,6 +45,13 @@ use super::{
     delivery::{Delivery, Signal},
     overflow::Overflow,
 };
+
+/// How often the task looks at a queue that holds items: how fast they
+/// come decides whether full batches leave.
+pub(super) const LOOK: Duration = Duration::from_millis(10);
+/// Looks a second: items coming slower than one batch in this many looks
+/// mean the burst that made them is over.
+const LOOKS_A_SECOND: usize = 100;
 
 /// How long a flush outside shutdown may wait for the collector.
 pub(super) const FLUSH_WAIT: Duration = Duration::from_secs(5);
@@ -85,7 +103,8 @@ pub(super) struct ExportQueue<I> {
 #[derive(Debug)]
 struct Shared<I> {
     state: Mutex<State<I>>,
-    /// Wakes the exporting task when a batch fills or a flush is asked for.
+    /// Wakes the exporting task when an empty queue gets an item, a batch
+    /// fills, or a flush is asked for.
     wake: Notify,
     /// The most items that may wait.
     max_queue: usize,
@@ -170,7 +189,7 @@ impl<I: Send + 'static> ExportQueue<I> {
     pub(super) fn push(&self, item: impl FnOnce() -> I) {
         self.overflow.count();
         let batch = self.shared.batch;
-        let full = {
+        let wake = {
             let mut state = self.shared.lock();
             if state.closing || state.waiting(batch) >= self.shared.max_queue {
                 // Dropped: the overflow count tells, as delivery falls behind.
@@ -186,10 +205,11 @@ impl<I: Send + 'static> ExportQueue<I> {
                 state.full.push_back(filled);
                 true
             } else {
-                false
+                // The first item into an empty queue starts the looks.
+                state.filling.len() == 1 && state.full.is_empty()
             }
         };
-        if full {
+        if wake {
             self.shared.wake.notify_one();
         }
     }
@@ -258,35 +278,64 @@ impl<X: Export> Exports<X> {
     }
 }
 
-/// The exporting task: takes full batches as they fill, and the batch
-/// being filled when the schedule delay passes or a flush asks for it, with
-/// at most [`Exports::most`] exports on their way at once.
+/// The exporting task: takes full batches when the items have stopped
+/// coming fast, the oldest has waited `delay` or room runs short, and the
+/// batch being filled when items stop coming, the schedule delay passes or
+/// a flush asks for it, with at most [`Exports::most`] exports on their way
+/// at once.
 async fn run<X: Export>(shared: Arc<Shared<X::Item>>, exports: Exports<X>, delay: Duration) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + delay, delay);
+    let mut tick = tokio::time::interval_at(Instant::now() + delay, delay);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let look = tokio::time::sleep(LOOK);
+    tokio::pin!(look);
     // Each export on its way, with how many items had been taken before it.
     let mut on_their_way = FuturesUnordered::new();
     let mut taken: u64 = 0;
+    let mut pace = Pace::default();
+    // Room runs short past three quarters of the queue.
+    let short = shared.max_queue - shared.max_queue / 4;
     loop {
-        let mut due = false;
+        let (mut due, mut looked) = (false, false);
         tokio::select! {
             _ = shared.wake.notified() => {}
             _ = tick.tick() => due = true,
+            () = &mut look, if pace.watching => looked = true,
             Some(_) = on_their_way.next() => {}
         }
+        let now = Instant::now();
         let (batches, flushes, closing) = {
             let mut state = shared.lock();
-            let mut batches = Vec::new();
+            if looked {
+                pace.look(state.queued, shared.batch);
+            }
             let flushing = !state.flushes.is_empty() || state.closing;
+            let release = flushing
+                || pace.quiet
+                || state.waiting(shared.batch) >= short
+                || pace.held(&state, now) >= delay;
+            let mut batches = Vec::new();
             while on_their_way.len() + batches.len() < exports.most {
-                if let Some(batch) = state.full.pop_front() {
+                if !release && !state.full.is_empty() {
+                    break;
+                } else if let Some(batch) = state.full.pop_front() {
                     batches.push(batch);
-                } else if (due || flushing) && !state.filling.is_empty() {
+                } else if (due || flushing || pace.idle) && !state.filling.is_empty() {
                     batches.push(mem::take(&mut state.filling));
                     due = false;
                 } else {
                     break;
                 }
+            }
+            if state.full.is_empty() {
+                pace.full_since = None;
+            }
+            if state.waiting(shared.batch) == 0 {
+                pace.watching = false;
+            } else if !pace.watching || looked {
+                if !pace.watching {
+                    pace.start(state.queued);
+                }
+                look.as_mut().reset(now + LOOK);
             }
             let started: Vec<(u64, Vec<X::Item>)> = batches
                 .into_iter()
@@ -339,6 +388,50 @@ async fn run<X: Export>(shared: Arc<Shared<X::Item>>, exports: Exports<X>, delay
     }
 }
 
+/// How fast items come into a queue, as the task's looks see it.
+#[derive(Debug, Default)]
+struct Pace {
+    /// Whether the queue holds items, so the task looks every [`LOOK`].
+    watching: bool,
+    /// Items queued as of the last look.
+    seen: u64,
+    /// Fewer than a batch a second came in the last look: full batches may
+    /// leave.
+    quiet: bool,
+    /// Nothing came in the last look: the batch being filled may leave.
+    idle: bool,
+    /// When the task first found full batches waiting, since none last did.
+    full_since: Option<Instant>,
+}
+
+impl Pace {
+    /// Begins watching a queue that has just had its first item.
+    fn start(&mut self, queued: u64) {
+        *self = Pace {
+            watching: true,
+            seen: queued,
+            ..Pace::default()
+        };
+    }
+
+    /// Notes what came in since the last look, [`LOOK`] ago.
+    fn look(&mut self, queued: u64, batch: usize) {
+        let came = (queued - self.seen) as usize;
+        self.seen = queued;
+        self.quiet = came.saturating_mul(LOOKS_A_SECOND) < batch;
+        self.idle = came == 0;
+    }
+
+    /// How long full batches have waited, as far as the task has seen:
+    /// from the first wake that found one, since none last waited.
+    fn held<I>(&mut self, state: &State<I>, now: Instant) -> Duration {
+        if state.full.is_empty() {
+            return Duration::ZERO;
+        }
+        now - *self.full_since.get_or_insert(now)
+    }
+}
+
 /// One export on its way, and where it began in the order items were taken.
 struct OnItsWay {
     before: u64,
@@ -350,5 +443,133 @@ impl Future for OnItsWay {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> task::Poll<()> {
         self.export.as_mut().poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+    use super::*;
+
+    /// Hands each exported batch to the test, at once.
+    struct Collect(UnboundedSender<Vec<u32>>);
+
+    impl Export for Collect {
+        type Item = u32;
+
+        fn export(&self, batch: Vec<u32>) -> impl Future<Output = OTelSdkResult> + Send + 'static {
+            let _ = self.0.send(batch);
+            async { Ok(()) }
+        }
+    }
+
+    /// A queue of `max_queue` items in batches of `batch`, one export at a
+    /// time, and what it exports.
+    fn queue(
+        max_queue: usize,
+        batch: usize,
+        delay: Duration,
+    ) -> (ExportQueue<u32>, UnboundedReceiver<Vec<u32>>, Delivery) {
+        let (exported, received) = unbounded_channel();
+        let settings = QueueSettings {
+            max_queue,
+            batch,
+            delay,
+            exports: 1,
+            timeout: Duration::from_secs(30),
+        };
+        let delivery = Delivery::default();
+        let queue = ExportQueue::start(
+            Collect(exported),
+            settings,
+            Signal::Spans,
+            "item",
+            delivery.clone(),
+        );
+        (queue, received, delivery)
+    }
+
+    /// Lets `ms` milliseconds of paused time pass, one at a time, giving
+    /// the task its turn after each.
+    async fn pass(ms: u64) {
+        for _ in 0..ms {
+            tokio::time::advance(Duration::from_millis(1)).await;
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    fn drain(received: &mut UnboundedReceiver<Vec<u32>>) -> Vec<Vec<u32>> {
+        std::iter::from_fn(|| received.try_recv().ok()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_batches_wait_while_items_come_fast_and_leave_in_order_once_they_stop() {
+        let (queue, mut received, _) = queue(1024, 4, Duration::from_secs(3600));
+        // One a millisecond: 1,000 a second, far more than a batch a second.
+        for n in 0..22 {
+            queue.push(|| n);
+            pass(1).await;
+        }
+        assert_eq!(
+            drain(&mut received),
+            Vec::<Vec<u32>>::new(),
+            "five full batches wait"
+        );
+        pass(3 * LOOK.as_millis() as u64).await;
+        let batches = drain(&mut received);
+        let expected: Vec<Vec<u32>> = (0..22u32)
+            .collect::<Vec<_>>()
+            .chunks(4)
+            .map(<[u32]>::to_vec)
+            .collect();
+        assert_eq!(batches, expected, "every item leaves, oldest first");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_leaves_once_it_has_waited_the_schedule_delay() {
+        let delay = Duration::from_millis(100);
+        let (queue, mut received, _) = queue(1024, 4, delay);
+        let started = Instant::now();
+        let mut first = None;
+        for n in 0..300 {
+            queue.push(|| n);
+            pass(1).await;
+            if first.is_none() && !drain(&mut received).is_empty() {
+                first = Some(started.elapsed());
+            }
+        }
+        let first = first.expect("a batch left while items kept coming");
+        // The first batch filled at 4 ms; it leaves a delay and a look later
+        // at most.
+        assert!(
+            first >= delay && first <= delay + 4 * Duration::from_millis(1) + LOOK,
+            "the first batch left after {first:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_leave_when_the_queue_runs_short_of_room_and_nothing_is_dropped() {
+        let (queue, mut received, delivery) = queue(16, 4, Duration::from_secs(3600));
+        let mut exported = 0;
+        for n in 0..200 {
+            queue.push(|| n);
+            pass(1).await;
+            exported += drain(&mut received).iter().map(Vec::len).sum::<usize>();
+        }
+        pass(3 * LOOK.as_millis() as u64).await;
+        exported += drain(&mut received).iter().map(Vec::len).sum::<usize>();
+        assert_eq!(exported, 200, "every item was exported");
+        assert_eq!(delivery.exported(Signal::Spans), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_item_leaves_after_a_quiet_look_not_the_schedule() {
+        let (queue, mut received, _) = queue(1024, 4, Duration::from_secs(3600));
+        queue.push(|| 7);
+        pass(3 * LOOK.as_millis() as u64).await;
+        assert_eq!(drain(&mut received), vec![vec![7]]);
     }
 }
