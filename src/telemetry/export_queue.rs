@@ -56,16 +56,34 @@ const LOOKS_A_SECOND: usize = 100;
 /// How long a flush outside shutdown may wait for the collector.
 pub(super) const FLUSH_WAIT: Duration = Duration::from_secs(5);
 
-/// What a queue needs from its signal: how a batch of waiting items leaves.
+/// What a queue needs from its signal: how its items wait together, and
+/// how a batch of them leaves.
 pub(super) trait Export: Send + Sync + 'static {
-    /// An item as it waits for export.
-    type Item: Send + 'static;
+    /// Items as they wait for export, a batch's worth at most.
+    type Batch: Batch;
 
     /// Exports `batch`. The queue bounds the time it may take.
-    fn export(
-        &self,
-        batch: Vec<Self::Item>,
-    ) -> impl Future<Output = OTelSdkResult> + Send + 'static;
+    fn export(&self, batch: Self::Batch) -> impl Future<Output = OTelSdkResult> + Send + 'static;
+}
+
+/// Items waiting together, in whatever form costs their signal least to
+/// hold: a vector of items, or one signal's items written side by side.
+pub(super) trait Batch: Send + 'static {
+    /// An empty batch about to take up to `items` items.
+    fn with_room(items: usize) -> Self;
+
+    /// How many items it holds.
+    fn len(&self) -> usize;
+}
+
+impl<I: Send + 'static> Batch for Vec<I> {
+    fn with_room(items: usize) -> Vec<I> {
+        Vec::with_capacity(items)
+    }
+
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
 }
 
 /// How a queue batches: one signal's standard settings.
@@ -94,15 +112,15 @@ impl QueueSettings {
 /// A bounded queue of one signal's items, exported in batches by a task on
 /// the runtime.
 #[derive(Debug)]
-pub(super) struct ExportQueue<I> {
-    shared: Arc<Shared<I>>,
+pub(super) struct ExportQueue<B> {
+    shared: Arc<Shared<B>>,
     /// Items queued or dropped, counted against those delivered or lost.
     overflow: Overflow,
 }
 
 #[derive(Debug)]
-struct Shared<I> {
-    state: Mutex<State<I>>,
+struct Shared<B> {
+    state: Mutex<State<B>>,
     /// Wakes the exporting task when an empty queue gets an item, a batch
     /// fills, or a flush is asked for.
     wake: Notify,
@@ -113,11 +131,11 @@ struct Shared<I> {
 }
 
 #[derive(Debug)]
-struct State<I> {
+struct State<B> {
     /// Full batches, oldest first.
-    full: VecDeque<Vec<I>>,
-    /// The batch being filled.
-    filling: Vec<I>,
+    full: VecDeque<B>,
+    /// The batch being filled, if any item waits in one.
+    filling: Option<B>,
     /// Items queued so far: a flush waits for those queued before it.
     queued: u64,
     /// Flushes waiting for the items queued before them to be exported.
@@ -134,13 +152,13 @@ struct Flush {
     reply: mpsc::SyncSender<OTelSdkResult>,
 }
 
-impl<I> State<I> {
+impl<B: Batch> State<B> {
     fn waiting(&self, batch: usize) -> usize {
-        self.full.len() * batch + self.filling.len()
+        self.full.len() * batch + self.filling.as_ref().map_or(0, B::len)
     }
 }
 
-impl<I: Send + 'static> ExportQueue<I> {
+impl<B: Batch> ExportQueue<B> {
     /// Starts the task that exports through `export`, on the current tokio
     /// runtime, batching as `settings` say, and counts what it delivers and
     /// loses of `signal` in `delivery`; `noun` names one item in warnings.
@@ -150,14 +168,14 @@ impl<I: Send + 'static> ExportQueue<I> {
         signal: Signal,
         noun: &'static str,
         delivery: Delivery,
-    ) -> ExportQueue<I>
+    ) -> ExportQueue<B>
     where
-        X: Export<Item = I>,
+        X: Export<Batch = B>,
     {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 full: VecDeque::new(),
-                filling: Vec::new(),
+                filling: None,
                 queued: 0,
                 flushes: Vec::new(),
                 closing: false,
@@ -184,9 +202,10 @@ impl<I: Send + 'static> ExportQueue<I> {
         }
     }
 
-    /// Queues `item` for export, or drops it, counted, when the queue is
-    /// full or shutting down. `item` is made only when there is room.
-    pub(super) fn push(&self, item: impl FnOnce() -> I) {
+    /// Puts one item in the batch being filled with `put`, or drops it,
+    /// counted, when the queue is full or shutting down: `put` runs only
+    /// when there is room, and must add exactly one item.
+    pub(super) fn push(&self, put: impl FnOnce(&mut B)) {
         self.overflow.count();
         let batch = self.shared.batch;
         let wake = {
@@ -195,19 +214,16 @@ impl<I: Send + 'static> ExportQueue<I> {
                 // Dropped: the overflow count tells, as delivery falls behind.
                 return;
             }
-            if state.filling.capacity() == 0 {
-                state.filling.reserve_exact(batch);
-            }
-            state.filling.push(item());
+            let first = state.filling.is_none() && state.full.is_empty();
+            let filling = state.filling.get_or_insert_with(|| B::with_room(batch));
+            put(filling);
+            let full = filling.len() >= batch;
             state.queued += 1;
-            if state.filling.len() == batch {
-                let filled = mem::take(&mut state.filling);
+            if full && let Some(filled) = state.filling.take() {
                 state.full.push_back(filled);
-                true
-            } else {
-                // The first item into an empty queue starts the looks.
-                state.filling.len() == 1 && state.full.is_empty()
             }
+            // The first item into an empty queue starts the looks.
+            full || first
         };
         if wake {
             self.shared.wake.notify_one();
@@ -245,8 +261,8 @@ impl<I: Send + 'static> ExportQueue<I> {
     }
 }
 
-impl<I> Shared<I> {
-    fn lock(&self) -> MutexGuard<'_, State<I>> {
+impl<B> Shared<B> {
+    fn lock(&self) -> MutexGuard<'_, State<B>> {
         // The lock is never held across anything that can panic.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -265,7 +281,7 @@ struct Exports<X> {
 
 impl<X: Export> Exports<X> {
     /// Exports `batch`, within the timeout, and counts the outcome.
-    fn export(&self, batch: Vec<X::Item>) -> impl Future<Output = ()> + Send + 'static {
+    fn export(&self, batch: X::Batch) -> impl Future<Output = ()> + Send + 'static {
         let count = batch.len() as u64;
         let exporting = self.export.export(batch);
         let (signal, delivery, timeout) = (self.signal, self.delivery.clone(), self.timeout);
@@ -283,7 +299,7 @@ impl<X: Export> Exports<X> {
 /// batch being filled when items stop coming, the schedule delay passes or
 /// a flush asks for it, with at most [`Exports::most`] exports on their way
 /// at once.
-async fn run<X: Export>(shared: Arc<Shared<X::Item>>, exports: Exports<X>, delay: Duration) {
+async fn run<X: Export>(shared: Arc<Shared<X::Batch>>, exports: Exports<X>, delay: Duration) {
     let mut tick = tokio::time::interval_at(Instant::now() + delay, delay);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let look = tokio::time::sleep(LOOK);
@@ -319,8 +335,10 @@ async fn run<X: Export>(shared: Arc<Shared<X::Item>>, exports: Exports<X>, delay
                     break;
                 } else if let Some(batch) = state.full.pop_front() {
                     batches.push(batch);
-                } else if (due || flushing || pace.idle) && !state.filling.is_empty() {
-                    batches.push(mem::take(&mut state.filling));
+                } else if (due || flushing || pace.idle)
+                    && let Some(filling) = state.filling.take()
+                {
+                    batches.push(filling);
                     due = false;
                 } else {
                     break;
@@ -337,7 +355,7 @@ async fn run<X: Export>(shared: Arc<Shared<X::Item>>, exports: Exports<X>, delay
                 }
                 look.as_mut().reset(now + LOOK);
             }
-            let started: Vec<(u64, Vec<X::Item>)> = batches
+            let started: Vec<(u64, X::Batch)> = batches
                 .into_iter()
                 .map(|batch| {
                     let before = taken;
@@ -424,7 +442,7 @@ impl Pace {
 
     /// How long full batches have waited, as far as the task has seen:
     /// from the first wake that found one, since none last waited.
-    fn held<I>(&mut self, state: &State<I>, now: Instant) -> Duration {
+    fn held<B>(&mut self, state: &State<B>, now: Instant) -> Duration {
         if state.full.is_empty() {
             return Duration::ZERO;
         }
@@ -456,7 +474,7 @@ mod tests {
     struct Collect(UnboundedSender<Vec<u32>>);
 
     impl Export for Collect {
-        type Item = u32;
+        type Batch = Vec<u32>;
 
         fn export(&self, batch: Vec<u32>) -> impl Future<Output = OTelSdkResult> + Send + 'static {
             let _ = self.0.send(batch);
@@ -470,7 +488,7 @@ mod tests {
         max_queue: usize,
         batch: usize,
         delay: Duration,
-    ) -> (ExportQueue<u32>, UnboundedReceiver<Vec<u32>>, Delivery) {
+    ) -> (ExportQueue<Vec<u32>>, UnboundedReceiver<Vec<u32>>, Delivery) {
         let (exported, received) = unbounded_channel();
         let settings = QueueSettings {
             max_queue,
@@ -510,7 +528,7 @@ mod tests {
         let (queue, mut received, _) = queue(1024, 4, Duration::from_secs(3600));
         // One a millisecond: 1,000 a second, far more than a batch a second.
         for n in 0..22 {
-            queue.push(|| n);
+            queue.push(|batch| batch.push(n));
             pass(1).await;
         }
         assert_eq!(
@@ -535,7 +553,7 @@ mod tests {
         let started = Instant::now();
         let mut first = None;
         for n in 0..300 {
-            queue.push(|| n);
+            queue.push(|batch| batch.push(n));
             pass(1).await;
             if first.is_none() && !drain(&mut received).is_empty() {
                 first = Some(started.elapsed());
@@ -555,7 +573,7 @@ mod tests {
         let (queue, mut received, delivery) = queue(16, 4, Duration::from_secs(3600));
         let mut exported = 0;
         for n in 0..200 {
-            queue.push(|| n);
+            queue.push(|batch| batch.push(n));
             pass(1).await;
             exported += drain(&mut received).iter().map(Vec::len).sum::<usize>();
         }
@@ -568,7 +586,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_lone_item_leaves_after_a_quiet_look_not_the_schedule() {
         let (queue, mut received, _) = queue(1024, 4, Duration::from_secs(3600));
-        queue.push(|| 7);
+        queue.push(|batch| batch.push(7));
         pass(3 * LOOK.as_millis() as u64).await;
         assert_eq!(drain(&mut received), vec![vec![7]]);
     }

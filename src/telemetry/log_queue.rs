@@ -36,7 +36,7 @@ use super::{
 /// batches from a task on the runtime.
 #[derive(Debug)]
 pub struct LogQueue {
-    queue: ExportQueue<Waiting>,
+    queue: ExportQueue<Vec<Waiting>>,
     /// The scope of the first record, which every record Thespian makes
     /// shares: the bridge from `tracing` is its one logger.
     usual: Arc<OnceLock<InstrumentationScope>>,
@@ -76,7 +76,8 @@ impl LogProcessor for LogQueue {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         let usual = self.usual.get_or_init(|| scope.clone());
         let scope = (scope != usual).then(|| Box::new(scope.clone()));
-        self.queue.push(|| Waiting::new(record, scope));
+        self.queue
+            .push(|batch| batch.push(Waiting::new(record, scope)));
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -104,7 +105,7 @@ struct Records<D> {
 }
 
 impl<D: Destination> Export for Records<D> {
-    type Item = Waiting;
+    type Batch = Vec<Waiting>;
 
     fn export(&self, batch: Vec<Waiting>) -> impl Future<Output = OTelSdkResult> + Send + 'static {
         // Set by the first record queued, so by the time any is exported.

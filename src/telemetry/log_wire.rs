@@ -19,7 +19,7 @@ use opentelemetry_sdk::{Resource, logs::SdkLogRecord};
 use super::{
     log_queue::Waiting,
     wire::{
-        ResourceHead, ScopeHead, delimited_len, delimiter, fixed32_len, fixed64_len, nanos,
+        Items, ResourceHead, ScopeHead, delimited_len, delimiter, fixed32_len, fixed64_len, nanos,
         oneof_varint_len, str_len, varint_len, write_bytes, write_fixed32, write_fixed64,
         write_oneof_bytes, write_oneof_double, write_oneof_varint, write_str, write_varint,
     },
@@ -62,10 +62,10 @@ impl Envelope {
             groups[index].1.push(&record.bytes);
         }
         let heads: Vec<ScopeHead> = groups.iter().map(|(key, _)| ScopeHead::new(key)).collect();
-        let groups: Vec<(&ScopeHead, &[&[u8]])> = heads
+        let groups: Vec<(&ScopeHead, Items<'_>)> = heads
             .iter()
             .zip(&groups)
-            .map(|(head, (_, items))| (head, items.as_slice()))
+            .map(|(head, (_, items))| (head, Items::Whole(items)))
             .collect();
         super::wire::request(&self.resource, &groups)
     }

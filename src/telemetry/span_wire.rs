@@ -7,8 +7,9 @@
 //! out the length of each nested message once per level it is nested in.
 //! At 3 spans a request that was a fifth of an instance's CPU under load
 //! (`docs/performance.md`). Here each span is written into its bytes as it
-//! ends, its length worked out once, and those bytes are what wait in the
-//! queue: a batch is then a request once its spans are put side by side.
+//! ends, its length worked out once, straight into the batch it waits in
+//! ([`Written`]): a batch is then a request once its envelope is put
+//! around it.
 //!
 //! The resource and the instrumentation scope are the same in every batch:
 //! they are encoded once, by the generated types, when the queue starts.
@@ -23,8 +24,9 @@ use opentelemetry::{
 use opentelemetry_sdk::{Resource, trace::SpanData};
 use prost::encoding::key_len;
 
+use super::export_queue::Batch;
 use super::wire::{
-    ResourceHead, ScopeHead, delimited_len, delimiter, fixed32_len, fixed64_len, nanos,
+    Items, ResourceHead, ScopeHead, delimited_len, delimiter, fixed32_len, fixed64_len, nanos,
     oneof_varint_len, str_len, varint_len, write_bytes, write_fixed32, write_fixed64,
     write_oneof_bytes, write_oneof_double, write_oneof_varint, write_str, write_varint,
 };
@@ -46,19 +48,72 @@ impl Envelope {
         }
     }
 
-    /// An `ExportTraceServiceRequest` carrying `spans`, each written by
-    /// [`encode`].
-    pub(super) fn request(&self, spans: &[Box<[u8]>]) -> Bytes {
-        let spans: Vec<&[u8]> = spans.iter().map(|span| &span[..]).collect();
-        super::wire::request(&self.resource, &[(&self.scope, &spans)])
+    /// An `ExportTraceServiceRequest` carrying the spans `written`.
+    pub(super) fn request(&self, written: &Written) -> Bytes {
+        super::wire::request(
+            &self.resource,
+            &[(&self.scope, Items::Framed(&written.chunks))],
+        )
     }
 }
 
-/// `span` as the bytes of a `Span` message, made to their exact length: a
-/// span waits for export in this form, a third of the room its `SpanData`
-/// takes, and a batch of them is a request once they are put side by side.
-pub(super) fn encode(span: &SpanData) -> Box<[u8]> {
-    super::wire::written(span_len(span), |out| write_span(span, out))
+/// Room in each of a batch's chunks: a few dozen spans.
+const CHUNK: usize = 16 * 1024;
+
+/// Spans waiting for export, written as they will be sent: one after
+/// another, each framed as a field of its scope's repeated `spans`, in
+/// chunks of [`CHUNK`] bytes. A waiting span takes its bytes and no more:
+/// held one allocation each, the allocator rounded a span up to its next
+/// size class, a fifth more for the sleeper's, and the batch kept a
+/// pointer to each. A batch grows without moving what it holds, and the
+/// last chunk's spare room is the most it wastes.
+#[derive(Debug, Default)]
+pub(super) struct Written {
+    chunks: Vec<Vec<u8>>,
+    spans: usize,
+}
+
+impl Written {
+    /// Writes `span` after the spans already here.
+    pub(super) fn put(&mut self, span: &SpanData) {
+        let len = span_len(span);
+        let framed = delimited_len(2, len);
+        if self
+            .chunks
+            .last()
+            .is_none_or(|chunk| chunk.capacity() - chunk.len() < framed)
+        {
+            self.chunks.push(Vec::with_capacity(CHUNK.max(framed)));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            delimiter(2, len, chunk);
+            let start = chunk.len();
+            write_span(span, chunk);
+            debug_assert_eq!(
+                chunk.len() - start,
+                len,
+                "the length worked out is the length written"
+            );
+            self.spans += 1;
+        }
+    }
+
+    /// The bytes the batch holds, spare room included.
+    #[cfg(test)]
+    pub(super) fn held(&self) -> usize {
+        self.chunks.iter().map(Vec::capacity).sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
+    }
+}
+
+impl Batch for Written {
+    fn with_room(_spans: usize) -> Written {
+        Written::default()
+    }
+
+    fn len(&self) -> usize {
+        self.spans
+    }
 }
 
 // --- Lengths -----------------------------------------------------------------

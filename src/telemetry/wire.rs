@@ -66,20 +66,48 @@ impl ScopeHead {
     }
 }
 
-/// An export request carrying, from `resource`, each scope's `items`: each
-/// item the bytes of one message of its scope's repeated field 2, a span or
-/// a log record, as `span_wire` and `log_wire` write them.
-pub(super) fn request(resource: &ResourceHead, groups: &[(&ScopeHead, &[&[u8]])]) -> Bytes {
+/// One scope's messages in an export request: spans or log records, each
+/// the bytes of one message of the scope's repeated field 2.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Items<'a> {
+    /// Each message on its own, framed as it is written into the request.
+    Whole(&'a [&'a [u8]]),
+    /// Messages already framed as the field, side by side in chunks.
+    Framed(&'a [Vec<u8>]),
+}
+
+impl Items<'_> {
+    /// How many bytes they take in the request, framing included.
+    fn len(self) -> usize {
+        match self {
+            Items::Whole(items) => items.iter().map(|item| delimited_len(2, item.len())).sum(),
+            Items::Framed(chunks) => chunks.iter().map(Vec::len).sum(),
+        }
+    }
+
+    fn write(self, out: &mut Vec<u8>) {
+        match self {
+            Items::Whole(items) => {
+                for item in items {
+                    delimiter(2, item.len(), out);
+                    out.extend_from_slice(item);
+                }
+            }
+            Items::Framed(chunks) => {
+                for chunk in chunks {
+                    out.extend_from_slice(chunk);
+                }
+            }
+        }
+    }
+}
+
+/// An export request carrying, from `resource`, each scope's `items`, as
+/// `span_wire` and `log_wire` write them.
+pub(super) fn request(resource: &ResourceHead, groups: &[(&ScopeHead, Items<'_>)]) -> Bytes {
     let group_lens: Vec<usize> = groups
         .iter()
-        .map(|(scope, items)| {
-            scope.scope.len()
-                + items
-                    .iter()
-                    .map(|item| delimited_len(2, item.len()))
-                    .sum::<usize>()
-                + scope.schema.len()
-        })
+        .map(|(scope, items)| scope.scope.len() + items.len() + scope.schema.len())
         .collect();
     let resource_len = resource.resource.len()
         + group_lens
@@ -94,10 +122,7 @@ pub(super) fn request(resource: &ResourceHead, groups: &[(&ScopeHead, &[&[u8]])]
     for ((scope, items), len) in groups.iter().zip(group_lens) {
         delimiter(2, len, &mut out);
         out.extend_from_slice(&scope.scope);
-        for item in items.iter() {
-            delimiter(2, item.len(), &mut out);
-            out.extend_from_slice(item);
-        }
+        items.write(&mut out);
         out.extend_from_slice(&scope.schema);
     }
     out.extend_from_slice(&resource.schema);
