@@ -59,7 +59,7 @@ pub struct Batching {
     )]
     pub span_batch: usize,
 
-    /// Milliseconds spans wait at most while more keep coming.
+    /// Milliseconds a burst of spans may wait while more keep coming.
     #[arg(
         long = "otel-bsp-schedule-delay",
         env = "OTEL_BSP_SCHEDULE_DELAY",
@@ -119,7 +119,7 @@ pub struct Batching {
     )]
     pub log_batch: usize,
 
-    /// Milliseconds log records wait at most while more keep coming.
+    /// Milliseconds a burst of log records may wait while more keep coming.
     #[arg(
         long = "otel-blrp-schedule-delay",
         env = "OTEL_BLRP_SCHEDULE_DELAY",

@@ -14,11 +14,13 @@
 //! collector that often shares the machine, and spent while a burst of
 //! requests is ending it is taken from the requests still ending: it set
 //! their tail latency. So the task looks at the queue every [`LOOK`], and
-//! full batches leave once items come in slower than a batch a second (the
-//! burst is over), when the oldest has waited the schedule delay (the
-//! instance stays busy), or when the queue is three quarters full (room
-//! runs short). The batch still filling leaves when items stop coming for
-//! a look, or on the schedule. A flush or shutdown takes everything.
+//! full batches wait while items come fast. They leave once items come
+//! slower than a batch a second (the burst is over), or when the queue is
+//! three quarters full (room runs short); and once items have come fast
+//! for the schedule delay, the load is no burst about to end, and batches
+//! leave as they fill, as a steady load's always did, until a look finds
+//! it quiet. The batch still filling leaves when items stop coming for a
+//! look, or on the schedule. A flush or shutdown takes everything.
 //!
 //! Items wait in batches: each is a vector made to the batch size, so
 //! taking one for export moves it whole, once a burst has been exported its
@@ -295,7 +297,7 @@ impl<X: Export> Exports<X> {
 }
 
 /// The exporting task: takes full batches when the items have stopped
-/// coming fast, the oldest has waited `delay` or room runs short, and the
+/// coming fast, have kept coming fast for `delay`, or room runs short, and the
 /// batch being filled when items stop coming, the schedule delay passes or
 /// a flush asks for it, with at most [`Exports::most`] exports on their way
 /// at once.
@@ -322,13 +324,13 @@ async fn run<X: Export>(shared: Arc<Shared<X::Batch>>, exports: Exports<X>, dela
         let (batches, flushes, closing) = {
             let mut state = shared.lock();
             if looked {
-                pace.look(state.queued, shared.batch);
+                pace.look(state.queued, shared.batch, now);
             }
             let flushing = !state.flushes.is_empty() || state.closing;
             let release = flushing
                 || pace.quiet
                 || state.waiting(shared.batch) >= short
-                || pace.held(&state, now) >= delay;
+                || pace.busy_for(now) >= delay;
             let mut batches = Vec::new();
             while on_their_way.len() + batches.len() < exports.most {
                 if !release && !state.full.is_empty() {
@@ -344,14 +346,11 @@ async fn run<X: Export>(shared: Arc<Shared<X::Batch>>, exports: Exports<X>, dela
                     break;
                 }
             }
-            if state.full.is_empty() {
-                pace.full_since = None;
-            }
             if state.waiting(shared.batch) == 0 {
-                pace.watching = false;
+                pace.stop(now);
             } else if !pace.watching || looked {
                 if !pace.watching {
-                    pace.start(state.queued);
+                    pace.start(state.queued, now);
                 }
                 look.as_mut().reset(now + LOOK);
             }
@@ -418,35 +417,51 @@ struct Pace {
     quiet: bool,
     /// Nothing came in the last look: the batch being filled may leave.
     idle: bool,
-    /// When the task first found full batches waiting, since none last did.
-    full_since: Option<Instant>,
+    /// Since when the looks have found items coming fast, if they do.
+    busy_since: Option<Instant>,
+    /// When the queue last emptied.
+    emptied_at: Option<Instant>,
 }
 
 impl Pace {
-    /// Begins watching a queue that has just had its first item.
-    fn start(&mut self, queued: u64) {
+    /// Begins watching a queue that has just had its first item. Load that
+    /// kept coming while it emptied is still busy; a queue empty for a
+    /// look's time was quiet.
+    fn start(&mut self, queued: u64, now: Instant) {
+        let still_busy = self.emptied_at.is_some_and(|at| now - at < LOOK);
         *self = Pace {
             watching: true,
             seen: queued,
+            busy_since: self.busy_since.filter(|_| still_busy),
             ..Pace::default()
         };
     }
 
+    /// Stops watching a queue that has emptied.
+    fn stop(&mut self, now: Instant) {
+        if self.watching {
+            self.watching = false;
+            self.emptied_at = Some(now);
+        }
+    }
+
     /// Notes what came in since the last look, [`LOOK`] ago.
-    fn look(&mut self, queued: u64, batch: usize) {
+    fn look(&mut self, queued: u64, batch: usize, now: Instant) {
         let came = (queued - self.seen) as usize;
         self.seen = queued;
         self.quiet = came.saturating_mul(LOOKS_A_SECOND) < batch;
         self.idle = came == 0;
+        if self.quiet {
+            self.busy_since = None;
+        } else {
+            self.busy_since.get_or_insert(now);
+        }
     }
 
-    /// How long full batches have waited, as far as the task has seen:
-    /// from the first wake that found one, since none last waited.
-    fn held<B>(&mut self, state: &State<B>, now: Instant) -> Duration {
-        if state.full.is_empty() {
-            return Duration::ZERO;
-        }
-        now - *self.full_since.get_or_insert(now)
+    /// How long items have kept coming fast: past the schedule delay, the
+    /// load is no burst about to end, and batches leave as they fill.
+    fn busy_for(&self, now: Instant) -> Duration {
+        self.busy_since.map_or(Duration::ZERO, |since| now - since)
     }
 }
 
@@ -547,24 +562,42 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_full_batch_leaves_once_it_has_waited_the_schedule_delay() {
+    async fn load_that_lasts_past_the_schedule_delay_leaves_as_it_fills_and_a_new_burst_waits() {
         let delay = Duration::from_millis(100);
         let (queue, mut received, _) = queue(1024, 4, delay);
         let started = Instant::now();
-        let mut first = None;
+        let (mut first, mut exported) = (None, 0);
         for n in 0..300 {
             queue.push(|batch| batch.push(n));
             pass(1).await;
-            if first.is_none() && !drain(&mut received).is_empty() {
+            let batches = drain(&mut received);
+            if first.is_none() && !batches.is_empty() {
                 first = Some(started.elapsed());
             }
+            exported += batches.iter().map(Vec::len).sum::<usize>();
         }
         let first = first.expect("a batch left while items kept coming");
-        // The first batch filled at 4 ms; it leaves a delay and a look later
-        // at most.
+        // The first look found them coming fast; a delay later they leave.
         assert!(
-            first >= delay && first <= delay + 4 * Duration::from_millis(1) + LOOK,
+            first >= delay && first <= delay + 2 * LOOK,
             "the first batch left after {first:?}"
+        );
+        assert!(
+            exported >= 300 - 2 * 4,
+            "once the load outlasts the delay, batches leave as they fill: {exported} of 300"
+        );
+        // Quiet for a while, then a new burst: held again.
+        pass(5 * LOOK.as_millis() as u64).await;
+        exported += drain(&mut received).iter().map(Vec::len).sum::<usize>();
+        assert_eq!(exported, 300);
+        for n in 300..340 {
+            queue.push(|batch| batch.push(n));
+            pass(1).await;
+        }
+        assert_eq!(
+            drain(&mut received),
+            Vec::<Vec<u32>>::new(),
+            "the new burst waits"
         );
     }
 
