@@ -3,9 +3,9 @@
 //!
 //! When a burst of requests ends, tens of thousands of spans and log records
 //! are made at once, and they wait while the next burst's requests take the
-//! CPU. What waits is each signal's own form of an item ([`Export::Item`]):
-//! its OTLP bytes, already written, so a batch is a request once its items
-//! are put side by side. The settings are the SDK's batch processors'
+//! CPU. What waits is each signal's own form of a batch ([`Export::Batch`]):
+//! its items' OTLP bytes, already written, so a batch is a request once its
+//! items are put side by side. The settings are the SDK's batch processors'
 //! standard ones (`OTEL_BSP_*`, `OTEL_BLRP_*`): batches of a size, a few on
 //! their way at a time, each within the export timeout, and an item that
 //! finds the queue full is dropped and counted.
@@ -22,8 +22,8 @@
 //! it quiet. The batch still filling leaves when items stop coming for a
 //! look, or on the schedule. A flush or shutdown takes everything.
 //!
-//! Items wait in batches: each is a vector made to the batch size, so
-//! taking one for export moves it whole, once a burst has been exported its
+//! Items wait in batches, each made when its first item comes, so taking
+//! one for export moves it whole, once a burst has been exported its
 //! memory is freed rather than kept as the spare capacity of one long queue,
 //! and an idle queue holds nothing at all.
 
@@ -37,11 +37,9 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::Instant;
-
 use futures::{StreamExt, stream::FuturesUnordered};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use tokio::sync::Notify;
+use tokio::{sync::Notify, time::Instant};
 
 use super::{
     delivery::{Delivery, Signal},

@@ -59,8 +59,8 @@ impl Envelope {
 
 /// Room in each of a batch's chunks: a few dozen spans. jemalloc serves
 /// this size from its small classes, in runs of equal slots; from 16 KiB
-/// up it adds a page to each allocation, which held 16 KiB chunks a fifth
-/// more memory than their spans.
+/// up it adds a page to each allocation, a quarter more room for a 16 KiB
+/// chunk, and 16 KiB chunks held more than one allocation a span had.
 const CHUNK: usize = 8 * 1024;
 
 /// Spans waiting for export, written as they will be sent: one after

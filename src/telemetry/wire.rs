@@ -135,8 +135,7 @@ pub(super) fn request(resource: &ResourceHead, groups: &[(&ScopeHead, Items<'_>)
 }
 
 /// A message of `len` bytes, written by `write`, in an allocation of
-/// exactly that size: the form in which a span or a log record waits for
-/// export.
+/// exactly that size: the form in which a log record waits for export.
 pub(super) fn written(len: usize, write: impl FnOnce(&mut Vec<u8>)) -> Box<[u8]> {
     let mut out = Vec::with_capacity(len);
     write(&mut out);
