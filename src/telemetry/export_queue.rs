@@ -532,6 +532,15 @@ mod tests {
         }
     }
 
+    /// Pushes `items`, one a millisecond: 1,000 a second, far more than a
+    /// batch a second.
+    async fn burst(queue: &ExportQueue<Vec<u32>>, items: std::ops::Range<u32>) {
+        for n in items {
+            queue.push(|batch| batch.push(n));
+            pass(1).await;
+        }
+    }
+
     fn drain(received: &mut UnboundedReceiver<Vec<u32>>) -> Vec<Vec<u32>> {
         std::iter::from_fn(|| received.try_recv().ok()).collect()
     }
@@ -539,11 +548,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn full_batches_wait_while_items_come_fast_and_leave_in_order_once_they_stop() {
         let (queue, mut received, _) = queue(1024, 4, Duration::from_secs(3600));
-        // One a millisecond: 1,000 a second, far more than a batch a second.
-        for n in 0..22 {
-            queue.push(|batch| batch.push(n));
-            pass(1).await;
-        }
+        burst(&queue, 0..22).await;
         assert_eq!(
             drain(&mut received),
             Vec::<Vec<u32>>::new(),
@@ -588,10 +593,7 @@ mod tests {
         pass(5 * LOOK.as_millis() as u64).await;
         exported += drain(&mut received).iter().map(Vec::len).sum::<usize>();
         assert_eq!(exported, 300);
-        for n in 300..340 {
-            queue.push(|batch| batch.push(n));
-            pass(1).await;
-        }
+        burst(&queue, 300..340).await;
         assert_eq!(
             drain(&mut received),
             Vec::<Vec<u32>>::new(),
