@@ -197,6 +197,13 @@ rss_mb() {
     awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
 
+# rss_median FILE COLUMN FROM TO: the median of COLUMN over the rows of FILE
+# whose first field (a sample's number) is at least FROM and below TO.
+rss_median() {
+    awk -v c="$2" -v from="$3" -v to="$4" '$1 >= from && $1 < to { print $c }' "$1" |
+        sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'
+}
+
 TICKS_PER_S=$(getconf CLK_TCK)
 # CPU time a running process has used so far (user + system), in s. The
 # fields are counted after the command name, which may hold spaces.
@@ -1035,16 +1042,27 @@ bench_cycle() {
     start_thespian cycle-beta "$beta_port" /dev/null OTEL_BACKEND_ADDRESS="$OTLP" \
         CONFIG_JSON="$(cycle_config "$alpha_port")" "${TRACES_ONLY[@]}"
     beta=$LAST_PID
-    local third=$((CYCLE_SECONDS / 3))
-    (sleep "$third" && echo "$(rss_mb "$alpha") $(rss_mb "$beta")" >"$RESULTS/cycle.rss-early") &
+    # RSS swings by a fifth from one moment to the next under this load, as
+    # the allocator takes pages and gives them back, so one reading at each
+    # end would measure the swing. Both are sampled twice a second, and the
+    # median of the middle third is set against the median of the last:
+    # memory that grows shows in both medians, a swing in neither.
+    local third=$((CYCLE_SECONDS / 3)) samples=$((CYCLE_SECONDS * 2))
+    (
+        for ((i = 1; i < samples; i++)); do
+            sleep 0.5
+            echo "$i $(rss_mb "$alpha") $(rss_mb "$beta")"
+        done >"$RESULTS/cycle.rss"
+    ) &
     local sampler=$!
     load cycle "$alpha_port" A -D "$CYCLE_SECONDS" "${THROUGHPUT_SHAPE[@]}"
     wait "$sampler" 2>/dev/null || true
     local rate=$RATE done=$DONE ok=$GRPC_OK failed=$FAILED
     local alpha_early beta_early alpha_late beta_late alpha_peak beta_peak
-    read -r alpha_early beta_early <"$RESULTS/cycle.rss-early"
-    alpha_late=$(rss_mb "$alpha")
-    beta_late=$(rss_mb "$beta")
+    alpha_early=$(rss_median "$RESULTS/cycle.rss" 2 "$((third * 2))" "$((third * 4))")
+    beta_early=$(rss_median "$RESULTS/cycle.rss" 3 "$((third * 2))" "$((third * 4))")
+    alpha_late=$(rss_median "$RESULTS/cycle.rss" 2 "$((third * 4))" "$samples")
+    beta_late=$(rss_median "$RESULTS/cycle.rss" 3 "$((third * 4))" "$samples")
     alpha_peak=$(peak_rss_mb "$alpha")
     beta_peak=$(peak_rss_mb "$beta")
     # h2load cannot read a gRPC status, only that no message came back: poke
@@ -1062,7 +1080,7 @@ bench_cycle() {
     ra=$(ratio "$alpha_late" "$alpha_early")
     rb=$(ratio "$beta_late" "$beta_early")
     worst=$(awk -v a="$ra" -v b="$rb" 'BEGIN { print (a > b) ? a : b }')
-    row "call cycle: RSS at ${CYCLE_SECONDS} s ÷ at ${third} s (alpha, beta)" \
+    row "call cycle: median RSS, $((third * 2))–${CYCLE_SECONDS} s ÷ ${third}–$((third * 2)) s (alpha, beta)" \
         "${ra}×, ${rb}× ($alpha_early → $alpha_late, $beta_early → $beta_late MB)" "≤ 1.10×" "$(verdict "$worst" "<=" 1.10)"
     row "call cycle: peak RSS (alpha, beta) ÷ bare under load" \
         "$(ratio "$alpha_peak" "$BARE_RSS")×, $(ratio "$beta_peak" "$BARE_RSS")× ($alpha_peak, $beta_peak vs $BARE_RSS MB)" "-" "INFO"
