@@ -15,12 +15,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read before `main` runs; `_RJEM_MALLOC_CONF` in
 /// the environment overrides them.
-/// - Pages freed when a burst of requests ends go back to the system
-///   within milliseconds rather than ten seconds: the spans those requests
-///   end are queued for export at that same moment, in allocations of
-///   other sizes that cannot reuse them. 10,000 sleepers ending together
-///   peaked 10 MB higher without it, at a cost of about a tenth of a
-///   two-instance chain's throughput.
+/// - Freed pages go back to the system after about a second rather than
+///   ten, so an instance that has served a burst shrinks back soon after.
+///   Not within milliseconds: when a wave of requests ends while the next
+///   arrives, pages returned at once are faulted in again straight away,
+///   and each return interrupts every core to flush its page tables. At
+///   5 ms that cost a sleeper wave about a quarter of its CPU a request
+///   and most of its p99 over the bare server (docs/performance.md).
 /// - One arena rather than four per core: the per-thread caches already
 ///   keep threads off its lock, and fewer arenas hold fewer half-empty
 ///   pages. It saved a little memory and lifted the chain back.
@@ -28,7 +29,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// The figures are `scripts/bench.sh`'s.
 #[cfg(feature = "jemalloc")]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-static ALLOCATOR_SETTINGS: &[u8; 27] = b"narenas:1,dirty_decay_ms:5\0";
+static ALLOCATOR_SETTINGS: &[u8; 30] = b"narenas:1,dirty_decay_ms:1000\0";
 
 #[tokio::main]
 async fn main() -> ExitCode {
