@@ -21,7 +21,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 ///   arrives, pages returned at once are faulted in again straight away,
 ///   and each return interrupts every core to flush its page tables. At
 ///   5 ms that cost a sleeper wave about a quarter of its CPU a request
-///   and most of its p99 over the bare server (docs/performance.md).
+///   and nearly half of its p99 over the bare server
+///   (docs/performance.md, "Freed pages kept for a second").
 /// - One arena rather than four per core: the per-thread caches already
 ///   keep threads off its lock, and fewer arenas hold fewer half-empty
 ///   pages. It saved a little memory and lifted the chain back.
