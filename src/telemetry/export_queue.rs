@@ -545,6 +545,11 @@ mod tests {
         std::iter::from_fn(|| received.try_recv().ok()).collect()
     }
 
+    /// How many items `batches` carry between them.
+    fn items(batches: &[Vec<u32>]) -> usize {
+        batches.iter().map(Vec::len).sum()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn full_batches_wait_while_items_come_fast_and_leave_in_order_once_they_stop() {
         let (queue, mut received, _) = queue(1024, 4, Duration::from_secs(3600));
@@ -577,7 +582,7 @@ mod tests {
             if first.is_none() && !batches.is_empty() {
                 first = Some(started.elapsed());
             }
-            exported += batches.iter().map(Vec::len).sum::<usize>();
+            exported += items(&batches);
         }
         let first = first.expect("a batch left while items kept coming");
         // The first look found them coming fast; a delay later they leave.
@@ -591,7 +596,7 @@ mod tests {
         );
         // Quiet for a while, then a new burst: held again.
         pass(5 * LOOK.as_millis() as u64).await;
-        exported += drain(&mut received).iter().map(Vec::len).sum::<usize>();
+        exported += items(&drain(&mut received));
         assert_eq!(exported, 300);
         burst(&queue, 300..340).await;
         assert_eq!(
@@ -608,10 +613,10 @@ mod tests {
         for n in 0..200 {
             queue.push(|batch| batch.push(n));
             pass(1).await;
-            exported += drain(&mut received).iter().map(Vec::len).sum::<usize>();
+            exported += items(&drain(&mut received));
         }
         pass(3 * LOOK.as_millis() as u64).await;
-        exported += drain(&mut received).iter().map(Vec::len).sum::<usize>();
+        exported += items(&drain(&mut received));
         assert_eq!(exported, 200, "every item was exported");
         assert_eq!(delivery.exported(Signal::Spans), 200);
     }
