@@ -59,7 +59,7 @@ pub struct Batching {
     )]
     pub span_batch: usize,
 
-    /// Milliseconds a burst of spans may wait while more keep coming.
+    /// Milliseconds at most that a part batch of spans waits to fill.
     #[arg(
         long = "otel-bsp-schedule-delay",
         env = "OTEL_BSP_SCHEDULE_DELAY",
@@ -119,7 +119,7 @@ pub struct Batching {
     )]
     pub log_batch: usize,
 
-    /// Milliseconds a burst of log records may wait while more keep coming.
+    /// Milliseconds at most that a part batch of log records waits to fill.
     #[arg(
         long = "otel-blrp-schedule-delay",
         env = "OTEL_BLRP_SCHEDULE_DELAY",

@@ -10,17 +10,12 @@
 //! their way at a time, each within the export timeout, and an item that
 //! finds the queue full is dropped and counted.
 //!
-//! When a batch leaves is Thespian's own. Exporting costs CPU, here and in a
-//! collector that often shares the machine, and spent while a burst of
-//! requests is ending it is taken from the requests still ending: it set
-//! their tail latency. So the task looks at the queue every [`LOOK`], and
-//! full batches wait while items come fast. They leave once items come
-//! slower than a batch a second (the burst is over), or when the queue is
-//! three quarters full (room runs short); and once items have come fast
-//! for the schedule delay, the load is no burst about to end, and batches
-//! leave as they fill, as a steady load's always did, until a look finds
-//! it quiet. The batch still filling leaves when items stop coming for a
-//! look, or on the schedule. A flush or shutdown takes everything.
+//! A full batch leaves as soon as an export is free to take it: what waits
+//! for export is memory, and a burst's worth held back piles onto the next
+//! burst's requests. The batch still filling leaves when a look at the
+//! queue, every [`LOOK`], finds nothing new came, or on the schedule, so a
+//! lone request's spans reach the collector within a few looks rather than
+//! a schedule delay. A flush or shutdown takes everything.
 //!
 //! Items wait in batches, each made when its first item comes, so taking
 //! one for export moves it whole, once a burst has been exported its
@@ -49,10 +44,6 @@ use super::{
 /// How often the task looks at a queue that holds items: how fast they
 /// come decides whether full batches leave.
 pub(super) const LOOK: Duration = Duration::from_millis(10);
-/// Looks a second: items coming slower than one batch in this many looks
-/// mean the burst that made them is over.
-const LOOKS_A_SECOND: usize = 100;
-
 /// How long a flush outside shutdown may wait for the collector.
 pub(super) const FLUSH_WAIT: Duration = Duration::from_secs(5);
 
@@ -294,11 +285,9 @@ impl<X: Export> Exports<X> {
     }
 }
 
-/// The exporting task: takes full batches when the items have stopped
-/// coming fast, have kept coming fast for `delay`, or room runs short, and the
-/// batch being filled when items stop coming, the schedule delay passes or
-/// a flush asks for it, with at most [`Exports::most`] exports on their way
-/// at once.
+/// The exporting task: takes full batches as they fill, and the batch being
+/// filled when items stop coming, the schedule delay passes or a flush asks
+/// for it, with at most [`Exports::most`] exports on their way at once.
 async fn run<X: Export>(shared: Arc<Shared<X::Batch>>, exports: Exports<X>, delay: Duration) {
     let mut tick = tokio::time::interval_at(Instant::now() + delay, delay);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -308,8 +297,6 @@ async fn run<X: Export>(shared: Arc<Shared<X::Batch>>, exports: Exports<X>, dela
     let mut on_their_way = FuturesUnordered::new();
     let mut taken: u64 = 0;
     let mut pace = Pace::default();
-    // Room runs short past three quarters of the queue.
-    let short = shared.max_queue - shared.max_queue / 4;
     loop {
         let (mut due, mut looked) = (false, false);
         tokio::select! {
@@ -322,18 +309,12 @@ async fn run<X: Export>(shared: Arc<Shared<X::Batch>>, exports: Exports<X>, dela
         let (batches, flushes, closing) = {
             let mut state = shared.lock();
             if looked {
-                pace.look(state.queued, shared.batch, now);
+                pace.look(state.queued);
             }
             let flushing = !state.flushes.is_empty() || state.closing;
-            let release = flushing
-                || pace.quiet
-                || state.waiting(shared.batch) >= short
-                || pace.busy_for(now) >= delay;
             let mut batches = Vec::new();
             while on_their_way.len() + batches.len() < exports.most {
-                if !release && !state.full.is_empty() {
-                    break;
-                } else if let Some(batch) = state.full.pop_front() {
+                if let Some(batch) = state.full.pop_front() {
                     batches.push(batch);
                 } else if (due || flushing || pace.idle)
                     && let Some(filling) = state.filling.take()
@@ -345,10 +326,10 @@ async fn run<X: Export>(shared: Arc<Shared<X::Batch>>, exports: Exports<X>, dela
                 }
             }
             if state.waiting(shared.batch) == 0 {
-                pace.stop(now);
+                pace.stop();
             } else if !pace.watching || looked {
                 if !pace.watching {
-                    pace.start(state.queued, now);
+                    pace.start(state.queued);
                 }
                 look.as_mut().reset(now + LOOK);
             }
@@ -403,63 +384,36 @@ async fn run<X: Export>(shared: Arc<Shared<X::Batch>>, exports: Exports<X>, dela
     }
 }
 
-/// How fast items come into a queue, as the task's looks see it.
+/// Whether items still come into a queue, as the task's looks see it.
 #[derive(Debug, Default)]
 struct Pace {
     /// Whether the queue holds items, so the task looks every [`LOOK`].
     watching: bool,
     /// Items queued as of the last look.
     seen: u64,
-    /// Fewer than a batch a second came in the last look: full batches may
-    /// leave.
-    quiet: bool,
     /// Nothing came in the last look: the batch being filled may leave.
     idle: bool,
-    /// Since when the looks have found items coming fast, if they do.
-    busy_since: Option<Instant>,
-    /// When the queue last emptied.
-    emptied_at: Option<Instant>,
 }
 
 impl Pace {
-    /// Begins watching a queue that has just had its first item. Load that
-    /// kept coming while it emptied is still busy; a queue empty for a
-    /// look's time was quiet.
-    fn start(&mut self, queued: u64, now: Instant) {
-        let still_busy = self.emptied_at.is_some_and(|at| now - at < LOOK);
+    /// Begins watching a queue that has just had its first item.
+    fn start(&mut self, queued: u64) {
         *self = Pace {
             watching: true,
             seen: queued,
-            busy_since: self.busy_since.filter(|_| still_busy),
-            ..Pace::default()
+            idle: false,
         };
     }
 
     /// Stops watching a queue that has emptied.
-    fn stop(&mut self, now: Instant) {
-        if self.watching {
-            self.watching = false;
-            self.emptied_at = Some(now);
-        }
+    fn stop(&mut self) {
+        self.watching = false;
     }
 
-    /// Notes what came in since the last look, [`LOOK`] ago.
-    fn look(&mut self, queued: u64, batch: usize, now: Instant) {
-        let came = (queued - self.seen) as usize;
+    /// Notes whether anything came since the last look, [`LOOK`] ago.
+    fn look(&mut self, queued: u64) {
+        self.idle = queued == self.seen;
         self.seen = queued;
-        self.quiet = came.saturating_mul(LOOKS_A_SECOND) < batch;
-        self.idle = came == 0;
-        if self.quiet {
-            self.busy_since = None;
-        } else {
-            self.busy_since.get_or_insert(now);
-        }
-    }
-
-    /// How long items have kept coming fast: past the schedule delay, the
-    /// load is no burst about to end, and batches leave as they fill.
-    fn busy_for(&self, now: Instant) -> Duration {
-        self.busy_since.map_or(Duration::ZERO, |since| now - since)
     }
 }
 
@@ -532,15 +486,6 @@ mod tests {
         }
     }
 
-    /// Pushes `items`, one a millisecond: 1,000 a second, far more than a
-    /// batch a second.
-    async fn burst(queue: &ExportQueue<Vec<u32>>, items: std::ops::Range<u32>) {
-        for n in items {
-            queue.push(|batch| batch.push(n));
-            pass(1).await;
-        }
-    }
-
     fn drain(received: &mut UnboundedReceiver<Vec<u32>>) -> Vec<Vec<u32>> {
         std::iter::from_fn(|| received.try_recv().ok()).collect()
     }
@@ -551,63 +496,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn full_batches_wait_while_items_come_fast_and_leave_in_order_once_they_stop() {
+    async fn full_batches_leave_as_they_fill_while_items_keep_coming() {
         let (queue, mut received, _) = queue(1024, 4, Duration::from_secs(3600));
-        burst(&queue, 0..22).await;
-        assert_eq!(
-            drain(&mut received),
-            Vec::<Vec<u32>>::new(),
-            "five full batches wait"
-        );
+        let mut batches = Vec::new();
+        for n in 0..22 {
+            queue.push(|batch| batch.push(n));
+            pass(1).await;
+            batches.extend(drain(&mut received));
+            assert_eq!(
+                items(&batches),
+                (n as usize + 1) / 4 * 4,
+                "every full batch has left by the time item {n} is queued"
+            );
+        }
         pass(3 * LOOK.as_millis() as u64).await;
-        let batches = drain(&mut received);
+        batches.extend(drain(&mut received));
         let expected: Vec<Vec<u32>> = (0..22u32)
             .collect::<Vec<_>>()
             .chunks(4)
             .map(<[u32]>::to_vec)
             .collect();
-        assert_eq!(batches, expected, "every item leaves, oldest first");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn load_that_lasts_past_the_schedule_delay_leaves_as_it_fills_and_a_new_burst_waits() {
-        let delay = Duration::from_millis(100);
-        let (queue, mut received, _) = queue(1024, 4, delay);
-        let started = Instant::now();
-        let (mut first, mut exported) = (None, 0);
-        for n in 0..300 {
-            queue.push(|batch| batch.push(n));
-            pass(1).await;
-            let batches = drain(&mut received);
-            if first.is_none() && !batches.is_empty() {
-                first = Some(started.elapsed());
-            }
-            exported += items(&batches);
-        }
-        let first = first.expect("a batch left while items kept coming");
-        // The first look found them coming fast; a delay later they leave.
-        assert!(
-            first >= delay && first <= delay + 2 * LOOK,
-            "the first batch left after {first:?}"
-        );
-        assert!(
-            exported >= 300 - 2 * 4,
-            "once the load outlasts the delay, batches leave as they fill: {exported} of 300"
-        );
-        // Quiet for a while, then a new burst: held again.
-        pass(5 * LOOK.as_millis() as u64).await;
-        exported += items(&drain(&mut received));
-        assert_eq!(exported, 300);
-        burst(&queue, 300..340).await;
         assert_eq!(
-            drain(&mut received),
-            Vec::<Vec<u32>>::new(),
-            "the new burst waits"
+            batches, expected,
+            "the part batch follows once items stop, oldest first"
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn batches_leave_when_the_queue_runs_short_of_room_and_nothing_is_dropped() {
+    async fn a_burst_larger_than_the_queue_loses_nothing_while_batches_keep_leaving() {
         let (queue, mut received, delivery) = queue(16, 4, Duration::from_secs(3600));
         let mut exported = 0;
         for n in 0..200 {
