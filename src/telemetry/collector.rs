@@ -8,11 +8,17 @@
 //! `OTEL_EXPORTER_OTLP_HEADERS` on every request, a deadline per export,
 //! and retries with backoff on the codes the OTLP specification calls
 //! retryable, within that deadline. An encoded request is shared, not
-//! copied, by its retries.
+//! copied, by its retries, and goes out as it is: written through tonic's
+//! codec, a batch of 2,048 spans was copied once more into a buffer of
+//! its own, about 450 KB held for as long as each export took.
 
 use std::{future::Future, marker::PhantomData, str::FromStr, time::Duration};
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, Bytes};
+use futures::future::poll_fn;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceResponse, trace::v1::ExportTraceServiceResponse,
 };
@@ -20,9 +26,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use prost::Message;
 use tonic::{
     Code, Status,
-    client::Grpc,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    codegen::http::uri::PathAndQuery,
+    codegen::Service as _,
     metadata::{MetadataKey, MetadataMap, MetadataValue},
     transport::{Channel, Endpoint},
 };
@@ -94,7 +98,7 @@ impl Service for Logs {
 /// A client of one service of a collector.
 #[derive(Debug)]
 pub(super) struct Collector<S> {
-    grpc: Grpc<Channel>,
+    channel: Channel,
     /// The headers every request carries.
     metadata: MetadataMap,
     /// How long one export may take, retries and all.
@@ -116,7 +120,7 @@ impl<S: Service> Collector<S> {
             .or_else(|_| std::env::var(HEADERS))
             .unwrap_or_default();
         Ok(Collector {
-            grpc: Grpc::new(channel),
+            channel,
             metadata: metadata(&headers),
             timeout,
             service: PhantomData,
@@ -153,22 +157,50 @@ impl<S: Service> Collector<S> {
         }
     }
 
-    /// One try at sending `request`.
+    /// One try at sending `request`, framed as gRPC frames a message: a
+    /// flag for no compression and its length, then the message itself.
     async fn send_once(&self, request: Bytes) -> Result<(), Status> {
-        let mut grpc = self.grpc.clone();
-        grpc.ready()
+        let mut channel = self.channel.clone();
+        poll_fn(|cx| channel.poll_ready(cx))
             .await
             .map_err(|e| Status::unavailable(crate::explain(&e)))?;
-        let mut request = tonic::Request::new(request);
-        *request.metadata_mut() = self.metadata.clone();
-        let answer = grpc
-            .unary(
-                request,
-                PathAndQuery::from_static(S::EXPORT),
-                Encoded::<S::Answer>::default(),
-            )
-            .await?
-            .into_inner();
+        let length = u32::try_from(request.len())
+            .map_err(|_| Status::resource_exhausted("an export request past 4 GiB"))?;
+        let mut prefix = [0; 5];
+        prefix[1..].copy_from_slice(&length.to_be_bytes());
+        let frames = [Bytes::copy_from_slice(&prefix), request]
+            .map(|data| Ok::<_, Status>(Frame::data(data)));
+        let mut http = http::Request::new(tonic::body::Body::new(StreamBody::new(
+            futures::stream::iter(frames),
+        )));
+        *http.method_mut() = Method::POST;
+        *http.uri_mut() = Uri::from_static(S::EXPORT);
+        let headers = http.headers_mut();
+        headers.extend(self.metadata.clone().into_headers());
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        let (head, body) = channel
+            .call(http)
+            .await
+            .map_err(|e| Status::unavailable(crate::explain(&e)))?
+            .into_parts();
+        // A status in the headers is an answer without a message.
+        if let Some(status) = Status::from_header_map(&head.headers) {
+            return match status.code() {
+                Code::Ok => Ok(()),
+                _ => Err(status),
+            };
+        }
+        let body = body.collect().await?;
+        let trailers = body.trailers().cloned().unwrap_or_default();
+        let status = answered(head.status, &trailers);
+        if status.code() != Code::Ok {
+            return Err(status);
+        }
+        let answer: S::Answer = message(body.to_bytes())?;
         if let Some((rejected, why)) = S::rejected(&answer)
             && (rejected > 0 || !why.is_empty())
         {
@@ -181,6 +213,51 @@ impl<S: Service> Collector<S> {
         }
         Ok(())
     }
+}
+
+/// The status an answer ended with: its trailers', or, when a proxy
+/// answered without them, the one gRPC's HTTP mapping gives its HTTP
+/// status.
+fn answered(http: StatusCode, trailers: &HeaderMap) -> Status {
+    if let Some(status) = Status::from_header_map(trailers) {
+        return status;
+    }
+    let code = match http {
+        StatusCode::BAD_REQUEST => Code::Internal,
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::NOT_FOUND => Code::Unimplemented,
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    Status::new(
+        code,
+        format!("the collector answered HTTP {http} without a gRPC status"),
+    )
+}
+
+/// The message of an answer's body: one gRPC frame, uncompressed, since
+/// no compression was offered. An answer with no message reads as the
+/// default one.
+fn message<A: Message + Default>(mut body: Bytes) -> Result<A, Status> {
+    if body.is_empty() {
+        return Ok(A::default());
+    }
+    if body.len() < 5 || body[0] != 0 {
+        return Err(Status::internal(
+            "the collector's answer is not one uncompressed gRPC message",
+        ));
+    }
+    body.advance(1);
+    let length = body.get_u32() as usize;
+    if body.len() < length {
+        return Err(Status::internal("the collector's answer is cut short"));
+    }
+    A::decode(body.split_to(length))
+        .map_err(|e| Status::internal(format!("the collector's answer does not decode: {e}")))
 }
 
 impl<S: Service> Destination for Collector<S> {
@@ -220,56 +297,16 @@ fn metadata(headers: &str) -> MetadataMap {
     metadata
 }
 
-/// The codec of a request already encoded: its bytes go out as they are,
-/// and the answer, an `A`, is decoded as usual.
-#[derive(Debug)]
-struct Encoded<A>(PhantomData<fn() -> A>);
-
-impl<A> Default for Encoded<A> {
-    fn default() -> Self {
-        Encoded(PhantomData)
-    }
-}
-
-impl<A: Message + Default + Send + 'static> Codec for Encoded<A> {
-    type Encode = Bytes;
-    type Decode = A;
-    type Encoder = Encoded<A>;
-    type Decoder = Encoded<A>;
-
-    fn encoder(&mut self) -> Encoded<A> {
-        Encoded::default()
-    }
-
-    fn decoder(&mut self) -> Encoded<A> {
-        Encoded::default()
-    }
-}
-
-impl<A> Encoder for Encoded<A> {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.put(item);
-        Ok(())
-    }
-}
-
-impl<A: Message + Default> Decoder for Encoded<A> {
-    type Item = A;
-    type Error = Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<A>, Status> {
-        let answer = A::decode(buf.copy_to_bytes(buf.remaining())).map_err(|e| {
-            Status::internal(format!("the collector's answer does not decode: {e}"))
-        })?;
-        Ok(Some(answer))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use opentelemetry_proto::tonic::{
+        collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceRequest,
+            trace_service_server::{TraceService, TraceServiceServer},
+        },
+        trace::v1::{ResourceSpans, ScopeSpans, Span},
+    };
+
     use super::*;
 
     #[test]
@@ -278,6 +315,150 @@ mod tests {
         assert_eq!(metadata.get("api-key").unwrap(), "s3cr t");
         assert_eq!(metadata.get("x-scope-orgid").unwrap(), "tenant-1");
         assert_eq!(metadata.len(), 2, "{metadata:?}");
+    }
+
+    /// A trace collector on loopback that answers each export with the
+    /// next of `answers` (then with success), and hands over each request
+    /// it took and the `x-tenant` header it carried.
+    async fn collector(
+        answers: Vec<Status>,
+    ) -> (
+        String,
+        tokio::sync::mpsc::UnboundedReceiver<(ExportTraceServiceRequest, Option<String>)>,
+    ) {
+        struct Answering {
+            answers: std::sync::Mutex<std::collections::VecDeque<Status>>,
+            took: tokio::sync::mpsc::UnboundedSender<(ExportTraceServiceRequest, Option<String>)>,
+        }
+        #[tonic::async_trait]
+        impl TraceService for Answering {
+            async fn export(
+                &self,
+                request: tonic::Request<ExportTraceServiceRequest>,
+            ) -> Result<tonic::Response<ExportTraceServiceResponse>, Status> {
+                let tenant = request
+                    .metadata()
+                    .get("x-tenant")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let _ = self.took.send((request.into_inner(), tenant));
+                match self.answers.lock().unwrap().pop_front() {
+                    Some(status) => Err(status),
+                    None => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
+                }
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let (took, taken) = tokio::sync::mpsc::unbounded_channel();
+        let service = Answering {
+            answers: std::sync::Mutex::new(answers.into()),
+            took,
+        };
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(service))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        (address, taken)
+    }
+
+    /// An export request of one span named `name`.
+    fn request(name: &str) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        name: name.to_owned(),
+                        ..Span::default()
+                    }],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_reaches_a_real_collector_as_sent_with_its_headers_and_is_tried_again_when_unavailable()
+     {
+        let (address, mut taken) = collector(vec![Status::unavailable("warming up")]).await;
+        let mut collector =
+            Collector::<Traces>::connect(&address, Duration::from_secs(10)).unwrap();
+        collector.metadata = metadata("x-tenant=blue");
+        let sent = request("checkout");
+        collector
+            .export(Bytes::from(sent.encode_to_vec()))
+            .await
+            .expect("the second try is taken");
+        for attempt in ["first", "second"] {
+            let (received, tenant) = taken.try_recv().expect(attempt);
+            assert_eq!(received, sent, "the {attempt} try arrives whole");
+            assert_eq!(
+                tenant.as_deref(),
+                Some("blue"),
+                "the {attempt} try's headers"
+            );
+        }
+        assert!(taken.try_recv().is_err(), "two tries, no more");
+    }
+
+    #[tokio::test]
+    async fn a_code_the_specification_does_not_retry_fails_the_export_at_once() {
+        let (address, mut taken) = collector(vec![Status::permission_denied("wrong tenant")]).await;
+        let collector = Collector::<Traces>::connect(&address, Duration::from_secs(10)).unwrap();
+        let failed = collector
+            .export(Bytes::from(request("checkout").encode_to_vec()))
+            .await
+            .expect_err("refused");
+        assert!(
+            failed.to_string().contains("PermissionDenied")
+                && failed.to_string().contains("wrong tenant"),
+            "{failed}"
+        );
+        assert!(taken.try_recv().is_ok());
+        assert!(taken.try_recv().is_err(), "not tried again");
+    }
+
+    #[test]
+    fn an_answer_is_read_from_its_one_grpc_frame() {
+        let answer = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 3,
+                error_message: "too old".to_owned(),
+            }),
+        };
+        let mut framed = vec![0, 0, 0, 0, answer.encoded_len() as u8];
+        framed.extend(answer.encode_to_vec());
+        assert_eq!(
+            message::<ExportTraceServiceResponse>(Bytes::from(framed)).unwrap(),
+            answer
+        );
+        assert_eq!(
+            message::<ExportTraceServiceResponse>(Bytes::new()).unwrap(),
+            ExportTraceServiceResponse::default()
+        );
+        let compressed = Bytes::from_static(&[1, 0, 0, 0, 0]);
+        assert!(message::<ExportTraceServiceResponse>(compressed).is_err());
+        let cut = Bytes::from_static(&[0, 0, 0, 0, 9, 1]);
+        assert!(message::<ExportTraceServiceResponse>(cut).is_err());
+    }
+
+    #[test]
+    fn an_answer_without_a_grpc_status_is_read_by_its_http_status() {
+        let empty = HeaderMap::new();
+        assert_eq!(
+            answered(StatusCode::SERVICE_UNAVAILABLE, &empty).code(),
+            Code::Unavailable
+        );
+        assert_eq!(
+            answered(StatusCode::NOT_FOUND, &empty).code(),
+            Code::Unimplemented
+        );
+        assert_eq!(answered(StatusCode::OK, &empty).code(), Code::Unknown);
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        assert_eq!(answered(StatusCode::OK, &trailers).code(), Code::Ok);
     }
 
     #[test]
