@@ -82,6 +82,12 @@ SLEEPER_REQUESTS=$((2 * SLEEPERS))
 # build scatter by a tenth in memory and tens of milliseconds in p99 here.
 # The verdict is on the median pair, and every pair is shown.
 PAIRS=3
+# The rate comparisons of two Thespian configs (realism, the retrying
+# chain, idle scenarios) take the medians of this many interleaved runs a
+# side. One run's rate moves by a tenth or more from the next, and a chain
+# of Thespians runs at one of two rates, so three runs a side still read
+# 0.92x to 1.10x for the same pair of configs across full runs.
+RATE_RUNS=5
 # Throughput: 20 connections x 10 streams, one h2load thread (2 cores).
 THROUGHPUT_SHAPE=(-c 20 -m 10)
 # Spans must all reach the sink this soon after the load ends.
@@ -914,11 +920,11 @@ bench_realism() {
     fi
     accepts "$fixed" || die "thespian check rejects the fixed-value realism config"
     # The same config's rate moves by a fifth from one run to the next
-    # here, more than the 5% this figure resolves: the medians of $PAIRS
+    # here, more than the 5% this figure resolves: the medians of $RATE_RUNS
     # interleaved runs of each side are compared, and every run is shown.
     local -a fixed_rates=() drawn_rates=() fixed_cpu=() drawn_cpu=()
     local round
-    for round in $(seq "$PAIRS"); do
+    for round in $(seq "$RATE_RUNS"); do
         realism_run "realism-fixed-$round" "$fixed"
         fixed_rates+=("$(printf '%.0f' "$RATE")")
         fixed_cpu+=("$CPU_US")
@@ -1120,10 +1126,10 @@ bench_retry() {
     accepts "$(printf '{"grpc_method_a": {"tracing_name": "t", "operations": [{"Action": {"CallService": {"service_address": "127.0.0.1", "service_port": 1, "grpc_method": "A", %s}}}]}}' "$policy")" ||
         die "thespian check rejects the retry policy"
     # A chain of Thespians, like two chained bare servers, runs at one of
-    # two rates from run to run: the medians of $PAIRS interleaved runs of
-    # each are compared, and every run is shown.
+    # two rates from run to run: the medians of $RATE_RUNS interleaved runs
+    # of each are compared, and every run is shown.
     local plain_rates=() retrying_rates=() round
-    for round in $(seq "$PAIRS"); do
+    for round in $(seq "$RATE_RUNS"); do
         chain_rate "retry-plain-$round" ""
         plain_rates+=("$(printf '%.0f' "$RATE")")
         chain_rate "retry-policy-$round" "$policy"
@@ -1262,11 +1268,11 @@ bench_scenarios() {
     done
     local plain="{$method}" declared="{$method, \"scenarios\": [$scenes]}"
     accepts "$declared" || die "thespian check rejects the scenarios"
-    # Medians of $PAIRS interleaved runs of each, as for the realism
+    # Medians of $RATE_RUNS interleaved runs of each, as for the realism
     # figure: one run's rate moves by more than the 5% this resolves.
     local -a without_rates=() idle_rates=()
     local round
-    for round in $(seq "$PAIRS"); do
+    for round in $(seq "$RATE_RUNS"); do
         no_op_rate "scenarios-none-$round" "$plain" "${TRACES_ONLY[@]}"
         without_rates+=("$(printf '%.0f' "$RATE")")
         no_op_rate "scenarios-idle-$round" "$declared" "${TRACES_ONLY[@]}"
