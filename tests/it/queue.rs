@@ -64,14 +64,15 @@ async fn a_request_past_max_in_flight_waits_for_a_slot_and_its_trace_shows_the_w
 
     let spans = receiver
         .wait_for_spans(
+            // Every span the checks read: a trace's spans may leave in
+            // more than one export, arriving in either order.
             |spans| {
                 traces.iter().all(|t| {
-                    !spans.in_trace(t).is_empty()
-                        && spans
-                            .in_trace(t)
-                            .iter()
-                            .any(|s| s.name == "thespian.Thespian/A")
-                })
+                    let trace = spans.in_trace(t);
+                    ["thespian.Thespian/A", "handle"]
+                        .iter()
+                        .all(|name| trace.iter().any(|s| s.name == *name))
+                }) && !spans.named("queued").is_empty()
             },
             DEFAULT_WAIT,
         )
