@@ -312,7 +312,7 @@ async fn exchange(
 
 /// The gRPC code for an HTTP status that came with no gRPC status, as the
 /// gRPC spec maps them.
-fn code_of_http_status(status: http::StatusCode) -> Code {
+pub(crate) fn code_of_http_status(status: http::StatusCode) -> Code {
     match status.as_u16() {
         400 => Code::Internal,
         401 => Code::Unauthenticated,

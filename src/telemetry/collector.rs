@@ -222,19 +222,8 @@ fn answered(http: StatusCode, trailers: &HeaderMap) -> Status {
     if let Some(status) = Status::from_header_map(trailers) {
         return status;
     }
-    let code = match http {
-        StatusCode::BAD_REQUEST => Code::Internal,
-        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
-        StatusCode::FORBIDDEN => Code::PermissionDenied,
-        StatusCode::NOT_FOUND => Code::Unimplemented,
-        StatusCode::TOO_MANY_REQUESTS
-        | StatusCode::BAD_GATEWAY
-        | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
-        _ => Code::Unknown,
-    };
     Status::new(
-        code,
+        crate::connection::code_of_http_status(http),
         format!("the collector answered HTTP {http} without a gRPC status"),
     )
 }

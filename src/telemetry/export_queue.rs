@@ -41,8 +41,8 @@ use super::{
     overflow::Overflow,
 };
 
-/// How often the task looks at a queue that holds items: how fast they
-/// come decides whether full batches leave.
+/// How often the task looks at a queue that holds items: a look that finds
+/// nothing new since the last lets the batch being filled leave.
 pub(super) const LOOK: Duration = Duration::from_millis(10);
 /// How long a flush outside shutdown may wait for the collector.
 pub(super) const FLUSH_WAIT: Duration = Duration::from_secs(5);
