@@ -167,7 +167,11 @@ pub(super) async fn call(
             ))
         });
     }
-    tracing::info!(
+    // The start of a call is a debug line, as a sleep's is: the call's
+    // span starts with it and names the method and the target, and at
+    // `info` it added a log record, a line and a span event to every call
+    // (`docs/performance.md`).
+    tracing::debug!(
         target: TARGET,
         "calling {} at {} for `{}`",
         call.method,

@@ -327,8 +327,10 @@ async fn otlp_log_records_carry_the_trace_and_span_ids_of_the_span_they_happened
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sleeps_record_their_end_and_calls_their_start_and_end_as_span_events() {
+/// The span events of a gateway whose A sleeps (`load cart`, 20 ms) and
+/// then calls inventory's B (`reserve item`), both at `rust_log`: the
+/// sleep's span, the call's, and inventory's address.
+async fn cart_events(rust_log: &str) -> (ReceivedSpan, ReceivedSpan, String) {
     let receiver = OtlpReceiver::start().await;
     let inventory = Instance::builder("inventory")
         .config(&json!({ "grpc_method_b": sleeping("lock row", 1) }).to_string())
@@ -352,6 +354,7 @@ async fn sleeps_record_their_end_and_calls_their_start_and_end_as_span_events() 
     let gateway = Instance::builder("gateway")
         .config(&config.to_string())
         .otlp(&receiver.endpoint())
+        .env("RUST_LOG", rust_log)
         .start()
         .await;
 
@@ -366,8 +369,16 @@ async fn sleeps_record_their_end_and_calls_their_start_and_end_as_span_events() 
             DEFAULT_WAIT,
         )
         .await;
+    (
+        spans.only_named("load cart").clone(),
+        spans.only_named("reserve item").clone(),
+        inventory.address.clone(),
+    )
+}
 
-    let sleep = spans.only_named("load cart");
+#[tokio::test(flavor = "multi_thread")]
+async fn sleeps_and_calls_record_their_end_as_span_events() {
+    let (sleep, call, target) = cart_events("info").await;
     let names: Vec<&str> = sleep.events.iter().map(|e| e.name.as_str()).collect();
     // A sleep's start is a debug line; the span's start time says it.
     assert_eq!(names, ["`load cart` finished"], "{sleep}");
@@ -376,18 +387,30 @@ async fn sleeps_record_their_end_and_calls_their_start_and_end_as_span_events() 
         "the span's start and its last event bracket the sleep: {sleep}"
     );
 
-    let call = spans.only_named("reserve item");
-    let target = &inventory.address;
+    // So is a call's: its span starts with it and names the target.
+    assert_eq!(call.events.len(), 1, "{call}");
+    let answered = &call.events[0].name;
+    assert!(
+        answered.starts_with(&format!("B at {target} answered OK in "))
+            && answered.ends_with(" ms for `reserve item`"),
+        "{answered}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn debug_verbosity_shows_a_calls_start_as_a_span_event() {
+    let (_, call, target) = cart_events("info,thespian::executor=debug").await;
     assert_eq!(call.events.len(), 2, "{call}");
     assert_eq!(
         call.events[0].name,
         format!("calling B at {target} for `reserve item`")
     );
-    let answered = &call.events[1].name;
+    assert_eq!(call.events[0].attr_str("level"), Some("DEBUG"), "{call}");
     assert!(
-        answered.starts_with(&format!("B at {target} answered OK in "))
-            && answered.ends_with(" ms for `reserve item`"),
-        "{answered}"
+        call.events[1]
+            .name
+            .starts_with(&format!("B at {target} answered OK in ")),
+        "{call}"
     );
 }
 
