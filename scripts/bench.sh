@@ -77,8 +77,8 @@ SLEEP_SHAPE=(-c 100 -m 100)
 # Two waves of sleepers: the second arrives as the first ends, while the
 # first wave's spans and log records still wait for export.
 SLEEPER_REQUESTS=$((2 * SLEEPERS))
-# The sleeper and chain figures are each measured over this many pairs, a
-# fresh bare run right before each Thespian run: single runs of the same
+# The sleeper figures are each measured over this many pairs, a fresh
+# bare run right before each Thespian run: single runs of the same
 # build scatter by a tenth in memory and tens of milliseconds in p99 here.
 # The verdict is on the median pair, and every pair is shown.
 PAIRS=3
