@@ -530,6 +530,10 @@ bench_chain() {
     local front=$CHAIN_FRONT back=$CHAIN_BACK port=$CHAIN_PORT
     warm_up bare-chain "$bare_port" A
     warm_up chain "$port" A
+    # No load starts while spans of an earlier one are on their way: the
+    # warm-up's are waited for here, and each Thespian load's right after
+    # it; the bare chain exports none.
+    wait_for_quiet_sink
     local sent=$WARMED failures=0
     local ratios=() bare_rates=() rates=() pair side order cpu_before
     local bare_rate bare_cpu bare_parts=() thespian_rate thespian_cpu thespian_parts=()
@@ -538,8 +542,6 @@ bench_chain() {
         order="bare thespian"
         ((pair % 2 == 0)) && order="thespian bare"
         for side in $order; do
-            # No load starts while the last one's spans are on their way.
-            wait_for_quiet_sink
             if [[ $side == bare ]]; then
                 cpu_before=$(cpu_now "$bare_front" "$bare_back")
                 load "bare-chain-$pair" "$bare_port" A -n "$REQUESTS" "${THROUGHPUT_SHAPE[@]}"
