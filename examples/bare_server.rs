@@ -15,10 +15,9 @@ use thespian::proto::{
     thespian_server::{Thespian, ThespianServer},
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     Request, Response, Status,
-    transport::{Channel, Endpoint, Server},
+    transport::{Channel, Endpoint, Server, server::TcpIncoming},
 };
 
 /// The three methods, doing as little as a gRPC method can.
@@ -69,9 +68,13 @@ async fn main() -> Result<(), thespian::Error> {
     println!("listening on {}", listener.local_addr()?);
     Server::builder()
         .add_service(ThespianServer::new(Bare { callee }))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        // Nagle's algorithm off, as Thespian's server has it.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        )
         .await?;
     Ok(())
 }

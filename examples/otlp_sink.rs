@@ -42,8 +42,10 @@ use opentelemetry_proto::tonic::{
     trace::v1::status::StatusCode,
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status, transport::Server};
+use tonic::{
+    Request, Response, Status,
+    transport::{Server, server::TcpIncoming},
+};
 
 /// Large enough for any batch an SDK sends; gRPC's 4 MiB default would
 /// refuse big ones and make the exporter look broken.
@@ -240,9 +242,13 @@ async fn main() -> Result<(), thespian::Error> {
         .add_service(TraceServiceServer::new(sink.clone()).max_decoding_message_size(MAX_MESSAGE))
         .add_service(LogsServiceServer::new(sink.clone()).max_decoding_message_size(MAX_MESSAGE))
         .add_service(MetricsServiceServer::new(sink).max_decoding_message_size(MAX_MESSAGE))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        // Nagle's algorithm off, as Thespian's server has it.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        )
         .await?;
     Ok(())
 }

@@ -16,11 +16,10 @@ use opentelemetry::{
 };
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     Request, Response, Status,
     metadata::{Ascii, MetadataValue},
-    transport::Server,
+    transport::{Server, server::TcpIncoming},
 };
 use tracing::Instrument;
 
@@ -116,6 +115,16 @@ fn listen_dual_stack(port: u16) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// The connections `listener` accepts, each with Nagle's algorithm off, as
+/// gRPC servers in other languages have them. With it on, an answer written
+/// while the server's first frames on a new connection are not yet
+/// acknowledged waits for the client's delayed acknowledgement: the first
+/// request on every new connection, each `grpcurl` call among them, took
+/// about 40 ms more.
+fn accept_without_delay(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves on `listener` until `shutdown` completes, then stops accepting,
 /// lets in-flight requests finish for up to the grace period, and returns.
 pub async fn run(
@@ -163,7 +172,7 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(ThespianServer::new(service))
         .add_optional_service(control)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(accept_without_delay(listener), async {
             let _ = stopped.await;
         });
     tokio::pin!(serve);
@@ -473,5 +482,22 @@ impl Drop for Ending {
                 .set_status(OtelStatus::error(format!("cut off: {why}")));
         }
         self.end(code, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_small_writes_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut incoming = accept_without_delay(listener);
+        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 }
