@@ -966,10 +966,16 @@ bench_realism() {
 QUEUE_SLOTS=10
 QUEUE_HOLD_S=30
 SHED_REQUESTS=2000
+# The shed requests go in this many parts, each after as many requests to
+# a bare server, one at a time too: the machine's speed moves within
+# seconds, and a tail measured at one moment is compared with one measured
+# at the next.
+SHED_PARTS=8
 
 # 9. The queue: QUEUE_SLOTS slots busy and SLEEPERS requests waiting for them,
 # with every signal exported as by default, against the bare server holding
-# as many; then requests past the full queue, one at a time, each shed.
+# as many; then requests past the full queue, one at a time, each shed, in
+# turn with a bare server answering as many one at a time.
 bench_queue() {
     echo "== the queue: $SLEEPERS waiting for $QUEUE_SLOTS slots, then more shed"
     if [[ $("$THESPIAN" --help) != *MAX_IN_FLIGHT* ]]; then
@@ -986,6 +992,11 @@ bench_queue() {
     pid=$LAST_PID
     # B does nothing: it warms the server up, through the slots, without holding them.
     load thespian-queue.warmup "$port" B -n 1000 "${THROUGHPUT_SHAPE[@]}"
+    local bare_port bare_pid
+    bare_port=$(free_port)
+    start bare-shed "$bare_port" "$RESULTS/bare-shed.log" "$RELEASE/examples/bare_server" "$bare_port"
+    bare_pid=$LAST_PID
+    load bare-shed.warmup "$bare_port" A -n 1000 "${THROUGHPUT_SHAPE[@]}"
     # 110 connections x 92 streams: the slots, the whole queue, and 110
     # more, which are shed at once and say so on stdout.
     local extra=110
@@ -1013,20 +1024,34 @@ bench_queue() {
         # and hold it for the whole sleep.
         kill "$fill" 2>/dev/null || true
         stop "$pid"
+        stop "$bare_pid"
         row "the queue: $held requests held" "the queue never filled" "-" "FAIL"
         return
     fi
     local rss
     rss=$(rss_mb "$pid")
-    load thespian-queue.shed "$port" A -n "$SHED_REQUESTS" -c 1 -m 1 --log-file="$RESULTS/thespian-queue.shed.times"
-    local shed_ok=$GRPC_OK shed_done=$DONE shed_failed=$FAILED p99 mean
+    local part shed_ok=0 shed_done=0 shed_failed=0 each=$((SHED_REQUESTS / SHED_PARTS))
+    : >"$RESULTS/thespian-queue.shed.times"
+    : >"$RESULTS/bare-shed.times"
+    for part in $(seq "$SHED_PARTS"); do
+        load "bare-shed.$part" "$bare_port" A -n "$each" -c 1 -m 1 --log-file="$RESULTS/bare-shed.$part.times"
+        cat "$RESULTS/bare-shed.$part.times" >>"$RESULTS/bare-shed.times"
+        load "thespian-queue.shed.$part" "$port" A -n "$each" -c 1 -m 1 --log-file="$RESULTS/thespian-queue.shed.$part.times"
+        cat "$RESULTS/thespian-queue.shed.$part.times" >>"$RESULTS/thespian-queue.shed.times"
+        shed_ok=$((shed_ok + GRPC_OK))
+        shed_done=$((shed_done + DONE))
+        shed_failed=$((shed_failed + FAILED))
+    done
+    local p99 mean bare_p99
     p99=$(percentile "$RESULTS/thespian-queue.shed.times" 99 1000)
     mean=$(awk '{ t += $3 } END { printf "%.3f", (NR > 0) ? t / NR / 1000 : 0 }' "$RESULTS/thespian-queue.shed.times")
+    bare_p99=$(percentile "$RESULTS/bare-shed.times" 99 1000)
     # Before the hold ends: the peak of the requests held, not of their ending.
     local peak
     peak=$(peak_rss_mb "$pid")
     wait "$fill" || true
     stop "$pid"
+    stop "$bare_pid"
 
     local limit r
     limit=$(awk -v b="$BARE_SLEEP_RSS" 'BEGIN { printf "%.1f", b * 1.3 }')
@@ -1036,6 +1061,8 @@ bench_queue() {
     ((shed_done == SHED_REQUESTS && shed_ok == 0 && shed_failed == 0)) && all_shed=PASS
     row "queue: requests past it, one at a time: all shed" "$((shed_done - shed_ok - shed_failed)) of $SHED_REQUESTS" "all" "$all_shed"
     row "queue: time to shed, p99" "$p99 ms (mean $mean ms)" "< 1 ms" "$(verdict "$p99" "<=" 0.999)"
+    row "  bare server answering at once, one at a time, between the parts: p99" \
+        "$bare_p99 ms (shed ÷ bare $(ratio "$p99" "$bare_p99")×)" "-" "INFO"
 }
 
 # cycle_config PORT: a method A that calls A at PORT on this machine.
