@@ -79,9 +79,10 @@ SLEEP_SHAPE=(-c 100 -m 100)
 SLEEPER_REQUESTS=$((2 * SLEEPERS))
 # The sleeper figures are each measured over this many pairs, a fresh
 # bare run right before each Thespian run: single runs of the same
-# build scatter by a tenth in memory and tens of milliseconds in p99 here.
-# The verdict is on the median pair, and every pair is shown.
-PAIRS=3
+# build scatter by a tenth in memory and tens of milliseconds in p99 here,
+# and the bare server's peak alone moves from 62 to 87 MB. The verdict is
+# on the median pair, and every pair is shown.
+PAIRS=5
 # The rate comparisons of two Thespian configs (realism, idle scenarios)
 # take the medians of this many interleaved runs a side: one run's rate
 # moves by a tenth or more from the next.
