@@ -17,7 +17,7 @@ use thespian::proto::{
 use tokio::net::TcpListener;
 use tonic::{
     Request, Response, Status,
-    transport::{Channel, Endpoint, Server, server::TcpIncoming},
+    transport::{Channel, Endpoint, Server},
 };
 
 /// The three methods, doing as little as a gRPC method can.
@@ -68,13 +68,10 @@ async fn main() -> Result<(), thespian::Error> {
     println!("listening on {}", listener.local_addr()?);
     Server::builder()
         .add_service(ThespianServer::new(Bare { callee }))
-        // Nagle's algorithm off, as Thespian's server has it.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
-        )
+        // Accepted as Thespian's server accepts: Nagle's algorithm off.
+        .serve_with_incoming_shutdown(thespian::server::accept_without_delay(listener), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
         .await?;
     Ok(())
 }

@@ -42,10 +42,7 @@ use opentelemetry_proto::tonic::{
     trace::v1::status::StatusCode,
 };
 use tokio::net::TcpListener;
-use tonic::{
-    Request, Response, Status,
-    transport::{Server, server::TcpIncoming},
-};
+use tonic::{Request, Response, Status, transport::Server};
 
 /// Large enough for any batch an SDK sends; gRPC's 4 MiB default would
 /// refuse big ones and make the exporter look broken.
@@ -242,13 +239,10 @@ async fn main() -> Result<(), thespian::Error> {
         .add_service(TraceServiceServer::new(sink.clone()).max_decoding_message_size(MAX_MESSAGE))
         .add_service(LogsServiceServer::new(sink.clone()).max_decoding_message_size(MAX_MESSAGE))
         .add_service(MetricsServiceServer::new(sink).max_decoding_message_size(MAX_MESSAGE))
-        // Nagle's algorithm off, as Thespian's server has it.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
-        )
+        // Accepted as Thespian's server accepts: Nagle's algorithm off.
+        .serve_with_incoming_shutdown(thespian::server::accept_without_delay(listener), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
         .await?;
     Ok(())
 }
